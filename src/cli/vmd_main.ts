@@ -1,0 +1,51 @@
+/**
+ * `vmd`: the daemon's command line, `vmd [-dnv] [-D macro=value] [-f file]`, plus the utility commands that
+ * run without a daemon (`vmd demo`, `vmd policy`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { demoMain } from "./demo.ts";
+import { policyMain } from "./policy.ts";
+
+/** Prints vmd's usage to stderr. */
+export function vmdUsage(): void {
+  console.error(
+    "usage: vmd [-dnv] [-D macro=value] [-f file]\n" +
+      "       vmd demo                 boot the embedded demo guest\n" +
+      "       vmd policy               print the permission table (who may do what)\n" +
+      "       vmd vmctl command ...    the vmctl client",
+  );
+}
+
+/** Runs `vmd args...` and resolves to the exit status. */
+export async function vmdMain(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === "demo") return await demoMain(rest);
+  if (sub === "policy") return await policyMain(rest);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        debug: { type: "boolean", short: "d" },
+        noaction: { type: "boolean", short: "n" },
+        verbose: { type: "boolean", short: "v", multiple: true },
+        define: { type: "string", short: "D", multiple: true },
+        file: { type: "string", short: "f" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: false,
+    });
+  } catch (e) {
+    console.error(`vmd: ${(e as Error).message}`);
+    vmdUsage();
+    return 1;
+  }
+  if (parsed.values.help) {
+    vmdUsage();
+    return 0;
+  }
+  console.error("vmd: the daemon is not available in this build yet; try `vmd demo` or `vmd policy`");
+  return 1;
+}
