@@ -29,23 +29,24 @@ export function vmctlUsage(): void {
 }
 
 /** Runs `vmctl args...` and resolves to the exit status. */
-export function vmctlMain(args: string[]): Promise<number> {
+export async function vmctlMain(args: string[]): Promise<number> {
+  await Promise.resolve();
   const [command] = args;
   if (command === undefined) {
     vmctlUsage();
-    return Promise.resolve(1);
+    return 1;
   }
   const matches = VMCTL_COMMANDS.filter((c) => c.startsWith(command));
   if (matches.length === 0) {
     console.error(`vmctl: unknown command: ${command}`);
     vmctlUsage();
-    return Promise.resolve(1);
+    return 1;
   }
   if (matches.length > 1 && !matches.includes(command as typeof VMCTL_COMMANDS[number])) {
     console.error(`vmctl: ambiguous command: ${command} (${matches.join(", ")})`);
-    return Promise.resolve(1);
+    return 1;
   }
   const resolved = matches.includes(command as typeof VMCTL_COMMANDS[number]) ? command : matches[0];
   console.error(`vmctl: ${resolved}: not available in this build yet (it needs the vmd daemon)`);
-  return Promise.resolve(1);
+  return 1;
 }

@@ -5,8 +5,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { demoMain } from "./demo.ts";
-import { policyMain } from "./policy.ts";
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
@@ -20,9 +18,7 @@ export function vmdUsage(): void {
 
 /** Runs `vmd args...` and resolves to the exit status. */
 export async function vmdMain(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === "demo") return await demoMain(rest);
-  if (sub === "policy") return await policyMain(rest);
+  await Promise.resolve();
   let parsed;
   try {
     parsed = parseArgs({
