@@ -1,0 +1,98 @@
+/**
+ * The libc symbol table: every C function vmd calls, with its C prototype beside it, opened once per thread
+ * (the main thread and each worker that holds ffi permission open their own handle).
+ *
+ * Deno's ffi permission matches the literal path string, so libc's path is resolved once in the main thread
+ * ({@link resolveLibcPath}) and the same string is passed to every worker and to its permission grant.
+ *
+ * @module
+ */
+
+/** Where glibc lives on the distributions we support, most likely first. */
+export const LIBC_CANDIDATES: readonly string[] = [
+  "/lib/x86_64-linux-gnu/libc.so.6",
+  "/usr/lib/x86_64-linux-gnu/libc.so.6",
+  "/lib64/libc.so.6",
+  "/usr/lib64/libc.so.6",
+  "/lib/aarch64-linux-gnu/libc.so.6",
+];
+
+/** The libc functions vmd uses. Variadic functions get one entry per argument shape (`name` aliases). */
+export const LIBC_SYMBOLS = {
+  // int open(const char *pathname, int flags, mode_t mode);
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  // int close(int fd);
+  close: { parameters: ["i32"], result: "i32" },
+  // int ioctl(int fd, unsigned long request, unsigned long arg);
+  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
+  // int ioctl(int fd, unsigned long request, void *argp);
+  ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
+  // (addresses travel as integers: a worker whose ffi grant is scoped to libc may call libc but may not
+  // build or read Deno pointer objects)
+  mmap: { parameters: ["usize", "usize", "i32", "i32", "i32", "i64"], result: "usize" },
+  // int munmap(void *addr, size_t length);
+  munmap: { parameters: ["usize", "usize"], result: "i32" },
+  // void *memcpy(void *dest, const void *src, size_t n);  — copy from a raw address into a JS buffer
+  memcpy_from: { name: "memcpy", parameters: ["buffer", "usize", "usize"], result: "usize" },
+  // void *memcpy(void *dest, const void *src, size_t n);  — copy from a JS buffer to a raw address
+  memcpy_to: { name: "memcpy", parameters: ["usize", "buffer", "usize"], result: "usize" },
+  // int eventfd(unsigned int initval, int flags);
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  // ssize_t read(int fd, void *buf, size_t count);
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // ssize_t write(int fd, const void *buf, size_t count);
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // pid_t getpid(void);
+  getpid: { parameters: [], result: "i32" },
+  // pid_t gettid(void);
+  gettid: { parameters: [], result: "i32" },
+  // int tgkill(pid_t tgid, pid_t tid, int sig);
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // long syscall(long number, long a1, long a2, long a3, long a4, long a5);
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  // int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  // int *__errno_location(void);
+  __errno_location: { parameters: [], result: "usize" },
+  // int strerror_r(int errnum, char *buf, size_t buflen);  (the XSI version glibc exports as __xpg_strerror_r)
+  strerror_r: { name: "__xpg_strerror_r", parameters: ["i32", "buffer", "usize"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened libc: its typed symbols. */
+export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+
+let opened: { path: string; lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> } | undefined;
+
+/**
+ * Finds libc's path among {@link LIBC_CANDIDATES}. Needs read permission on the candidates; workers never call
+ * this, they receive the path.
+ */
+export function resolveLibcPath(): string {
+  for (const path of LIBC_CANDIDATES) {
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch {
+      // not this one
+    }
+  }
+  throw new Error(`libc not found; looked in ${LIBC_CANDIDATES.join(", ")}`);
+}
+
+/**
+ * Opens libc at `path` for this thread (once; later calls return the same handle). Needs
+ * `--allow-ffi=<path>` (or wider).
+ */
+export function openLibc(path: string = resolveLibcPath()): Libc {
+  if (opened === undefined) {
+    opened = { path, lib: Deno.dlopen(path, LIBC_SYMBOLS) };
+  } else if (opened.path !== path) {
+    throw new Error(`libc already opened from ${opened.path}, not ${path}`);
+  }
+  return opened.lib.symbols;
+}
+
+/** The path libc was opened from in this thread, if it was. */
+export function openedLibcPath(): string | undefined {
+  return opened?.path;
+}

@@ -1,0 +1,134 @@
+/**
+ * The permission table: every process and worker vmd runs, the Deno permissions it gets, and a reason for
+ * each grant (as OpenBSD's vmd declares its processes and pledges in one place). Workers are only ever
+ * created from this table ({@link workerOptions}); what a row does not grant, the worker cannot do.
+ *
+ * @module
+ */
+
+/** A Deno permission name. */
+export type PermissionName = "read" | "write" | "net" | "env" | "run" | "ffi" | "sys" | "import";
+
+/** One grant: a permission, its scope, and why it is needed. */
+export interface Grant {
+  /** The permission. */
+  readonly permission: PermissionName;
+  /** Paths, hosts or names it is limited to; `true` for unscoped. */
+  readonly scope: readonly string[] | true;
+  /** Why this row needs it. */
+  readonly reason: string;
+}
+
+/** Facts a row's grants depend on. */
+export interface PolicyContext {
+  /** libc's resolved path (ffi permission matches the literal string). */
+  readonly libcPath: string;
+}
+
+/** One process or worker. */
+export interface PolicyRow {
+  /** Its name (`vcpu`, `vmd`, ...). */
+  readonly name: string;
+  /** Process or worker. */
+  readonly kind: "process" | "worker";
+  /** Its entry module, relative to the project root. */
+  readonly entry: string;
+  /** What it does, in one line. */
+  readonly role: string;
+  /** Its grants; everything else is denied. */
+  grants(ctx: PolicyContext): readonly Grant[];
+}
+
+/** Every row. */
+export const POLICY: readonly PolicyRow[] = [
+  {
+    name: "vmd",
+    kind: "process",
+    entry: "cli.ts",
+    role: "parent: parses vm.conf, owns the control socket, opens disks/ttys, creates VMs and workers",
+    grants: (ctx) => [
+      { permission: "ffi", scope: [ctx.libcPath], reason: "KVM ioctls, mmap, eventfd, tgkill via libc" },
+      { permission: "read", scope: true, reason: "vm.conf, kernels, disk images, /dev/kvm" },
+      { permission: "write", scope: true, reason: "disk images, the control socket, /dev/kvm (O_RDWR)" },
+      { permission: "env", scope: true, reason: "VMD_SOCKET, CI and terminal settings" },
+      { permission: "run", scope: true, reason: "re-executes itself once per VM (one process per VM)" },
+      { permission: "sys", scope: true, reason: "host name and memory figures for status" },
+    ],
+  },
+  {
+    name: "vcpu",
+    kind: "worker",
+    entry: "src/vcpu/vcpu_worker.ts",
+    role: "one per vCPU: the KVM_RUN loop and port/MMIO dispatch to register models",
+    grants: (ctx) => [
+      {
+        permission: "ffi",
+        scope: [ctx.libcPath],
+        reason: "ioctl(KVM_RUN) and register ioctls on its vCPU fd, mmap of kvm_run, gettid for kicks",
+      },
+    ],
+  },
+];
+
+/** Error for a row that does not exist. */
+export class PolicyError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "PolicyError";
+  }
+}
+
+/** The row called `name`. */
+export function policyRow(name: string): PolicyRow {
+  const row = POLICY.find((r) => r.name === name);
+  if (row === undefined) throw new PolicyError(`no permission-table row named ${name}`);
+  return row;
+}
+
+/** Deno permissions for a row: its grants, and `false` for everything else. */
+export function permissionsFor(name: string, ctx: PolicyContext): Deno.PermissionOptionsObject {
+  const perms: Record<PermissionName, boolean | string[]> = {
+    read: false,
+    write: false,
+    net: false,
+    env: false,
+    run: false,
+    ffi: false,
+    sys: false,
+    import: false,
+  };
+  for (const g of policyRow(name).grants(ctx)) {
+    perms[g.permission] = g.scope === true ? true : [...g.scope];
+  }
+  return perms as Deno.PermissionOptionsObject;
+}
+
+/** The URL of a row's entry module. */
+export function entryUrl(name: string): URL {
+  return new URL(`../../${policyRow(name).entry}`, import.meta.url);
+}
+
+/** `new Worker` options for a worker row, permissions from the table. */
+export function workerOptions(name: string, ctx: PolicyContext, label = name): WorkerOptions {
+  const row = policyRow(name);
+  if (row.kind !== "worker") throw new PolicyError(`${name} is a process, not a worker`);
+  return { type: "module", name: label, deno: { permissions: permissionsFor(name, ctx) } } as WorkerOptions;
+}
+
+/** The table as text: one line per grant, with its reason. */
+export function formatPolicy(ctx: PolicyContext): string {
+  const lines = ["NAME      KIND     PERMISSION  SCOPE                              REASON"];
+  for (const row of POLICY) {
+    const grants = row.grants(ctx);
+    lines.push(`${row.name.padEnd(9)} ${row.kind.padEnd(8)} ${"".padEnd(11)} ${"".padEnd(34)} ${row.role}`);
+    for (const g of grants) {
+      const scope = g.scope === true ? "(any)" : g.scope.join(",");
+      lines.push(
+        `${"".padEnd(9)} ${"".padEnd(8)} ${g.permission.padEnd(11)} ${scope.padEnd(34)} ${g.reason}`,
+      );
+    }
+    lines.push(`${"".padEnd(9)} ${"".padEnd(8)} ${"(all else)".padEnd(11)} ${"denied".padEnd(34)}`);
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,87 @@
+/**
+ * Messages between a VM's main thread and a vCPU worker, with one validator per message type: nothing is
+ * used before it is checked.
+ *
+ * @module
+ */
+import { type PioDeviceSpec, validatePioDeviceSpec } from "../devices/device_spec.ts";
+import type { ProbeResult } from "../privsep/confinement_probe.ts";
+import type { VcpuExit } from "./vcpu_exit.ts";
+
+/** Main → worker: set up the vCPU and wait for the Run request. */
+export interface VcpuInitMessage {
+  readonly type: "init";
+  /** libc's path (the worker's only ffi grant). */
+  readonly libcPath: string;
+  /** The vCPU's index. */
+  readonly id: number;
+  /** The vCPU fd (fds are process-wide). */
+  readonly vcpuFd: number;
+  /** Size of the kvm_run mapping. */
+  readonly mmapSize: number;
+  /** The control block. */
+  readonly control: SharedArrayBuffer;
+  /** Devices for the buses. */
+  readonly devices: readonly PioDeviceSpec[];
+}
+
+/** Main → worker: try each forbidden power and report. */
+export interface VcpuProbeMessage {
+  readonly type: "probe";
+}
+
+/** Main → worker messages. */
+export type ToVcpuMessage = VcpuInitMessage | VcpuProbeMessage;
+
+/** Worker → main messages. */
+export type FromVcpuMessage =
+  | { readonly type: "ready"; readonly tid: number }
+  | { readonly type: "ended"; readonly exit: VcpuExit }
+  | { readonly type: "probe-result"; readonly result: ProbeResult }
+  | { readonly type: "failed"; readonly message: string };
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+
+/** Validates a main → worker message; returns the reason it is malformed, or undefined. */
+export function validateToVcpu(v: unknown): string | undefined {
+  if (!isObject(v)) return "message is not an object";
+  switch (v.type) {
+    case "probe":
+      return undefined;
+    case "init": {
+      if (typeof v.libcPath !== "string" || !v.libcPath.startsWith("/")) {
+        return "init: libcPath must be absolute";
+      }
+      if (!isCount(v.id)) return "init: id must be a non-negative integer";
+      if (!isCount(v.vcpuFd)) return "init: vcpuFd must be a file descriptor";
+      if (!isCount(v.mmapSize) || v.mmapSize === 0) return "init: mmapSize must be positive";
+      if (!(v.control instanceof SharedArrayBuffer)) return "init: control must be a SharedArrayBuffer";
+      if (!Array.isArray(v.devices)) return "init: devices must be an array";
+      for (const [i, d] of v.devices.entries()) {
+        const why = validatePioDeviceSpec(d);
+        if (why !== undefined) return `init: devices[${i}]: ${why}`;
+      }
+      return undefined;
+    }
+    default:
+      return `unknown message type ${String(v.type)}`;
+  }
+}
+
+/** Validates a worker → main message; returns the reason it is malformed, or undefined. */
+export function validateFromVcpu(v: unknown): string | undefined {
+  if (!isObject(v)) return "message is not an object";
+  switch (v.type) {
+    case "ready":
+      return isCount(v.tid) ? undefined : "ready: tid must be a thread id";
+    case "ended":
+      return isObject(v.exit) && typeof v.exit.kind === "string" ? undefined : "ended: exit is malformed";
+    case "probe-result":
+      return isObject(v.result) ? undefined : "probe-result: result is malformed";
+    case "failed":
+      return typeof v.message === "string" ? undefined : "failed: message must be a string";
+    default:
+      return `unknown message type ${String(v.type)}`;
+  }
+}

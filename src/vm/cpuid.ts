@@ -1,0 +1,15 @@
+/**
+ * The CPUID a vCPU presents: KVM's supported leaves, with each vCPU's APIC id filled in.
+ *
+ * @module
+ */
+import type { KvmCpuidEntry2 } from "../../ffi/kvm_structs.ts";
+
+/** The CPUID entries for vCPU `id`: leaf 1's initial APIC id and leaf 0xb's x2APIC id set to `id`. */
+export function vcpuCpuid(supported: readonly KvmCpuidEntry2[], id: number): KvmCpuidEntry2[] {
+  return supported.map((e) => {
+    if (e.function === 1) return { ...e, ebx: ((e.ebx & 0x00ffffff) | (id << 24)) >>> 0 };
+    if (e.function === 0xb) return { ...e, edx: id };
+    return { ...e };
+  });
+}

@@ -1,0 +1,226 @@
+/**
+ * A VM: the KVM VM fd, guest RAM over a SharedArrayBuffer, its vCPUs (each in its own worker), and the
+ * devices every vCPU's bus carries (COM1 and the exit port for now). The VM's main thread owns the fds; the
+ * workers only run.
+ *
+ * @module
+ */
+import { Kvm, type VcpuFd, type VmFd } from "../../ffi/kvm.ts";
+import { KVM_CAP } from "../../ffi/kvm_ioctls.ts";
+import { allocateGuestRam, hostAddressOf, PAGE_SIZE } from "../../ffi/guest_ram.ts";
+import { openLibc, resolveLibcPath } from "../../ffi/libc.ts";
+import { ByteRing } from "../console/byte_ring.ts";
+import { DEBUG_EXIT_PORT } from "../devices/debug_exit.ts";
+import type { PioDeviceSpec } from "../devices/device_spec.ts";
+import { createUartShare, type UartShare } from "../devices/uart_16550.ts";
+import { GuestMemory, type MemoryRegion } from "../memory/guest_memory.ts";
+import type { PolicyContext } from "../privsep/permission_table.ts";
+import { VcpuHandle } from "../vcpu/vcpu_handle.ts";
+import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
+import { vcpuCpuid } from "./cpuid.ts";
+
+/** COM1's base port. */
+export const COM1_PORT = 0x3f8;
+/** Start of the 32-bit PCI hole: RAM above this goes above 4 GiB. */
+export const PCI_HOLE_START = 0xc000_0000;
+/** KVM's TSS pages (Intel), just below the BIOS area as QEMU and Firecracker place them. */
+export const KVM_TSS_ADDR = 0xfffb_d000;
+/** KVM's identity-map page (Intel). */
+export const KVM_IDENTITY_MAP_ADDR = 0xfffb_c000n;
+
+/** How to build a VM. */
+export interface VmOptions {
+  /** Guest RAM in bytes (a multiple of 4 KiB). */
+  readonly memory: number;
+  /** Number of vCPUs (default 1). */
+  readonly vcpus?: number;
+  /** Create the in-kernel PIC/IOAPIC/LAPIC and PIT (default false; HLT then no longer exits). */
+  readonly irqchip?: boolean;
+  /** The KVM device (default /dev/kvm). */
+  readonly kvmPath?: string;
+}
+
+/** How a VM's run ended: the first vCPU exit that ended it. */
+export interface VmResult {
+  /** The vCPU whose exit ended the VM. */
+  readonly vcpu: number;
+  /** That exit. */
+  readonly exit: VcpuExit;
+}
+
+/** The guest-physical RAM layout for `bytes` of RAM: below the PCI hole, the rest above 4 GiB. */
+export function ramLayout(bytes: number): MemoryRegion[] {
+  if (bytes <= PCI_HOLE_START) return [{ gpa: 0, size: bytes }];
+  return [{ gpa: 0, size: PCI_HOLE_START }, { gpa: 2 ** 32, size: bytes - PCI_HOLE_START }];
+}
+
+/** A VM and its vCPUs. */
+export class Vm {
+  /** The KVM system fd. */
+  readonly kvm: Kvm;
+  /** The VM fd. */
+  readonly fd: VmFd;
+  /** Guest RAM. */
+  readonly memory: GuestMemory;
+  /** Policy facts for the workers. */
+  readonly policy: PolicyContext;
+  /** COM1's shared state. */
+  readonly uart: UartShare;
+  /** Guest → host console bytes (COM1). */
+  readonly consoleOut: ByteRing;
+  /** Host → guest console bytes (COM1). */
+  readonly consoleIn: ByteRing;
+  readonly #vcpuFds: VcpuFd[];
+  readonly #mmapSize: number;
+  #vcpus: VcpuHandle[] = [];
+  #result: Promise<VmResult> | undefined;
+  #closed = false;
+
+  private constructor(kvm: Kvm, fd: VmFd, memory: GuestMemory, vcpuFds: VcpuFd[], mmapSize: number) {
+    this.kvm = kvm;
+    this.fd = fd;
+    this.memory = memory;
+    this.#vcpuFds = vcpuFds;
+    this.#mmapSize = mmapSize;
+    this.policy = { libcPath: resolveLibcPath() };
+    this.uart = createUartShare();
+    this.consoleOut = new ByteRing({ sab: this.uart.tx });
+    this.consoleIn = new ByteRing({ sab: this.uart.rx });
+  }
+
+  /** Creates the VM, registers its RAM and creates its vCPUs (not yet running). */
+  static create(options: VmOptions): Vm {
+    const vcpus = options.vcpus ?? 1;
+    if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 255) throw new RangeError(`bad vCPU count ${vcpus}`);
+    if (
+      !Number.isSafeInteger(options.memory) || options.memory < PAGE_SIZE || options.memory % PAGE_SIZE !== 0
+    ) {
+      throw new RangeError(`guest memory ${options.memory} is not a positive multiple of ${PAGE_SIZE}`);
+    }
+    const libc = openLibc(resolveLibcPath());
+    const kvm = Kvm.open(options.kvmPath, libc);
+    let fd: VmFd | undefined;
+    try {
+      for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR"] as const) {
+        if (kvm.checkExtension(KVM_CAP[cap]) === 0) throw new Error(`KVM lacks ${cap}`);
+      }
+      fd = kvm.createVm();
+      fd.setTssAddr(KVM_TSS_ADDR);
+      fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+      if (options.irqchip) {
+        fd.createIrqchip();
+        fd.createPit2();
+      }
+      const backing = allocateGuestRam(options.memory);
+      const memory = new GuestMemory({
+        sab: backing.sab,
+        offset: backing.offset,
+        regions: ramLayout(options.memory),
+      });
+      memory.regions.forEach((r, slot) => {
+        const host = hostAddressOf(memory.bytes.subarray(r.offset, r.offset + r.size));
+        fd!.setUserMemoryRegion(slot, BigInt(r.gpa), BigInt(r.size), host);
+      });
+      const cpuid = kvm.supportedCpuid();
+      const vcpuFds: VcpuFd[] = [];
+      for (let id = 0; id < vcpus; id++) {
+        const v = fd.createVcpu(id);
+        v.setCpuid2(vcpuCpuid(cpuid, id));
+        vcpuFds.push(v);
+      }
+      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize());
+    } catch (e) {
+      fd?.close();
+      kvm.close();
+      throw e;
+    }
+  }
+
+  /** The number of vCPUs. */
+  get vcpuCount(): number {
+    return this.#vcpuFds.length;
+  }
+
+  /** vCPU `id`'s fd, to set its initial registers before {@link start}. */
+  vcpuFd(id: number): VcpuFd {
+    const v = this.#vcpuFds[id];
+    if (v === undefined) throw new RangeError(`no vCPU ${id}`);
+    return v;
+  }
+
+  /** The running vCPUs' handles (after {@link start}). */
+  get vcpus(): readonly VcpuHandle[] {
+    return this.#vcpus;
+  }
+
+  /** The devices on every vCPU's port bus. */
+  devices(): PioDeviceSpec[] {
+    return [
+      { kind: "uart", base: COM1_PORT, share: this.uart },
+      { kind: "debug-exit", base: DEBUG_EXIT_PORT },
+    ];
+  }
+
+  /** Spawns one worker per vCPU and lets them run. Resolves once all are running. */
+  async start(): Promise<void> {
+    if (this.#vcpus.length > 0) throw new Error("VM already started");
+    const devices = this.devices();
+    this.#vcpus = await Promise.all(
+      this.#vcpuFds.map((vcpu, id) =>
+        VcpuHandle.spawn({ id, vcpu, mmapSize: this.#mmapSize, devices, policy: this.policy })
+      ),
+    );
+    this.#result = Promise.race(this.#vcpus.map((h) => h.ended.then((exit) => ({ vcpu: h.id, exit }))))
+      .then(async (first) => {
+        await Promise.all(this.#vcpus.map((h) => h.stop()));
+        return first;
+      });
+    for (const h of this.#vcpus) h.start();
+  }
+
+  /** Resolves when the VM has ended (the first vCPU exit ends it; the others are stopped). */
+  wait(): Promise<VmResult> {
+    if (this.#result === undefined) throw new Error("VM not started");
+    return this.#result;
+  }
+
+  /** Pauses every vCPU. */
+  async pause(): Promise<void> {
+    await Promise.all(this.#vcpus.map((h) => h.pause()));
+  }
+
+  /** Resumes every vCPU. */
+  async resume(): Promise<void> {
+    await Promise.all(this.#vcpus.map((h) => h.resume()));
+  }
+
+  /** Stops every vCPU and resolves with the VM's result. */
+  async stop(): Promise<VmResult> {
+    await Promise.all(this.#vcpus.map((h) => h.stop()));
+    return await this.wait();
+  }
+
+  /**
+   * Copies console output to `sink` as it arrives, until the VM has ended and the output is drained.
+   */
+  async pumpConsole(sink: (bytes: Uint8Array) => void | Promise<void>): Promise<void> {
+    let done = false;
+    const result = this.wait().then(() => done = true);
+    while (!done) {
+      await Promise.race([this.consoleOut.waitForData(100), result]);
+      const bytes = this.consoleOut.drain();
+      if (bytes.length > 0) await sink(bytes);
+    }
+    const rest = this.consoleOut.drain();
+    if (rest.length > 0) await sink(rest);
+  }
+
+  /** Closes the vCPU fds, the VM fd and /dev/kvm. Call after the VM has ended. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const v of this.#vcpuFds) v.close();
+    this.fd.close();
+    this.kvm.close();
+  }
+}
