@@ -29,6 +29,7 @@ export const FLAT_GUESTS: Readonly<Record<string, GuestMode>> = {
   triple_fault: "long",
   halt: "long",
   exits_bench: "real",
+  memory_rw: "long",
 };
 
 /** Where real-mode guests load (segment 0x100) and long-mode guests load. */

@@ -5,6 +5,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { demoMain } from "./demo.ts";
+import { policyMain } from "./policy.ts";
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
@@ -18,7 +20,9 @@ export function vmdUsage(): void {
 
 /** Runs `vmd args...` and resolves to the exit status. */
 export async function vmdMain(args: string[]): Promise<number> {
-  await Promise.resolve();
+  const [sub, ...rest] = args;
+  if (sub === "demo") return await demoMain(rest);
+  if (sub === "policy") return await policyMain(rest);
   let parsed;
   try {
     parsed = parseArgs({

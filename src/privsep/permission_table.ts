@@ -47,7 +47,12 @@ export const POLICY: readonly PolicyRow[] = [
     entry: "cli.ts",
     role: "parent: parses vm.conf, owns the control socket, opens disks/ttys, creates VMs and workers",
     grants: (ctx) => [
-      { permission: "ffi", scope: [ctx.libcPath], reason: "KVM ioctls, mmap, eventfd, tgkill via libc" },
+      {
+        permission: "ffi",
+        scope: true,
+        reason: "KVM ioctls and tgkill via libc; unscoped because registering the RAM SharedArrayBuffer " +
+          "needs its address (Deno's pointer API), which a path-scoped grant denies",
+      },
       { permission: "read", scope: true, reason: "vm.conf, kernels, disk images, /dev/kvm" },
       { permission: "write", scope: true, reason: "disk images, the control socket, /dev/kvm (O_RDWR)" },
       { permission: "env", scope: true, reason: "VMD_SOCKET, CI and terminal settings" },

@@ -57,7 +57,7 @@ export class VcpuHandle {
   #exit: VcpuExit | undefined;
   #probeWaiters: ((r: ProbeResult) => void)[] = [];
 
-  private constructor(id: number, worker: Worker, control: VcpuControl, run: KvmRun, ready: Promise<void>) {
+  private constructor(id: number, worker: Worker, control: VcpuControl, run: KvmRun) {
     this.id = id;
     this.#worker = worker;
     this.#control = control;
@@ -87,7 +87,6 @@ export class VcpuHandle {
         end({ kind: "error", message: `vcpu ${id} worker crashed: ${ev.message}` });
       };
     });
-    void ready;
   }
 
   /**
@@ -103,7 +102,7 @@ export class VcpuHandle {
     const run = o.vcpu.mapRun(o.mmapSize);
     let readyResolve!: () => void;
     const ready = new Promise<void>((r) => readyResolve = r);
-    const handle = new VcpuHandle(o.id, worker, control, run, ready);
+    const handle = new VcpuHandle(o.id, worker, control, run);
     const onReady = (ev: MessageEvent<FromVcpuMessage>) => {
       if (ev.data?.type === "ready") readyResolve();
     };
@@ -135,6 +134,11 @@ export class VcpuHandle {
     return this.#control.state();
   }
 
+  /** The worker's kernel thread id (the target of kicks). */
+  get tid(): number {
+    return this.#control.tid();
+  }
+
   /** Exits handled so far (updated when the loop pauses or ends). */
   get exits(): number {
     return this.#control.exits();
@@ -144,11 +148,11 @@ export class VcpuHandle {
   start(): void {
     this.#state = nextVcpuState(this.#state, "start");
     this.#control.setRequest(VcpuRequest.Run);
+    this.#worker.postMessage({ type: "run" });
   }
 
   /** Pauses the vCPU, even if the guest spins; resolves once the thread has left KVM_RUN and sleeps. */
   async pause(timeoutMs = 1000): Promise<void> {
-    if (this.#exit !== undefined) return;
     this.#state = nextVcpuState(this.#state, "pause");
     this.#control.setRequest(VcpuRequest.Pause);
     await this.#kickUntil(VcpuState.Paused, "pause", timeoutMs);
@@ -156,7 +160,6 @@ export class VcpuHandle {
 
   /** Resumes a paused vCPU. */
   async resume(timeoutMs = 1000): Promise<void> {
-    if (this.#exit !== undefined) return;
     this.#state = nextVcpuState(this.#state, "resume");
     this.#control.setRequest(VcpuRequest.Run);
     if (!await this.#control.waitForState(VcpuState.Running, timeoutMs) && this.#exit === undefined) {

@@ -25,13 +25,18 @@ export interface VcpuInitMessage {
   readonly devices: readonly PioDeviceSpec[];
 }
 
-/** Main → worker: try each forbidden power and report. */
+/** Main → worker: try each forbidden power and report (between init and run). */
 export interface VcpuProbeMessage {
   readonly type: "probe";
 }
 
+/** Main → worker: enter the exit loop (after init; the loop then follows the control block). */
+export interface VcpuRunMessage {
+  readonly type: "run";
+}
+
 /** Main → worker messages. */
-export type ToVcpuMessage = VcpuInitMessage | VcpuProbeMessage;
+export type ToVcpuMessage = VcpuInitMessage | VcpuProbeMessage | VcpuRunMessage;
 
 /** Worker → main messages. */
 export type FromVcpuMessage =
@@ -48,6 +53,7 @@ export function validateToVcpu(v: unknown): string | undefined {
   if (!isObject(v)) return "message is not an object";
   switch (v.type) {
     case "probe":
+    case "run":
       return undefined;
     case "init": {
       if (typeof v.libcPath !== "string" || !v.libcPath.startsWith("/")) {

@@ -11,8 +11,8 @@ import { gettid, KICK_SIGNAL } from "../../ffi/thread.ts";
 import { buildBuses } from "../devices/device_spec.ts";
 import { probeConfinement } from "../privsep/confinement_probe.ts";
 import { VcpuControl } from "./control_block.ts";
-import { ExitLatch, runLoop } from "./run_loop.ts";
-import type { FromVcpuMessage, VcpuInitMessage } from "./vcpu_messages.ts";
+import { ExitLatch, runLoop, type RunLoopContext } from "./run_loop.ts";
+import type { FromVcpuMessage, ToVcpuMessage, VcpuInitMessage } from "./vcpu_messages.ts";
 import { validateToVcpu } from "./vcpu_messages.ts";
 import { VcpuState } from "./vcpu_state.ts";
 
@@ -20,7 +20,11 @@ function send(m: FromVcpuMessage): void {
   self.postMessage(m);
 }
 
-function start(m: VcpuInitMessage): void {
+let prepared: RunLoopContext | undefined;
+
+/** Opens libc, maps kvm_run and builds the buses; the loop starts on the "run" message. */
+function init(m: VcpuInitMessage): void {
+  if (prepared !== undefined) throw new Error("init received twice");
   const libc = openLibc(m.libcPath);
   // The kick: a SIGUSR2 aimed at this thread makes KVM_RUN return EINTR. The listener itself does nothing;
   // having one keeps the signal's default action (terminate the process) away.
@@ -32,10 +36,17 @@ function start(m: VcpuInitMessage): void {
   const buses = buildBuses(m.devices, { requestExit: (status) => latch.request(status) });
   const tid = gettid(libc);
   control.setTid(tid);
+  prepared = { vcpu, run, buses, control, latch };
   send({ type: "ready", tid });
+}
+
+/** Runs the exit loop until the run ends, reports, and closes the worker. */
+function runToEnd(): void {
+  if (prepared === undefined) throw new Error("run received before init");
+  const { control, run } = prepared;
   let exit;
   try {
-    exit = runLoop({ vcpu, run, buses, control, latch });
+    exit = runLoop(prepared);
   } catch (e) {
     exit = { kind: "error" as const, message: e instanceof Error ? e.message : String(e) };
   }
@@ -51,10 +62,11 @@ self.onmessage = async (event: MessageEvent<unknown>) => {
     send({ type: "failed", message: `vcpu worker: bad message: ${why}` });
     return;
   }
-  const m = event.data as VcpuInitMessage | { type: "probe" };
+  const m = event.data as ToVcpuMessage;
   try {
     if (m.type === "probe") send({ type: "probe-result", result: await probeConfinement() });
-    else start(m);
+    else if (m.type === "init") init(m);
+    else runToEnd();
   } catch (e) {
     send({ type: "failed", message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
   }

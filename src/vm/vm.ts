@@ -161,8 +161,14 @@ export class Vm {
     ];
   }
 
-  /** Spawns one worker per vCPU and lets them run. Resolves once all are running. */
+  /** Spawns one worker per vCPU and lets them run. */
   async start(): Promise<void> {
+    await this.spawn();
+    this.run();
+  }
+
+  /** Spawns one worker per vCPU, ready to run (their loops have not started). */
+  async spawn(): Promise<void> {
     if (this.#vcpus.length > 0) throw new Error("VM already started");
     const devices = this.devices();
     this.#vcpus = await Promise.all(
@@ -175,6 +181,11 @@ export class Vm {
         await Promise.all(this.#vcpus.map((h) => h.stop()));
         return first;
       });
+  }
+
+  /** Starts every spawned vCPU's loop. */
+  run(): void {
+    if (this.#vcpus.length === 0) throw new Error("VM not spawned");
     for (const h of this.#vcpus) h.start();
   }
 

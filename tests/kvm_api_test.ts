@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { ErrnoError } from "../ffi/errno.ts";
+import { Kvm } from "../ffi/kvm.ts";
+import { KVM, KVM_CAP } from "../ffi/kvm_ioctls.ts";
+import { kvm_regs, kvm_sregs } from "../ffi/kvm_structs.ts";
+import { kvmTest } from "./kvm_support.ts";
+
+Deno.test("ioctl numbers match the kernel's _IO/_IOR/_IOW encodings", () => {
+  assert.equal(KVM.KVM_CREATE_VM, 0xae01n);
+  assert.equal(KVM.KVM_RUN, 0xae80n);
+  assert.equal(KVM.KVM_GET_REGS, 0x8090ae81n);
+  assert.equal(KVM.KVM_SET_SREGS, 0x4138ae84n);
+  assert.equal(KVM.KVM_SET_USER_MEMORY_REGION, 0x4020ae46n);
+  assert.equal(KVM.KVM_GET_SUPPORTED_CPUID, 0xc008ae05n);
+  assert.equal(kvm_regs.size, 144);
+  assert.equal(kvm_sregs.offsetOf("cr0"), 224);
+  assert.equal(kvm_sregs.offsetOf("interrupt_bitmap"), 280);
+});
+
+kvmTest("KVM reports API 12 and the capabilities vmd needs", () => {
+  const kvm = Kvm.open();
+  try {
+    assert.equal(kvm.apiVersion(), 12);
+    for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR", "KVM_CAP_IRQCHIP"] as const) {
+      assert.ok(kvm.checkExtension(KVM_CAP[cap]) > 0, cap);
+    }
+    assert.ok(kvm.vcpuMmapSize() >= 4096);
+    assert.ok(kvm.supportedCpuid().some((e) => e.function === 0));
+  } finally {
+    kvm.close();
+  }
+});
+
+kvmTest("a failing ioctl surfaces as ErrnoError with errno and the call's name", () => {
+  const kvm = Kvm.open();
+  const vm = kvm.createVm();
+  try {
+    const vcpu = vm.createVcpu(0);
+    assert.throws(() => vm.createVcpu(0), (e) => {
+      assert.ok(e instanceof ErrnoError);
+      assert.equal(e.call, "ioctl(KVM_CREATE_VCPU)");
+      assert.equal(e.code, "EEXIST");
+      assert.equal(e.errno, 17);
+      assert.match(e.message, /^ioctl\(KVM_CREATE_VCPU\) failed: EEXIST \(File exists\)$/);
+      return true;
+    });
+    // registers round-trip through the struct layouts
+    const regs = vcpu.getRegs();
+    vcpu.setRegs({ ...regs, rax: 0x1234_5678_9abc_def0n, rflags: 2n });
+    assert.equal(vcpu.getRegs().rax, 0x1234_5678_9abc_def0n);
+    const sregs = vcpu.getSregs();
+    assert.equal(sregs.cs.selector, 0xf000); // x86 reset state
+    vcpu.close();
+  } finally {
+    vm.close();
+    kvm.close();
+  }
+  assert.throws(() => Kvm.open("/dev/null-not-kvm"), (e) => e instanceof ErrnoError && e.code === "ENOENT");
+});

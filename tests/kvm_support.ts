@@ -1,0 +1,60 @@
+/**
+ * Test support for tests that need /dev/kvm: they run where it exists, fail loudly under CI=true where it
+ * does not, and are reported as ignored (never as passed) elsewhere.
+ *
+ * @module
+ */
+import { buildFlatGuest } from "../examples/guests/build.ts";
+import { loadFlatGuest } from "../src/vm/flat_guest.ts";
+import { Vm, type VmResult } from "../src/vm/vm.ts";
+
+function hasKvm(): boolean {
+  try {
+    Deno.statSync("/dev/kvm");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when /dev/kvm is present. */
+export const KVM_AVAILABLE: boolean = hasKvm();
+const IN_CI = Deno.env.get("CI") === "true";
+
+/** Registers a test that needs KVM. */
+export function kvmTest(name: string, fn: () => Promise<void> | void): void {
+  if (!KVM_AVAILABLE && IN_CI) {
+    Deno.test(name, () => {
+      throw new Error("/dev/kvm is missing: KVM tests must run under CI (CI=true)");
+    });
+    return;
+  }
+  if (!KVM_AVAILABLE) console.error(`(no /dev/kvm: "${name}" is not run here)`);
+  Deno.test({ name, ignore: !KVM_AVAILABLE, sanitizeOps: false, sanitizeResources: false, fn });
+}
+
+/** What running a flat guest produced. */
+export interface GuestRun {
+  /** Console output. */
+  readonly output: string;
+  /** How the VM ended. */
+  readonly result: VmResult;
+}
+
+/** Boots the example guest `name` in a fresh VM, collects its console until it ends, closes the VM. */
+export async function runFlatGuest(name: string, memory = 16 << 20): Promise<GuestRun> {
+  const guest = await buildFlatGuest(name);
+  const vm = Vm.create({ memory });
+  try {
+    loadFlatGuest(vm, guest);
+    await vm.start();
+    const decoder = new TextDecoder();
+    let output = "";
+    await vm.pumpConsole((b) => {
+      output += decoder.decode(b, { stream: true });
+    });
+    return { output, result: await vm.wait() };
+  } finally {
+    vm.close();
+  }
+}
