@@ -112,7 +112,14 @@ export class ByteRing {
     Atomics.store(this.#ctl, CONSUMER_WAITING, 1);
     if (Atomics.load(this.#ctl, HEAD) !== head) return;
     const r = Atomics.waitAsync(this.#ctl, HEAD, head, timeoutMs);
-    if (r.async) await r.value;
+    if (!r.async) return;
+    // A pending waitAsync does not keep Deno's event loop alive; a timer of the same length does.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      r.value,
+      new Promise((wake) => timer = setTimeout(wake, Math.min(timeoutMs, 2 ** 31 - 1))),
+    ]);
+    clearTimeout(timer);
   }
 
   /** Producer (blocking threads only): blocks until bytes are available or `timeoutMs` passes. */

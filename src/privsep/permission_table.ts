@@ -46,7 +46,7 @@ export const POLICY: readonly PolicyRow[] = [
     kind: "process",
     entry: "cli.ts",
     role: "parent: parses vm.conf, owns the control socket, opens disks/ttys, creates VMs and workers",
-    grants: (ctx) => [
+    grants: () => [
       {
         permission: "ffi",
         scope: true,

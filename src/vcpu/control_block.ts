@@ -74,7 +74,15 @@ export class VcpuControl {
       const left = deadline - performance.now();
       if (left <= 0) return false;
       const w = Atomics.waitAsync(this.#a, STATE, now, Math.min(left, 5));
-      if (w.async) await w.value;
+      // A pending waitAsync does not keep Deno's event loop alive; a timer of the same length does.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      if (w.async) {
+        await Promise.race([
+          w.value,
+          new Promise((wake) => timer = setTimeout(wake, Math.min(left, 5))),
+        ]);
+      }
+      clearTimeout(timer);
     }
   }
 

@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { kvmTest } from "./kvm_support.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+async function vmd(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run",
+      "--allow-sys",
+      "cli.ts",
+      ...args,
+    ],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+kvmTest("`vmd demo` boots the embedded guest, shows its console and exits 0", async () => {
+  const r = await vmd("demo");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^vmd demo guest: 64-bit long mode/);
+  assert.match(r.stdout, /counting: 5\nscratch register round trip ok; exiting with status 0\n$/);
+  assert.match(r.stderr, /vmd: demo: guest wrote 0 to the exit port after \d+ ms, \d+ exits/);
+});
+
+Deno.test("`vmd policy` prints the permission table; unknown vmctl commands fail with usage", async () => {
+  const p = await vmd("policy");
+  assert.equal(p.code, 0);
+  assert.match(p.stdout, /^vcpu\s+worker/m);
+  const v = await vmd("vmctl", "frobnicate");
+  assert.equal(v.code, 1);
+  assert.match(v.stderr, /^vmctl: unknown command: frobnicate\nusage: vmctl/);
+  const bad = await vmd("-x");
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^vmd: Unknown option '-x'/);
+});
