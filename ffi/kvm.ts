@@ -39,7 +39,7 @@ import {
 import { KvmRun } from "./kvm_run.ts";
 import { cString, O_CLOEXEC, O_RDWR } from "./fd.ts";
 
-export { KvmRun };
+export { KvmRun, type KvmRunShare } from "./kvm_run.ts";
 
 /** The conventional path of the KVM device. */
 export const KVM_DEVICE = "/dev/kvm";
@@ -255,7 +255,10 @@ export class VcpuFd extends IoctlFd {
     return this.libc.ioctl(this.fd, KVM.KVM_RUN, 0n) < 0 ? errno(this.libc) : 0;
   }
 
-  /** Maps this vCPU's `struct kvm_run` (`size` from {@link Kvm.vcpuMmapSize}). */
+  /**
+   * Maps this vCPU's `struct kvm_run` (`size` from {@link Kvm.vcpuMmapSize}) over a SharedArrayBuffer
+   * (main thread only; workers view it with `new KvmRun(share)`).
+   */
   mapRun(size: number): KvmRun {
     return KvmRun.map(this.fd, size, this.libc);
   }

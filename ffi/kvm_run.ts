@@ -1,11 +1,11 @@
 /**
- * `struct kvm_run`: the pages KVM shares with user space for each vCPU, mapped with mmap(2).
+ * `struct kvm_run`: the pages KVM shares with user space for each vCPU.
  *
- * A vCPU worker's ffi grant is scoped to libc, which lets it call libc but not read raw pointers through
- * Deno's pointer API. So the exit loop copies what it needs with memcpy into buffers of its own: the header
- * (exit reason and the io/mmio union) after each exit, the port I/O data page when there is data, and writes
- * back what a read returns. Each copy is one FFI call of ~50 ns against an exit of several microseconds, and
- * none allocates.
+ * The VM's main thread maps them with `MAP_FIXED` over page-aligned pages inside a SharedArrayBuffer of its
+ * own, so the buffer's bytes *are* kvm_run. The vCPU worker receives that buffer and reads exits through a
+ * DataView — no copies and no pointer API, which its libc-scoped ffi grant would deny. When the vCPU is done,
+ * {@link KvmRun.unmap} puts ordinary anonymous memory back under the buffer, so whatever the allocator later
+ * does with those pages never touches a vCPU.
  *
  * @module
  */
@@ -16,113 +16,117 @@ import { KVM_RUN_OFFSETS as O } from "./kvm_structs.ts";
 const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x01;
+const MAP_PRIVATE = 0x02;
+const MAP_FIXED = 0x10;
+const MAP_ANONYMOUS = 0x20;
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
-/** Bytes of kvm_run copied after every exit: the header and the io/mmio members of the exit union. */
-const HEADER_BYTES = 64;
-/** Bytes copied for rare exits that carry more (internal error data, system events). */
-const FULL_BYTES = 304;
-/** The largest port I/O data the kernel hands over at once (one page). */
-const IO_DATA_MAX = 4096;
+const PAGE = 4096;
 
-/** A mapped `struct kvm_run` with typed accessors over a private copy of its header. */
+/** What a worker needs to see a vCPU's kvm_run: the buffer and where the mapping starts in it. */
+export interface KvmRunShare {
+  /** The buffer whose pages alias kvm_run. */
+  readonly sab: SharedArrayBuffer;
+  /** Offset of kvm_run in the buffer (page-aligned in memory). */
+  readonly offset: number;
+  /** Size of the mapping (KVM_GET_VCPU_MMAP_SIZE). */
+  readonly size: number;
+}
+
+/** A vCPU's kvm_run, read and written in place. */
 export class KvmRun {
-  /** The copy of kvm_run's first bytes; refreshed by {@link load} / {@link loadFull}. */
-  readonly header: Uint8Array<ArrayBuffer>;
-  /** A DataView over {@link header}. */
+  /** The whole mapping. */
+  readonly bytes: Uint8Array;
+  /** A DataView over the whole mapping. */
   readonly view: DataView;
-  /** Port I/O data: {@link loadIoData} fills it, {@link storeIoData} writes it back. */
-  readonly ioData: Uint8Array<ArrayBuffer>;
-  /** A DataView over {@link ioData}. */
-  readonly ioView: DataView;
-  /** `mmio.data`, copied out by {@link load}; {@link storeMmioData} writes it back. */
-  readonly mmioData: Uint8Array<ArrayBuffer>;
-  readonly #mmioInHeader: Uint8Array;
-  readonly #base: bigint;
-  readonly #size: number;
-  readonly #libc: Libc;
-  readonly #mmioDataAddress: bigint;
-  readonly #immediateExitAddress: bigint;
-  readonly #flag = new Uint8Array(1);
+  /** `mmio.data`: devices read from and write into it in place. */
+  readonly mmioData: Uint8Array;
+  readonly #share: KvmRunShare;
   #ioOffset = -1;
-  #ioAddress = 0n;
+  #ioBytes: Uint8Array = new Uint8Array(0);
+  #ioView: DataView = new DataView(new ArrayBuffer(0));
 
-  private constructor(base: bigint, size: number, libc: Libc) {
-    this.header = new Uint8Array(FULL_BYTES);
-    this.view = new DataView(this.header.buffer);
-    this.ioData = new Uint8Array(IO_DATA_MAX);
-    this.ioView = new DataView(this.ioData.buffer);
-    this.mmioData = new Uint8Array(8);
-    this.#mmioInHeader = this.header.subarray(O.mmio_data, O.mmio_data + 8);
-    this.#base = base;
-    this.#size = size;
-    this.#libc = libc;
-    this.#mmioDataAddress = base + BigInt(O.mmio_data);
-    this.#immediateExitAddress = base + BigInt(O.immediate_exit);
+  /** Views an existing mapping (from {@link KvmRun.map}, possibly in another thread). */
+  constructor(share: KvmRunShare) {
+    this.#share = share;
+    this.bytes = new Uint8Array(share.sab, share.offset, share.size);
+    this.view = new DataView(share.sab, share.offset, share.size);
+    this.mmioData = this.bytes.subarray(O.mmio_data, O.mmio_data + 8);
   }
 
-  /** mmaps the kvm_run pages of vCPU fd `fd`. */
+  /**
+   * Maps vCPU fd `fd`'s kvm_run (`size` bytes) over a new SharedArrayBuffer. Main thread only: it needs the
+   * buffer's address, which takes Deno's (unscoped) pointer API.
+   */
   static map(fd: number, size: number, libc: Libc): KvmRun {
-    const base = libc.mmap(0n, BigInt(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0n);
-    if (base === MAP_FAILED) throw lastError("mmap(kvm_run)", libc);
-    return new KvmRun(base, size, libc);
-  }
-
-  /** Unmaps the pages; the object must not be used afterwards. */
-  unmap(): void {
-    this.#libc.munmap(this.#base, BigInt(this.#size));
-  }
-
-  /** Copies the header (exit reason and io/mmio details) after an exit. */
-  load(): void {
-    // Safe: the mapping is #size (≥ one page) bytes long and stays mapped until unmap().
-    this.#libc.memcpy_from(this.header, this.#base, BigInt(HEADER_BYTES));
-    this.mmioData.set(this.#mmioInHeader);
-  }
-
-  /** Copies the whole exit union (for internal errors and system events). */
-  loadFull(): void {
-    // Safe: FULL_BYTES (304) is within the first page of the mapping.
-    this.#libc.memcpy_from(this.header, this.#base, BigInt(FULL_BYTES));
-  }
-
-  #ioAddressFor(offset: number, len: number): bigint {
-    if (offset !== this.#ioOffset) {
-      if (offset < 0 || len > IO_DATA_MAX || offset + len > this.#size) {
-        throw new RangeError(
-          `kvm_run io data at ${offset}+${len} lies outside the ${this.#size}-byte mapping`,
-        );
-      }
-      this.#ioOffset = offset;
-      this.#ioAddress = this.#base + BigInt(offset);
+    const pages = Math.ceil(size / PAGE) * PAGE;
+    const sab = new SharedArrayBuffer(pages + PAGE);
+    const start = Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(sab)));
+    const offset = Number((BigInt(PAGE) - (start % BigInt(PAGE))) % BigInt(PAGE));
+    const at = start + BigInt(offset);
+    // Safe: [at, at + pages) lies inside `sab`, which we own and keep alive with this object; MAP_FIXED only
+    // replaces those pages of it.
+    const got = libc.mmap(at, BigInt(pages), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0n);
+    if (got === MAP_FAILED) throw lastError("mmap(kvm_run)", libc);
+    if (got !== at) {
+      throw new Error(`mmap(kvm_run) placed the mapping at 0x${got.toString(16)}, not 0x${at.toString(16)}`);
     }
-    return this.#ioAddress;
+    const run = new KvmRun({ sab, offset, size });
+    run.#unmapper = () => {
+      // Safe: the same pages as above; anonymous private memory replaces the vCPU mapping.
+      const r = libc.mmap(
+        at,
+        BigInt(pages),
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        -1,
+        0n,
+      );
+      if (r === MAP_FAILED) throw lastError("mmap(restore kvm_run pages)", libc);
+    };
+    return run;
   }
 
-  /** Copies `len` bytes of port I/O data (at `io.data_offset`) into {@link ioData}. */
-  loadIoData(offset: number, len: number): void {
-    const address = this.#ioAddressFor(offset, len);
-    // Safe: #ioAddressFor checked offset + len against the mapping's size.
-    this.#libc.memcpy_from(this.ioData, address, BigInt(len));
+  #unmapper: (() => void) | undefined;
+
+  /** What to post to the vCPU worker. */
+  share(): KvmRunShare {
+    return this.#share;
   }
 
-  /** Writes `len` bytes of {@link ioData} back to `io.data_offset` (for IN). */
-  storeIoData(offset: number, len: number): void {
-    const address = this.#ioAddressFor(offset, len);
-    // Safe: #ioAddressFor checked offset + len against the mapping's size.
-    this.#libc.memcpy_to(address, this.ioData, BigInt(len));
-  }
-
-  /** Writes {@link mmioData} back to `mmio.data` (for an MMIO read). */
-  storeMmioData(): void {
-    // Safe: mmio.data is 8 bytes at offset 40 of the mapping.
-    this.#libc.memcpy_to(this.#mmioDataAddress, this.mmioData, 8n);
+  /** Main thread: replaces the kvm_run pages with ordinary memory. The views must not be used afterwards. */
+  unmap(): void {
+    this.#unmapper?.();
+    this.#unmapper = undefined;
   }
 
   /** Sets `immediate_exit`: while set, KVM_RUN returns EINTR at once. */
   setImmediateExit(on: boolean): void {
-    this.#flag[0] = on ? 1 : 0;
-    // Safe: immediate_exit is one byte at offset 1 of the mapping.
-    this.#libc.memcpy_to(this.#immediateExitAddress, this.#flag, 1n);
+    Atomics.store(this.bytes, O.immediate_exit, on ? 1 : 0);
+  }
+
+  #ioAt(offset: number): void {
+    if (offset !== this.#ioOffset) {
+      if (offset < 0 || offset + PAGE > this.#share.size) {
+        throw new RangeError(
+          `kvm_run io data page at ${offset} lies outside the ${this.#share.size}-byte mapping`,
+        );
+      }
+      this.#ioOffset = offset;
+      this.#ioBytes = this.bytes.subarray(offset, offset + PAGE);
+      this.#ioView = new DataView(this.#share.sab, this.#share.offset + offset, PAGE);
+    }
+  }
+
+  /** The port I/O data page at `io.data_offset` (views are cached: no allocation in steady state). */
+  ioBytes(offset: number): Uint8Array {
+    this.#ioAt(offset);
+    return this.#ioBytes;
+  }
+
+  /** A DataView over the port I/O data page at `io.data_offset`. */
+  ioView(offset: number): DataView {
+    this.#ioAt(offset);
+    return this.#ioView;
   }
 
   /** `exit_reason`. */
@@ -167,16 +171,16 @@ export class KvmRun {
   failEntryReason(): bigint {
     return this.view.getBigUint64(O.fail_entry_hardware_entry_failure_reason, true);
   }
-  /** `internal.suberror` (after {@link loadFull}). */
+  /** `internal.suberror`. */
   internalSuberror(): number {
     return this.view.getUint32(O.internal_suberror, true);
   }
-  /** `internal.data[0..ndata]` (after {@link loadFull}). */
+  /** `internal.data[0..ndata]`. */
   internalData(): bigint[] {
     const n = Math.min(this.view.getUint32(O.internal_ndata, true), 16);
     return Array.from({ length: n }, (_, i) => this.view.getBigUint64(O.internal_data + 8 * i, true));
   }
-  /** `system_event.type` (after {@link loadFull}). */
+  /** `system_event.type`. */
   systemEventType(): number {
     return this.view.getUint32(O.system_event_type, true);
   }

@@ -61,16 +61,14 @@ function dump(vcpu: VcpuFd) {
 /** Handles a KVM_EXIT_IO: every element of a (possibly string) port access, in order. */
 function dispatchIo(ctx: RunLoopContext): void {
   const run = ctx.run;
-  const view = run.ioView;
-  const bytes = run.ioData;
   const pio = ctx.buses.pio;
   const port = run.ioPort();
   const size = run.ioSize();
-  const count = run.ioCount();
+  const len = size * run.ioCount();
   const offset = run.ioDataOffset();
-  const len = size * count;
+  const bytes = run.ioBytes(offset);
+  const view = run.ioView(offset);
   if (run.ioDirection() === KVM_EXIT_IO_OUT) {
-    run.loadIoData(offset, len);
     for (let at = 0; at < len; at += size) {
       const value = size === 1 ? bytes[at] : size === 2 ? view.getUint16(at, true) : view.getUint32(at, true);
       pio.write(port, size, value);
@@ -82,7 +80,6 @@ function dispatchIo(ctx: RunLoopContext): void {
       else if (size === 2) view.setUint16(at, value, true);
       else view.setUint32(at, value, true);
     }
-    run.storeIoData(offset, len);
   }
 }
 
@@ -91,12 +88,8 @@ function dispatchMmio(ctx: RunLoopContext): void {
   const run = ctx.run;
   const addr = run.mmioPhysAddr();
   const len = run.mmioLen();
-  if (run.mmioIsWrite()) {
-    ctx.buses.mmio.write(addr, run.mmioData, len);
-  } else {
-    ctx.buses.mmio.read(addr, run.mmioData, len);
-    run.storeMmioData();
-  }
+  if (run.mmioIsWrite()) ctx.buses.mmio.write(addr, run.mmioData, len);
+  else ctx.buses.mmio.read(addr, run.mmioData, len);
 }
 
 /**
@@ -133,7 +126,6 @@ export function runLoop(ctx: RunLoopContext): VcpuExit {
       return finish({ kind: "error", message: `ioctl(KVM_RUN) failed with errno ${err}` });
     }
     exits++;
-    run.load();
     switch (run.exitReason()) {
       case EXIT_IO:
         dispatchIo(ctx);
@@ -151,7 +143,6 @@ export function runLoop(ctx: RunLoopContext): VcpuExit {
       case EXIT_SHUTDOWN:
         return finish({ kind: "shutdown" });
       case EXIT_SYSTEM_EVENT: {
-        run.loadFull();
         const type = run.systemEventType();
         if (type === SYSTEM_EVENT_RESET) return finish({ kind: "reboot" });
         if (type === SYSTEM_EVENT_SHUTDOWN) return finish({ kind: "shutdown" });
@@ -168,7 +159,6 @@ export function runLoop(ctx: RunLoopContext): VcpuExit {
           dump: dump(vcpu),
         });
       case EXIT_INTERNAL_ERROR:
-        run.loadFull();
         return finish({
           kind: "internal-error",
           suberror: run.internalSuberror(),

@@ -112,7 +112,7 @@ export class VcpuHandle {
       libcPath: o.policy.libcPath,
       id: o.id,
       vcpuFd: o.vcpu.fd,
-      mmapSize: o.mmapSize,
+      run: run.share(),
       control: control.sab,
       devices: o.devices,
     });

@@ -7,6 +7,7 @@
 import { type PioDeviceSpec, validatePioDeviceSpec } from "../devices/device_spec.ts";
 import type { ProbeResult } from "../privsep/confinement_probe.ts";
 import type { VcpuExit } from "./vcpu_exit.ts";
+import type { KvmRunShare } from "../../ffi/kvm_run.ts";
 
 /** Main → worker: set up the vCPU and wait for the Run request. */
 export interface VcpuInitMessage {
@@ -17,8 +18,8 @@ export interface VcpuInitMessage {
   readonly id: number;
   /** The vCPU fd (fds are process-wide). */
   readonly vcpuFd: number;
-  /** Size of the kvm_run mapping. */
-  readonly mmapSize: number;
+  /** The vCPU's kvm_run, mapped by the main thread over a shared buffer. */
+  readonly run: KvmRunShare;
   /** The control block. */
   readonly control: SharedArrayBuffer;
   /** Devices for the buses. */
@@ -61,7 +62,12 @@ export function validateToVcpu(v: unknown): string | undefined {
       }
       if (!isCount(v.id)) return "init: id must be a non-negative integer";
       if (!isCount(v.vcpuFd)) return "init: vcpuFd must be a file descriptor";
-      if (!isCount(v.mmapSize) || v.mmapSize === 0) return "init: mmapSize must be positive";
+      const run = v.run;
+      if (
+        !isObject(run) || !(run.sab instanceof SharedArrayBuffer) || !isCount(run.offset) ||
+        !isCount(run.size) ||
+        run.offset + run.size > run.sab.byteLength
+      ) return "init: run must describe a kvm_run mapping inside its buffer";
       if (!(v.control instanceof SharedArrayBuffer)) return "init: control must be a SharedArrayBuffer";
       if (!Array.isArray(v.devices)) return "init: devices must be an array";
       for (const [i, d] of v.devices.entries()) {

@@ -6,7 +6,7 @@
  */
 /// <reference lib="deno.worker" />
 import { openLibc } from "../../ffi/libc.ts";
-import { VcpuFd } from "../../ffi/kvm.ts";
+import { KvmRun, VcpuFd } from "../../ffi/kvm.ts";
 import { gettid, KICK_SIGNAL } from "../../ffi/thread.ts";
 import { buildBuses } from "../devices/device_spec.ts";
 import { probeConfinement } from "../privsep/confinement_probe.ts";
@@ -31,7 +31,7 @@ function init(m: VcpuInitMessage): void {
   Deno.addSignalListener(KICK_SIGNAL, () => {});
   const control = new VcpuControl(m.control);
   const vcpu = VcpuFd.adopt(m.vcpuFd, libc);
-  const run = vcpu.mapRun(m.mmapSize);
+  const run = new KvmRun(m.run);
   const latch = new ExitLatch();
   const buses = buildBuses(m.devices, { requestExit: (status) => latch.request(status) });
   const tid = gettid(libc);
@@ -43,7 +43,7 @@ function init(m: VcpuInitMessage): void {
 /** Runs the exit loop until the run ends, reports, and closes the worker. */
 function runToEnd(): void {
   if (prepared === undefined) throw new Error("run received before init");
-  const { control, run } = prepared;
+  const { control } = prepared;
   let exit;
   try {
     exit = runLoop(prepared);
@@ -51,7 +51,6 @@ function runToEnd(): void {
     exit = { kind: "error" as const, message: e instanceof Error ? e.message : String(e) };
   }
   control.setState(VcpuState.Stopped);
-  run.unmap();
   send({ type: "ended", exit });
   self.close();
 }
