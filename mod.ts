@@ -5,3 +5,55 @@
  *
  * @module
  */
+
+// ffi/: the KVM API and libc
+export { ErrnoError } from "./ffi/errno.ts";
+export { IoctlFd, Kvm, KVM_DEVICE, KvmRun, type KvmRunShare, VcpuFd, VmFd } from "./ffi/kvm.ts";
+export { KVM, KVM_CAP, KVM_EXIT } from "./ffi/kvm_ioctls.ts";
+export type {
+  KvmCpuidEntry2,
+  KvmDtable,
+  KvmFpu,
+  KvmMsrEntry,
+  KvmRegs,
+  KvmSegment,
+  KvmSregs,
+  KvmVcpuEvents,
+} from "./ffi/kvm_structs.ts";
+export { type Libc, LIBC_SYMBOLS, openLibc, resolveLibcPath } from "./ffi/libc.ts";
+
+// guest memory
+export {
+  GuestMemory,
+  GuestMemoryError,
+  type GuestMemoryShare,
+  type MemoryRegion,
+  type PlacedRegion,
+} from "./src/memory/guest_memory.ts";
+
+// devices and buses
+export { BusError, MmioBus, type MmioDevice, PioBus, type PioDevice } from "./src/devices/bus.ts";
+export { DEBUG_EXIT_PORT, DebugExit } from "./src/devices/debug_exit.ts";
+export type { PioDeviceSpec } from "./src/devices/device_spec.ts";
+export { createUartShare, Uart16550, type UartShare } from "./src/devices/uart_16550.ts";
+export { ByteRing } from "./src/console/byte_ring.ts";
+
+// vCPUs and VMs
+export { nextVcpuState, type VcpuEvent, VcpuState, VcpuStateError } from "./src/vcpu/vcpu_state.ts";
+export type { ProbeAttempt, ProbeResult } from "./src/privsep/confinement_probe.ts";
+export { describeVcpuExit, type RegisterDump, type VcpuExit } from "./src/vcpu/vcpu_exit.ts";
+export { VcpuHandle, VcpuTimeoutError } from "./src/vcpu/vcpu_handle.ts";
+export { COM1_PORT, ramLayout, Vm, type VmOptions, type VmResult } from "./src/vm/vm.ts";
+export { type FlatImage, loadFlatGuest } from "./src/vm/flat_guest.ts";
+export { enterLongMode, enterRealMode } from "./src/boot/cpu_modes.ts";
+
+// least privilege
+export {
+  formatPolicy,
+  type Grant,
+  type PermissionName,
+  permissionsFor,
+  POLICY,
+  type PolicyContext,
+  type PolicyRow,
+} from "./src/privsep/permission_table.ts";

@@ -45,13 +45,14 @@ export { KvmRun, type KvmRunShare } from "./kvm_run.ts";
 export const KVM_DEVICE = "/dev/kvm";
 
 /** Shared plumbing: an fd and ioctl wrappers that turn -1 into an {@link ErrnoError}. */
-abstract class IoctlFd {
+export abstract class IoctlFd {
   /** The file descriptor. */
   readonly fd: number;
   /** This thread's libc. */
   protected readonly libc: Libc;
   #closed = false;
 
+  /** Wraps `fd`; subclasses add the ioctls. */
   protected constructor(fd: number, libc: Libc) {
     this.fd = fd;
     this.libc = libc;

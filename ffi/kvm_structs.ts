@@ -39,23 +39,41 @@ export const kvm_regs = new StructLayout("kvm_regs", 144, [
 
 /** General-purpose registers (decoded struct kvm_regs). */
 export interface KvmRegs {
+  /** `rax` of the kernel struct. */
   rax: bigint;
+  /** `rbx` of the kernel struct. */
   rbx: bigint;
+  /** `rcx` of the kernel struct. */
   rcx: bigint;
+  /** `rdx` of the kernel struct. */
   rdx: bigint;
+  /** `rsi` of the kernel struct. */
   rsi: bigint;
+  /** `rdi` of the kernel struct. */
   rdi: bigint;
+  /** `rsp` of the kernel struct. */
   rsp: bigint;
+  /** `rbp` of the kernel struct. */
   rbp: bigint;
+  /** `r8` of the kernel struct. */
   r8: bigint;
+  /** `r9` of the kernel struct. */
   r9: bigint;
+  /** `r10` of the kernel struct. */
   r10: bigint;
+  /** `r11` of the kernel struct. */
   r11: bigint;
+  /** `r12` of the kernel struct. */
   r12: bigint;
+  /** `r13` of the kernel struct. */
   r13: bigint;
+  /** `r14` of the kernel struct. */
   r14: bigint;
+  /** `r15` of the kernel struct. */
   r15: bigint;
+  /** `rip` of the kernel struct. */
   rip: bigint;
+  /** `rflags` of the kernel struct. */
   rflags: bigint;
 }
 
@@ -78,18 +96,31 @@ export const kvm_segment = new StructLayout("kvm_segment", 24, [
 
 /** A segment register (decoded struct kvm_segment). */
 export interface KvmSegment {
+  /** `base` of the kernel struct. */
   base: bigint;
+  /** `limit` of the kernel struct. */
   limit: number;
+  /** `selector` of the kernel struct. */
   selector: number;
+  /** `type` of the kernel struct. */
   type: number;
+  /** `present` of the kernel struct. */
   present: number;
+  /** `dpl` of the kernel struct. */
   dpl: number;
+  /** `db` of the kernel struct. */
   db: number;
+  /** `s` of the kernel struct. */
   s: number;
+  /** `l` of the kernel struct. */
   l: number;
+  /** `g` of the kernel struct. */
   g: number;
+  /** `avl` of the kernel struct. */
   avl: number;
+  /** `unusable` of the kernel struct. */
   unusable: number;
+  /** `padding` of the kernel struct. */
   padding?: number;
 }
 
@@ -102,8 +133,11 @@ export const kvm_dtable = new StructLayout("kvm_dtable", 16, [
 
 /** A descriptor-table register (decoded struct kvm_dtable). */
 export interface KvmDtable {
+  /** `base` of the kernel struct. */
   base: bigint;
+  /** `limit` of the kernel struct. */
   limit: number;
+  /** `padding` of the kernel struct. */
   padding?: number[];
 }
 
@@ -131,23 +165,41 @@ export const kvm_sregs = new StructLayout("kvm_sregs", 312, [
 
 /** Special registers (decoded struct kvm_sregs). */
 export interface KvmSregs {
+  /** `cs` of the kernel struct. */
   cs: KvmSegment;
+  /** `ds` of the kernel struct. */
   ds: KvmSegment;
+  /** `es` of the kernel struct. */
   es: KvmSegment;
+  /** `fs` of the kernel struct. */
   fs: KvmSegment;
+  /** `gs` of the kernel struct. */
   gs: KvmSegment;
+  /** `ss` of the kernel struct. */
   ss: KvmSegment;
+  /** `tr` of the kernel struct. */
   tr: KvmSegment;
+  /** `ldt` of the kernel struct. */
   ldt: KvmSegment;
+  /** `gdt` of the kernel struct. */
   gdt: KvmDtable;
+  /** `idt` of the kernel struct. */
   idt: KvmDtable;
+  /** `cr0` of the kernel struct. */
   cr0: bigint;
+  /** `cr2` of the kernel struct. */
   cr2: bigint;
+  /** `cr3` of the kernel struct. */
   cr3: bigint;
+  /** `cr4` of the kernel struct. */
   cr4: bigint;
+  /** `cr8` of the kernel struct. */
   cr8: bigint;
+  /** `efer` of the kernel struct. */
   efer: bigint;
+  /** `apic_base` of the kernel struct. */
   apic_base: bigint;
+  /** `interrupt_bitmap` of the kernel struct. */
   interrupt_bitmap: bigint[];
 }
 
@@ -168,14 +220,23 @@ export const kvm_fpu = new StructLayout("kvm_fpu", 416, [
 
 /** FPU state (decoded struct kvm_fpu). */
 export interface KvmFpu {
+  /** `fpr` of the kernel struct. */
   fpr: number[];
+  /** `fcw` of the kernel struct. */
   fcw: number;
+  /** `fsw` of the kernel struct. */
   fsw: number;
+  /** `ftwx` of the kernel struct. */
   ftwx: number;
+  /** `last_opcode` of the kernel struct. */
   last_opcode: number;
+  /** `last_ip` of the kernel struct. */
   last_ip: bigint;
+  /** `last_dp` of the kernel struct. */
   last_dp: bigint;
+  /** `xmm` of the kernel struct. */
   xmm: number[];
+  /** `mxcsr` of the kernel struct. */
   mxcsr: number;
 }
 
@@ -188,7 +249,9 @@ export const kvm_msr_entry = new StructLayout("kvm_msr_entry", 16, [
 
 /** One MSR (decoded struct kvm_msr_entry). */
 export interface KvmMsrEntry {
+  /** `index` of the kernel struct. */
   index: number;
+  /** `data` of the kernel struct. */
   data: bigint;
 }
 
@@ -212,12 +275,19 @@ export const kvm_cpuid_entry2 = new StructLayout("kvm_cpuid_entry2", 40, [
 
 /** One CPUID leaf (decoded struct kvm_cpuid_entry2). */
 export interface KvmCpuidEntry2 {
+  /** `function` of the kernel struct. */
   function: number;
+  /** `index` of the kernel struct. */
   index: number;
+  /** `flags` of the kernel struct. */
   flags: number;
+  /** `eax` of the kernel struct. */
   eax: number;
+  /** `ebx` of the kernel struct. */
   ebx: number;
+  /** `ecx` of the kernel struct. */
   ecx: number;
+  /** `edx` of the kernel struct. */
   edx: number;
 }
 
@@ -293,26 +363,47 @@ export const kvm_vcpu_events = new StructLayout("kvm_vcpu_events", 64, [
  * `exception.injected` is flattened to `exception_injected`, and so on).
  */
 export interface KvmVcpuEvents {
+  /** `exception_injected` of the kernel struct. */
   exception_injected: number;
+  /** `exception_nr` of the kernel struct. */
   exception_nr: number;
+  /** `exception_has_error_code` of the kernel struct. */
   exception_has_error_code: number;
+  /** `exception_pending` of the kernel struct. */
   exception_pending: number;
+  /** `exception_error_code` of the kernel struct. */
   exception_error_code: number;
+  /** `interrupt_injected` of the kernel struct. */
   interrupt_injected: number;
+  /** `interrupt_nr` of the kernel struct. */
   interrupt_nr: number;
+  /** `interrupt_soft` of the kernel struct. */
   interrupt_soft: number;
+  /** `interrupt_shadow` of the kernel struct. */
   interrupt_shadow: number;
+  /** `nmi_injected` of the kernel struct. */
   nmi_injected: number;
+  /** `nmi_pending` of the kernel struct. */
   nmi_pending: number;
+  /** `nmi_masked` of the kernel struct. */
   nmi_masked: number;
+  /** `sipi_vector` of the kernel struct. */
   sipi_vector: number;
+  /** `flags` of the kernel struct. */
   flags: number;
+  /** `smi_smm` of the kernel struct. */
   smi_smm: number;
+  /** `smi_pending` of the kernel struct. */
   smi_pending: number;
+  /** `smi_smm_inside_nmi` of the kernel struct. */
   smi_smm_inside_nmi: number;
+  /** `smi_latched_init` of the kernel struct. */
   smi_latched_init: number;
+  /** `triple_fault_pending` of the kernel struct. */
   triple_fault_pending: number;
+  /** `exception_has_payload` of the kernel struct. */
   exception_has_payload: number;
+  /** `exception_payload` of the kernel struct. */
   exception_payload: bigint;
 }
 
