@@ -36,6 +36,8 @@ const VM_OPTIONS = [
   "seves",
 ] as const;
 
+const BOOT_WORDS: ReadonlySet<string> = new Set(["initrd", "cmdline"]);
+
 const INTERFACE_OPTIONS = ["switch", "group", "locked", "lladdr", "rdomain", "up", "down"] as const;
 const INSTANCE_FLAGS = ["boot", "memory", "interface", "disk", "cdrom", "instance", "owner"] as const;
 
@@ -170,7 +172,7 @@ function boot(p: ParserCore, pos: VmOption["pos"]): VmOption {
     }
     p.fail(d, `boot device: expected cdrom, disk or net, got ${describe(d)}`);
   }
-  const path = p.string("boot");
+  const path = p.string("boot", BOOT_WORDS);
   let options: BootOption[] = [];
   if (isPunct(p.peek(), "{")) {
     options = p.block("boot", "loose", NESTED_STOP_WORDS, () => bootOption(p));
@@ -182,11 +184,11 @@ function bootOption(p: ParserCore): BootOption {
   const t = p.peek();
   if (isWord(t, "initrd")) {
     p.next();
-    return { kind: "initrd", path: p.singleString("initrd"), pos: t.pos };
+    return { kind: "initrd", path: p.string("initrd", BOOT_WORDS), pos: t.pos };
   }
   if (isWord(t, "cmdline")) {
     p.next();
-    return { kind: "cmdline", text: p.singleString("cmdline"), pos: t.pos };
+    return { kind: "cmdline", text: p.string("cmdline", BOOT_WORDS), pos: t.pos };
   }
   return p.unknown(t, "boot option", ["initrd", "cmdline"]);
 }

@@ -92,6 +92,9 @@ function statement(ctx: ParseContext, p: ParserCore, chain: readonly string[]): 
       `unexpected ${describe(t)}; expected a statement (vm, switch, include, a global option or a macro)`,
     );
   }
+  if (isPunct(p.peek(1), "=")) {
+    p.fail(t, `"${t.text}" is a reserved word and cannot be a macro name; pick another name`);
+  }
   const pos = t.pos;
   switch (t.text) {
     case "include":

@@ -19,6 +19,8 @@ export class Abort {
 /** How items inside a block are separated: by line breaks (vm, switch), or loosely by commas and/or lines. */
 export type Separators = "lines" | "loose";
 
+const NO_WORDS: ReadonlySet<string> = new Set();
+
 /** True when `t` is the punctuation `text`. */
 export function isPunct(t: Token, text: string): boolean {
   return t.kind === "punct" && t.text === text;
@@ -98,13 +100,16 @@ export class ParserCore {
     this.fail(t, `${context}: unexpected ${describe(t)}; expected the end of the line`);
   }
 
-  /** Reads vmd's `string`: one or more adjacent strings or non-keyword words, concatenated. */
-  string(context: string): Located<string> {
+  /**
+   * Reads vmd's `string`: one or more adjacent strings or non-keyword words, concatenated. Unquoted words in
+   * `stop` (contextual words of our extensions) end the string instead of joining it.
+   */
+  string(context: string, stop: ReadonlySet<string> = NO_WORDS): Located<string> {
     const first = this.peek();
     if (!isStringToken(first)) this.fail(first, `${context}: expected ${this.wanted(first)}`);
     this.next();
     let value = first.text;
-    for (let t = this.peek(); isStringToken(t); t = this.peek()) {
+    for (let t = this.peek(); isStringToken(t) && !(t.kind === "word" && stop.has(t.text)); t = this.peek()) {
       value += t.text;
       this.next();
     }
