@@ -183,3 +183,19 @@ Deno.test("loadConfig throws a ConfigError that carries every diagnostic", () =>
   const config = loadConfig("t.conf", 'vm "a" { }\n', { reader: mapReader({}) });
   assert.deepEqual(config.vms.map((v) => v.name), ["a"]);
 });
+
+Deno.test("recovery: one error per broken line, blank lines and same-line keywords handled", () => {
+  assert.deepEqual(errs('vm "a" {\n\tmemroy 1G\n\n\n\tdisk "/a" 5\n\tmemory 1G\n}\n'), [
+    `t.conf:2:2: ${MEMROY}`,
+    't.conf:5:12: vm "a": unexpected number 5; put each option on its own line',
+  ]);
+  assert.deepEqual(errs('vm "a" { include "x" }\n'), [
+    't.conf:1:10: unknown vm option "include" in vm "a"; expected one of: allow, boot, cdrom, cpus, disable, ' +
+    "disk, enable, interface, interfaces, local, memory, owner, sev, seves",
+  ]);
+  assert.deepEqual(errs('vm "a" {\n\tinterface {\n\t\tswitch "s"\nvm "b" { }\n'), [
+    't.conf:1:8: vm "a": this "{" is not closed before line 4; add "}"',
+    't.conf:2:12: interface: this "{" is not closed before line 4; add "}"',
+    't.conf:3:10: warning: switch "s" is not defined; this interface will not be attached',
+  ]);
+});

@@ -88,9 +88,11 @@ export class ParserCore {
     return t.kind === "newline" || t.kind === "eof";
   }
 
-  /** Consumes any number of line breaks. */
-  skipNewlines(): void {
-    while (this.peek().kind === "newline") this.next();
+  /** Consumes any number of line breaks; returns how many. */
+  skipNewlines(): number {
+    let n = 0;
+    for (; this.peek().kind === "newline"; n++) this.next();
+    return n;
   }
 
   /** Requires the end of the statement: a line break, the end of file, or (in a block) the closing brace. */
@@ -213,7 +215,7 @@ export class ParserCore {
     if (!isPunct(open, "{")) this.fail(open, `${label}: expected "{", got ${describe(open)}`);
     this.next();
     const items: T[] = [];
-    this.skipNewlines();
+    let lineStart = this.skipNewlines() > 0;
     for (;;) {
       const t = this.peek();
       if (isPunct(t, "}")) {
@@ -226,16 +228,21 @@ export class ParserCore {
         this.lastBlockClosed = false;
         return items;
       }
-      if (t.kind === "word" && stopWords.has(t.text)) {
+      if (t.kind === "newline") {
+        lineStart = this.skipNewlines() > 0;
+        continue;
+      }
+      if (lineStart && t.kind === "word" && stopWords.has(t.text)) {
         this.sink.error(open.pos, `${label}: this "{" is not closed before line ${t.pos.line}; add "}"`);
         this.lastBlockClosed = false;
         return items;
       }
       if (separators === "loose" && isPunct(t, ",")) {
         this.next();
-        this.skipNewlines();
+        lineStart = this.skipNewlines() > 0;
         continue;
       }
+      lineStart = false;
       try {
         this.lastBlockClosed = true;
         const value = item();
@@ -243,13 +250,14 @@ export class ParserCore {
         if (!this.lastBlockClosed) continue;
         const after = this.peek();
         if (after.kind === "newline") {
-          this.skipNewlines();
+          lineStart = this.skipNewlines() > 0;
         } else if (!isPunct(after, "}") && after.kind !== "eof" && separators === "lines") {
           this.fail(after, `${label}: unexpected ${describe(after)}; put each option on its own line`);
         }
       } catch (e) {
         if (!(e instanceof Abort)) throw e;
         this.recover(true);
+        lineStart = true; // recover() stopped after a line break, before "}", or at the end of the file
       }
     }
   }
