@@ -247,7 +247,10 @@ export class ParserCore {
         this.lastBlockClosed = true;
         const value = item();
         if (value !== null) items.push(value);
-        if (!this.lastBlockClosed) continue;
+        if (!this.lastBlockClosed) {
+          lineStart = true; // an inner block stopped at a statement word that starts a line
+          continue;
+        }
         const after = this.peek();
         if (after.kind === "newline") {
           lineStart = this.skipNewlines() > 0;
