@@ -267,3 +267,18 @@ Deno.test("memory: bytes, scan_scaled units, rounding down to megabytes, bounds"
     "t.conf:1:17: memory size must be at least 1M (memory is in bytes unless a unit follows: 512M, 2G)",
   ]);
 });
+
+Deno.test("small forms: number macros, numeric owners, single allow instance flag, empty block", () => {
+  const r = ok(
+    'n = 2\nvm "a" {\n\tinterfaces $n\n\towner "1000:100"\n\tallow instance boot\n}\nvm "b" { }\n',
+  );
+  const [a, b] = r.config.vms;
+  assert.equal(a.interfaces.length, 2);
+  assert.deepEqual(a.owner, { user: { kind: "id", id: 1000 }, group: { kind: "id", id: 100 } });
+  assert.deepEqual(a.allowInstance, { ...NO_ALLOW, boot: true });
+  assert.deepEqual(ok("vm x { owner 1000 }\n").config.vms[0].owner, {
+    user: { kind: "id", id: 1000 },
+    group: null,
+  });
+  assert.equal(b.memoryBytes, 512 * MIB);
+});
