@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../src/config/config_error.ts";
 import { formatDiagnostic } from "../src/config/diagnostic.ts";
 import { mapReader } from "../src/config/file_reader.ts";
-import { checkConfig, loadConfig } from "../src/config/load.ts";
+import { checkConfig, checkConfigFile, loadConfig } from "../src/config/load.ts";
+import { runConfigCheck } from "../src/config/check_command.ts";
 import { checkFixture } from "./config_fixtures.ts";
 
 function messages(name: string): string[] {
@@ -197,5 +198,35 @@ Deno.test("recovery: one error per broken line, blank lines and same-line keywor
     't.conf:1:8: vm "a": this "{" is not closed before line 4; add "}"',
     't.conf:2:12: interface: this "{" is not closed before line 4; add "}"',
     't.conf:3:10: warning: switch "s" is not defined; this interface will not be attached',
+  ]);
+});
+
+Deno.test("checkConfigFile reads the main file through the reader; an unreadable one is an error", () => {
+  const reader = mapReader({ "/etc/vm.conf": 'vm "a" { memory 1G }\n' });
+  assert.deepEqual(checkConfigFile("/etc/vm.conf", { reader }).config.vms.map((v) => v.memoryBytes), [
+    1 << 30,
+  ]);
+  const r = checkConfigFile("/etc/none.conf", { reader });
+  assert.equal(r.ok, false);
+  assert.deepEqual(r.diagnostics.map(formatDiagnostic), ["vmd: cannot read /etc/none.conf: no such file"]);
+});
+
+Deno.test("runConfigCheck: a missing default /etc/vm.conf is an empty configuration, as in vmd", () => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = runConfigCheck({
+    reader: mapReader({}),
+    verbose: true,
+    out: (s) => out.push(s),
+    err: (s) => err.push(s),
+  });
+  assert.equal(code, 0);
+  assert.deepEqual(err, [
+    "vmd: /etc/vm.conf: no such file; using an empty configuration",
+    "configuration OK",
+  ]);
+  assert.deepEqual(out, [
+    "# vmd: resolved configuration (macros expanded, includes inlined, defaults filled in)\n" +
+    'local prefix 100.64.0.0/10\nsocket owner "0:0"',
   ]);
 });

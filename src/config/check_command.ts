@@ -6,7 +6,7 @@
 import { formatDiagnostic } from "./diagnostic.ts";
 import { fileReader } from "./file_reader.ts";
 import { DEFAULT_CONFIG_PATH } from "./limits.ts";
-import { checkConfig, checkConfigFile, parseDefine } from "./load.ts";
+import { checkConfig, parseDefine } from "./load.ts";
 import type { ConfigReader } from "./parser.ts";
 import { printConfig } from "./printer.ts";
 
@@ -44,11 +44,17 @@ export function runConfigCheck(options: CheckCommandOptions): number {
     defines[parsed[0]] = parsed[1];
   }
   const path = options.file ?? DEFAULT_CONFIG_PATH;
-  let result = checkConfigFile(path, { reader, defines });
-  if (options.file === undefined && !reader(path).ok) {
-    err(`vmd: ${path} cannot be read; using an empty configuration`);
-    result = checkConfig(path, "", { reader, defines });
+  const read = reader(path);
+  let text = "";
+  if (read.ok) {
+    text = read.text;
+  } else if (options.file === undefined) {
+    err(`vmd: ${path}: ${read.reason}; using an empty configuration`);
+  } else {
+    err(`vmd: cannot read ${path}: ${read.reason}`);
+    return 1;
   }
+  const result = checkConfig(path, text, { reader, defines });
   for (const d of result.diagnostics) err(formatDiagnostic(d));
   if (!result.ok) return 1;
   if (options.verbose) out(printConfig(result.config).trimEnd());
