@@ -59,7 +59,7 @@ Deno.test("broken corpus: every error of a file is reported in one run, in order
     `${f}:20:1: unknown statement "frobnicate"; expected vm, switch, include, local, socket, staggered, agentx ` +
     'or a macro definition (name = "value")',
     `${f}:21:8: vm "b": this "{" is not closed before line 24; add "}"`,
-    `${f}:25:9: memory size must be at least 1M (memory is in bytes unless a unit follows: 512M, 2G)`,
+    `${f}:25:9: memory size must be at least 1M ("0.5M" is 524288 bytes)`,
     "broken/include_loop_b.conf:1:9: include loop: broken/everything.conf -> broken/include_loop.conf -> " +
     "broken/include_loop_b.conf -> broken/include_loop.conf; remove one of these includes",
     `broken/include_loop.conf:1:4: vm "a" is already defined at ${f}:2:4`,

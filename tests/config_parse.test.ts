@@ -264,7 +264,7 @@ Deno.test("memory: bytes, scan_scaled units, rounding down to megabytes, bounds"
     "t.conf:1:17: memory size too large (limit is 128G)",
   ]);
   assert.deepEqual(errors('vm "a" { memory 512 }\n'), [
-    "t.conf:1:17: memory size must be at least 1M (memory is in bytes unless a unit follows: 512M, 2G)",
+    "t.conf:1:17: memory size must be at least 1M: a plain number is bytes; add a unit, e.g. 512M",
   ]);
 });
 

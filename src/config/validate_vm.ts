@@ -86,7 +86,9 @@ export function memoryBytes(size: Located<number | string>, sink: DiagnosticSink
   if (bytes < MIN_MEMORY_BYTES) {
     sink.error(
       size.pos,
-      `memory size must be at least 1M (memory is in bytes unless a unit follows: 512M, 2G)`,
+      typeof size.value === "number"
+        ? `memory size must be at least 1M: a plain number is bytes; add a unit, e.g. ${size.value}M`
+        : `memory size must be at least 1M ("${size.value}" is ${bytes} bytes)`,
     );
     return null;
   }
