@@ -205,3 +205,20 @@ Deno.test("property: printing a resolved configuration and parsing it again give
     assert.deepEqual(strip(second.config), strip(first.config));
   }
 });
+
+Deno.test("property: any quotable string survives print and reparse (quotes, backslashes, $, #, braces)", () => {
+  const r = rng(99);
+  const chars = ['"', "'", "\\", "$", "#", "{", "}", ",", "=", " ", "\t", "a", "Z", "0", "/", "é", "-"];
+  const base = checkConfig("q.conf", 'vm "q" {\n\tboot "/k"\n}\n', { reader: READER }).config;
+  for (let n = 0; n < 1000; n++) {
+    let s = "";
+    for (let k = Math.floor(r() * 12); k > 0; k--) s += pick(r, chars);
+    if (s.endsWith("\\")) s += "x";
+    const boot = { kind: "kernel" as const, path: "/k", initrd: null, cmdline: s };
+    const withCmdline: VmdConfig = { ...base, vms: [{ ...base.vms[0], boot }] };
+    const printed = printConfig(withCmdline);
+    const again = checkConfig("p.conf", printed, { reader: READER });
+    assert.deepEqual(again.diagnostics, [], printed);
+    assert.deepEqual(again.config.vms[0].boot, boot, printed);
+  }
+});

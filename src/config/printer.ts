@@ -8,9 +8,19 @@
 import type { Owner, Principal, SwitchConfig, VmConfig, VmdConfig } from "./types.ts";
 import { formatScaled } from "./size.ts";
 
-/** Quotes a string for vm.conf (`"` becomes `\"`). */
+/**
+ * Quotes a string for vm.conf so that the lexer reads back exactly `s`: `"` becomes `\"`, and a space or tab
+ * that follows a backslash is escaped too (the lexer would otherwise read `\ ` as a plain space). Strings that
+ * end with a backslash or contain a line break cannot be written in vm.conf at all.
+ */
 export function quote(s: string): string {
-  return `"${s.replaceAll('"', '\\"')}"`;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '"' || ((c === " " || c === "\t") && s[i - 1] === "\\")) out += "\\";
+    out += c;
+  }
+  return `"${out}"`;
 }
 
 function principal(p: Principal): string {
