@@ -97,7 +97,7 @@ Deno.test("vm.conf(5) examples resolve to the exact expected structure", () => {
 });
 
 Deno.test("the valid corpus prints exactly the expected resolved configuration", () => {
-  for (const name of ["manpage", "openbsd_style", "linux", "globals"]) {
+  for (const name of ["manpage", "openbsd_style", "linux", "globals", "hosting"]) {
     const r = checkFixture(`valid/${name}.conf`);
     assert.equal(r.ok, true, `${name}: ${r.diagnostics.map(formatDiagnostic).join("\n")}`);
     const expected = Deno.readTextFileSync(`${FIXTURES}/valid/${name}.expected`);
@@ -281,4 +281,15 @@ Deno.test("small forms: number macros, numeric owners, single allow instance fla
     group: null,
   });
   assert.equal(b.memoryBytes, 512 * MIB);
+});
+
+Deno.test("per-VM include files: positions name the included file; macros carry across includes", () => {
+  const r = checkFixture("valid/hosting.conf");
+  assert.deepEqual(r.diagnostics, []);
+  assert.deepEqual(r.config.vms.map((v) => [v.name, v.instanceOf, v.enabled, v.pos.file, v.pos.line]), [
+    ["template.debian", null, false, "valid/hosting.conf", 13],
+    ["alice.example.net", "template.debian", true, "valid/hosting.d/alice.conf", 2],
+    ["bob.example.net", null, true, "valid/hosting.d/bob.conf", 1],
+  ]);
+  assert.equal(r.config.vms[2].interfaces[0].switch, "uplink");
 });
