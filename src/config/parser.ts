@@ -8,7 +8,7 @@
 import type { Located, Statement, SwitchOption } from "./ast.ts";
 import type { DiagnosticSink, Pos } from "./diagnostic.ts";
 import { isKeyword, suggest } from "./keywords.ts";
-import { Lexer } from "./lexer.ts";
+import { Lexer, type Token } from "./lexer.ts";
 import { MAX_INCLUDE_DEPTH } from "./limits.ts";
 import { isMacroName, type MacroTable } from "./macros.ts";
 import { parseVmBlock, VM_STOP_WORDS } from "./parse_vm.ts";
@@ -75,7 +75,7 @@ export function parseFile(
 
 function statement(ctx: ParseContext, p: ParserCore, chain: readonly string[]): void {
   const t = p.peek();
-  if (isStringToken(t) && isPunct(p.peek(1), "=")) return macroDefinition(ctx, p);
+  if (isStringToken(t) && isPunct(p.peek(1), "=")) return macroDefinition(ctx, p, t);
   if (t.kind !== "word" || !isKeyword(t.text)) {
     if (isPunct(t, "}")) p.fail(t, `unexpected "}": no block is open here`);
     if (t.kind === "word" || t.kind === "string") {
@@ -132,8 +132,12 @@ function statement(ctx: ParseContext, p: ParserCore, chain: readonly string[]): 
   }
 }
 
-function macroDefinition(ctx: ParseContext, p: ParserCore): void {
-  const name = p.next() as Extract<ReturnType<ParserCore["next"]>, { text: string }>;
+function macroDefinition(
+  ctx: ParseContext,
+  p: ParserCore,
+  name: Extract<Token, { kind: "word" | "string" }>,
+): void {
+  p.next();
   p.next();
   const v = p.peek();
   let value: string;
