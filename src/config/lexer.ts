@@ -153,7 +153,6 @@ export class Lexer {
           break;
         }
       }
-      start = this.save();
       return this.scan();
     }
     if (c === EOF) {
