@@ -230,3 +230,10 @@ Deno.test("runConfigCheck: a missing default /etc/vm.conf is an empty configurat
     'local prefix 100.64.0.0/10\nsocket owner "0:0"',
   ]);
 });
+
+Deno.test("warnings: a disk image used twice", () => {
+  assert.deepEqual(errs('vm "a" { disk "/d.img"\ndisk "/d.img" }\nvm "b" { disk "/x/../d.img" }\n'), [
+    't.conf:1:1: warning: disk "/d.img" is used by vm "a" twice; two writers corrupt an image',
+    't.conf:3:1: warning: disk "/d.img" is used by vm "b" and by vm "a"; two writers corrupt an image',
+  ]);
+});

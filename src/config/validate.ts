@@ -180,5 +180,24 @@ export function validateConfig(ast: ConfigAst, sink: DiagnosticSink): VmdConfig 
       }
     }
   }
+  warnSharedDisks(vms, sink);
   return { global, switches, vms };
+}
+
+/** Warns when two VMs (or one VM twice) name the same disk image: two writers corrupt an image. */
+function warnSharedDisks(vms: readonly VmConfig[], sink: DiagnosticSink): void {
+  const users = new Map<string, string>();
+  for (const vm of vms) {
+    for (const d of vm.disks) {
+      const other = users.get(d.path);
+      if (other !== undefined) {
+        const who = other === vm.name ? "twice" : `and by vm "${other}"`;
+        sink.warning(
+          vm.pos,
+          `disk "${d.path}" is used by vm "${vm.name}" ${who}; two writers corrupt an image`,
+        );
+      }
+      users.set(d.path, vm.name);
+    }
+  }
 }
