@@ -57,3 +57,27 @@ export {
   type PolicyContext,
   type PolicyRow,
 } from "./src/privsep/permission_table.ts";
+
+export { ConfigError } from "./src/config/config_error.ts";
+export { type Diagnostic, formatDiagnostic, type Pos, type Severity } from "./src/config/diagnostic.ts";
+export { fileReader, mapReader } from "./src/config/file_reader.ts";
+export {
+  checkConfig,
+  checkConfigFile,
+  type CheckOptions,
+  type CheckResult,
+  loadConfig,
+  parseDefine,
+} from "./src/config/load.ts";
+export type { ConfigReader, ReadResult } from "./src/config/parser.ts";
+export { printConfig } from "./src/config/printer.ts";
+export { type CheckCommandOptions, runConfigCheck } from "./src/config/check_command.ts";
+export type * from "./src/config/ast.ts";
+export type { Ipv4Prefix, Ipv6Prefix } from "./src/config/net.ts";
+export {
+  DEFAULT_CONFIG_PATH,
+  MAX_BACKING_IMAGES,
+  MAX_DISKS_PER_VM,
+  MAX_NICS_PER_VM,
+} from "./src/config/limits.ts";
+export type * from "./src/config/types.ts";

@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { demoMain } from "./demo.ts";
 import { policyMain } from "./policy.ts";
+import { runConfigCheck } from "../config/check_command.ts";
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
@@ -45,6 +46,13 @@ export async function vmdMain(args: string[]): Promise<number> {
   if (parsed.values.help) {
     vmdUsage();
     return 0;
+  }
+  if (parsed.values.noaction) {
+    return runConfigCheck({
+      file: parsed.values.file,
+      defines: parsed.values.define ?? [],
+      verbose: (parsed.values.verbose ?? []).length > 0,
+    });
   }
   console.error("vmd: the daemon is not available in this build yet; try `vmd demo` or `vmd policy`");
   return 1;

@@ -1,0 +1,63 @@
+/**
+ * `vmd -n`: check the configuration file, print every diagnostic, and (with `-v`) the resolved configuration.
+ *
+ * @module
+ */
+import { formatDiagnostic } from "./diagnostic.ts";
+import { fileReader } from "./file_reader.ts";
+import { DEFAULT_CONFIG_PATH } from "./limits.ts";
+import { checkConfig, parseDefine } from "./load.ts";
+import type { ConfigReader } from "./parser.ts";
+import { printConfig } from "./printer.ts";
+
+/** Options of `vmd -n`. */
+export interface CheckCommandOptions {
+  /** `-f file`, or undefined for the default /etc/vm.conf. */
+  readonly file?: string;
+  /** `-D name=value` arguments, in order. */
+  readonly defines?: readonly string[];
+  /** `-v`: print the resolved configuration. */
+  readonly verbose?: boolean;
+  /** The reader (defaults to the real file system). */
+  readonly reader?: ConfigReader;
+  /** Where normal output goes (defaults to stdout). */
+  readonly out?: (line: string) => void;
+  /** Where diagnostics go (defaults to stderr). */
+  readonly err?: (line: string) => void;
+}
+
+/**
+ * Runs the check and returns the exit status: 0 when the configuration is usable (`configuration OK`), 1
+ * otherwise. A missing default file is an empty configuration, as in vmd; a missing `-f` file is an error.
+ */
+export function runConfigCheck(options: CheckCommandOptions): number {
+  const out = options.out ?? ((s: string) => console.log(s));
+  const err = options.err ?? ((s: string) => console.error(s));
+  const reader = options.reader ?? fileReader;
+  const defines: Record<string, string> = {};
+  for (const d of options.defines ?? []) {
+    const parsed = parseDefine(d);
+    if (parsed === null) {
+      err(`vmd: invalid -D "${d}": expected name=value, the name made of letters, digits and underscores`);
+      return 1;
+    }
+    defines[parsed[0]] = parsed[1];
+  }
+  const path = options.file ?? DEFAULT_CONFIG_PATH;
+  const read = reader(path);
+  let text = "";
+  if (read.ok) {
+    text = read.text;
+  } else if (options.file === undefined) {
+    err(`vmd: ${path}: ${read.reason}; using an empty configuration`);
+  } else {
+    err(`vmd: cannot read ${path}: ${read.reason}`);
+    return 1;
+  }
+  const result = checkConfig(path, text, { reader, defines });
+  for (const d of result.diagnostics) err(formatDiagnostic(d));
+  if (!result.ok) return 1;
+  if (options.verbose) out(printConfig(result.config).trimEnd());
+  err("configuration OK");
+  return 0;
+}
