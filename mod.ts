@@ -9,7 +9,7 @@
 // ffi/: the KVM API and libc
 export { ErrnoError } from "./ffi/errno.ts";
 export { IoctlFd, Kvm, KVM_DEVICE, KvmRun, type KvmRunShare, VcpuFd, VmFd } from "./ffi/kvm.ts";
-export { KVM, KVM_CAP, KVM_EXIT } from "./ffi/kvm_ioctls.ts";
+export { KVM, KVM_CAP, KVM_EXIT, type KvmIoctlName } from "./ffi/kvm_ioctls.ts";
 export type {
   KvmCpuidEntry2,
   KvmDtable,

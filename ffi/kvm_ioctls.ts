@@ -24,8 +24,40 @@ export const iow = (nr: number, size: number): bigint => ioc(IOC_WRITE, KVMIO, n
 /** `_IOWR(type, nr, size)`. */
 export const iowr = (nr: number, size: number): bigint => ioc(IOC_READ | IOC_WRITE, KVMIO, nr, size);
 
+/** The names of the ioctls vmd uses. */
+export type KvmIoctlName =
+  | "KVM_GET_API_VERSION"
+  | "KVM_CREATE_VM"
+  | "KVM_GET_MSR_INDEX_LIST"
+  | "KVM_CHECK_EXTENSION"
+  | "KVM_GET_VCPU_MMAP_SIZE"
+  | "KVM_GET_SUPPORTED_CPUID"
+  | "KVM_CREATE_VCPU"
+  | "KVM_SET_USER_MEMORY_REGION"
+  | "KVM_SET_TSS_ADDR"
+  | "KVM_SET_IDENTITY_MAP_ADDR"
+  | "KVM_CREATE_IRQCHIP"
+  | "KVM_IRQ_LINE"
+  | "KVM_IRQFD"
+  | "KVM_CREATE_PIT2"
+  | "KVM_IOEVENTFD"
+  | "KVM_RUN"
+  | "KVM_GET_REGS"
+  | "KVM_SET_REGS"
+  | "KVM_GET_SREGS"
+  | "KVM_SET_SREGS"
+  | "KVM_GET_MSRS"
+  | "KVM_SET_MSRS"
+  | "KVM_GET_FPU"
+  | "KVM_SET_FPU"
+  | "KVM_GET_LAPIC"
+  | "KVM_SET_LAPIC"
+  | "KVM_SET_CPUID2"
+  | "KVM_GET_VCPU_EVENTS"
+  | "KVM_SET_VCPU_EVENTS";
+
 /** ioctl request numbers, named as in the kernel; sizes are those of the argument structs. */
-export const KVM = {
+export const KVM: Readonly<Record<KvmIoctlName, bigint>> = {
   // system ioctls (on /dev/kvm)
   KVM_GET_API_VERSION: io(0x00),
   KVM_CREATE_VM: io(0x01),
