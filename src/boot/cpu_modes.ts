@@ -18,8 +18,11 @@ export const BOOT_PML4_ADDR = 0x9000;
 /** How much the boot page tables identity-map (2 MiB pages). */
 export const BOOT_IDENTITY_MAP_BYTES = 4 * 2 ** 30;
 
-/** Selectors in the boot GDT. */
-export const BOOT_SELECTORS = { code: 0x08, data: 0x10, tss: 0x18 } as const;
+/**
+ * Selectors in the boot GDT. Linux's 64-bit boot protocol asks for __BOOT_CS = 0x10 and __BOOT_DS = 0x18;
+ * the 32-bit code segment for PVH entry sits at 0x08.
+ */
+export const BOOT_SELECTORS = { code32: 0x08, code64: 0x10, data: 0x18, tss: 0x20 } as const;
 
 const CR0_PE = 1n << 0n;
 const CR0_ET = 1n << 4n;
@@ -79,18 +82,52 @@ export function enterRealMode(vcpu: VcpuFd, segment: number, offset: number, sta
   vcpu.setRegs({ rip: BigInt(offset), rsp: BigInt(stack), rflags: 2n });
 }
 
-/** The boot GDT: null, 64-bit code, data, TSS (as Linux's boot protocol and Firecracker use). */
+/** The boot GDT: null, 32-bit code, 64-bit code, data, TSS — all flat. */
 export const BOOT_GDT: readonly bigint[] = [
   0n,
-  gdtEntry(0xa09b, 0, 0xfffff), // code: present, ring 0, execute/read, accessed; L=1, G=1
-  gdtEntry(0xc093, 0, 0xfffff), // data: present, ring 0, read/write, accessed; D/B=1, G=1
-  gdtEntry(0x808b, 0, 0xfffff), // TSS: present, 64-bit busy TSS
+  gdtEntry(0xc09b, 0, 0xfffff), // 0x08 code32: present, ring 0, execute/read, accessed; D/B=1, G=1
+  gdtEntry(0xa09b, 0, 0xfffff), // 0x10 code64: present, ring 0, execute/read, accessed; L=1, G=1
+  gdtEntry(0xc093, 0, 0xfffff), // 0x18 data: present, ring 0, read/write, accessed; D/B=1, G=1
+  gdtEntry(0x808b, 0, 0xfffff), // 0x20 TSS: present, busy TSS
 ];
+
+function writeGdt(mem: GuestMemory): void {
+  BOOT_GDT.forEach((e, i) => mem.writeU64(BOOT_GDT_ADDR + 8 * i, e));
+  mem.writeU64(BOOT_IDT_ADDR, 0n);
+}
+
+function flatSregs(sregs: KvmSregs, code: number): void {
+  const data = segmentFromGdt(BOOT_GDT[3], BOOT_SELECTORS.data);
+  sregs.cs = segmentFromGdt(BOOT_GDT[code / 8], code);
+  sregs.ds =
+    sregs.es =
+    sregs.fs =
+    sregs.gs =
+    sregs.ss =
+      data;
+  sregs.tr = segmentFromGdt(BOOT_GDT[4], BOOT_SELECTORS.tss);
+  sregs.gdt = { base: BigInt(BOOT_GDT_ADDR), limit: BOOT_GDT.length * 8 - 1 };
+  sregs.idt = { base: BigInt(BOOT_IDT_ADDR), limit: 7 };
+}
+
+/**
+ * 32-bit protected mode with paging off and flat segments, as the PVH boot ABI specifies: execution at
+ * `entry`, `%ebx` = `ebx` (the hvm_start_info address).
+ */
+export function enterProtectedMode32(vcpu: VcpuFd, mem: GuestMemory, entry: number, ebx: number): void {
+  writeGdt(mem);
+  const sregs: KvmSregs = vcpu.getSregs();
+  flatSregs(sregs, BOOT_SELECTORS.code32);
+  sregs.cr0 = (sregs.cr0 | CR0_PE | CR0_ET) & ~CR0_PG;
+  sregs.cr4 = 0n;
+  sregs.efer = 0n;
+  vcpu.setSregs(sregs);
+  vcpu.setRegs({ rip: BigInt(entry), rbx: BigInt(ebx), rflags: 2n });
+}
 
 /** Writes the boot GDT, an empty IDT and the identity-map page tables into guest memory. */
 export function writeLongModeTables(mem: GuestMemory): void {
-  BOOT_GDT.forEach((e, i) => mem.writeU64(BOOT_GDT_ADDR + 8 * i, e));
-  mem.writeU64(BOOT_IDT_ADDR, 0n);
+  writeGdt(mem);
   const pml4 = BOOT_PML4_ADDR;
   const pdpt = pml4 + 0x1000;
   const pd = pdpt + 0x1000;
@@ -119,18 +156,7 @@ export function enterLongMode(
 ): void {
   writeLongModeTables(mem);
   const sregs: KvmSregs = vcpu.getSregs();
-  const code = segmentFromGdt(BOOT_GDT[1], BOOT_SELECTORS.code);
-  const data = segmentFromGdt(BOOT_GDT[2], BOOT_SELECTORS.data);
-  sregs.cs = code;
-  sregs.ds =
-    sregs.es =
-    sregs.fs =
-    sregs.gs =
-    sregs.ss =
-      data;
-  sregs.tr = segmentFromGdt(BOOT_GDT[3], BOOT_SELECTORS.tss);
-  sregs.gdt = { base: BigInt(BOOT_GDT_ADDR), limit: BOOT_GDT.length * 8 - 1 };
-  sregs.idt = { base: BigInt(BOOT_IDT_ADDR), limit: 7 };
+  flatSregs(sregs, BOOT_SELECTORS.code64);
   sregs.cr3 = BigInt(BOOT_PML4_ADDR);
   sregs.cr4 |= CR4_PAE;
   sregs.cr0 |= CR0_PE | CR0_PG | CR0_ET;
