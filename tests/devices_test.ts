@@ -97,7 +97,11 @@ Deno.test("UART: divisor latch, scratch register and loopback behave as Linux's 
 
 Deno.test("the exit port reports the written value through the bus hooks", () => {
   const statuses: number[] = [];
-  const { pio } = buildBuses([{ kind: "debug-exit", base: 0xf4 }], { requestExit: (s) => statuses.push(s) });
+  const { pio } = buildBuses([{ kind: "debug-exit", base: 0xf4 }], {
+    requestExit: (s) => statuses.push(s),
+    requestReboot: () => statuses.push(-1),
+    irqLine: () => {},
+  });
   pio.write(0xf4, 1, 0x31);
   pio.write(0xf4, 4, 0xdeadbeef);
   assert.deepEqual(statuses, [0x31, 0xdeadbeef]);

@@ -25,10 +25,12 @@ const EXIT_IRQ_WINDOW_OPEN = KVM_EXIT.KVM_EXIT_IRQ_WINDOW_OPEN;
 const SYSTEM_EVENT_SHUTDOWN = 1;
 const SYSTEM_EVENT_RESET = 2;
 
-/** Set by a device (the exit port) to end the run after the current exit. */
+/** Set by a device (the exit port, the keyboard controller's reset) to end the run after the current exit. */
 export class ExitLatch {
   /** True once a device asked to end the VM. */
   requested = false;
+  /** True if it asked for a reboot rather than an exit status. */
+  reboot = false;
   /** The status it asked for. */
   status = 0;
 
@@ -37,6 +39,18 @@ export class ExitLatch {
     if (this.requested) return;
     this.requested = true;
     this.status = status;
+  }
+
+  /** Asks to end the run with reason `reboot`. */
+  requestReboot(): void {
+    if (this.requested) return;
+    this.requested = true;
+    this.reboot = true;
+  }
+
+  /** The exit the latch stands for. */
+  exit(): VcpuExit {
+    return this.reboot ? { kind: "reboot" } : { kind: "exit-port", status: this.status };
   }
 }
 
@@ -129,11 +143,11 @@ export function runLoop(ctx: RunLoopContext): VcpuExit {
     switch (run.exitReason()) {
       case EXIT_IO:
         dispatchIo(ctx);
-        if (latch.requested) return finish({ kind: "exit-port", status: latch.status });
+        if (latch.requested) return finish(latch.exit());
         break;
       case EXIT_MMIO:
         dispatchMmio(ctx);
-        if (latch.requested) return finish({ kind: "exit-port", status: latch.status });
+        if (latch.requested) return finish(latch.exit());
         break;
       case EXIT_INTR:
       case EXIT_IRQ_WINDOW_OPEN:

@@ -35,6 +35,8 @@ export interface VcpuSpawnOptions {
   readonly mmapSize: number;
   /** Devices on its buses. */
   readonly devices: readonly PioDeviceSpec[];
+  /** The VM fd, when devices may raise interrupts (in-kernel irqchip). */
+  readonly vmFd?: number;
   /** Policy facts (libc path). */
   readonly policy: PolicyContext;
 }
@@ -112,6 +114,7 @@ export class VcpuHandle {
       libcPath: o.policy.libcPath,
       id: o.id,
       vcpuFd: o.vcpu.fd,
+      vmFd: o.vmFd,
       run: run.share(),
       control: control.sab,
       devices: o.devices,

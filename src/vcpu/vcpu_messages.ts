@@ -18,6 +18,8 @@ export interface VcpuInitMessage {
   readonly id: number;
   /** The vCPU fd (fds are process-wide). */
   readonly vcpuFd: number;
+  /** The VM fd, for interrupt lines (KVM_IRQ_LINE), when the VM has an in-kernel irqchip. */
+  readonly vmFd?: number;
   /** The vCPU's kvm_run, mapped by the main thread over a shared buffer. */
   readonly run: KvmRunShare;
   /** The control block. */
@@ -62,6 +64,7 @@ export function validateToVcpu(v: unknown): string | undefined {
       }
       if (!isCount(v.id)) return "init: id must be a non-negative integer";
       if (!isCount(v.vcpuFd)) return "init: vcpuFd must be a file descriptor";
+      if (v.vmFd !== undefined && !isCount(v.vmFd)) return "init: vmFd must be a file descriptor";
       const run = v.run;
       if (
         !isObject(run) || !(run.sab instanceof SharedArrayBuffer) || !isCount(run.offset) ||

@@ -6,7 +6,7 @@
  */
 /// <reference lib="deno.worker" />
 import { openLibc } from "../../ffi/libc.ts";
-import { KvmRun, VcpuFd } from "../../ffi/kvm.ts";
+import { KvmRun, VcpuFd, VmFd } from "../../ffi/kvm.ts";
 import { gettid, KICK_SIGNAL } from "../../ffi/thread.ts";
 import { buildBuses } from "../devices/device_spec.ts";
 import { probeConfinement } from "../privsep/confinement_probe.ts";
@@ -33,7 +33,12 @@ function init(m: VcpuInitMessage): void {
   const vcpu = VcpuFd.adopt(m.vcpuFd, libc);
   const run = new KvmRun(m.run);
   const latch = new ExitLatch();
-  const buses = buildBuses(m.devices, { requestExit: (status) => latch.request(status) });
+  const vm = m.vmFd === undefined ? undefined : VmFd.adopt(m.vmFd, libc);
+  const buses = buildBuses(m.devices, {
+    requestExit: (status) => latch.request(status),
+    requestReboot: () => latch.requestReboot(),
+    irqLine: (gsi, level) => vm?.irqLine(gsi, level),
+  });
   const tid = gettid(libc);
   control.setTid(tid);
   prepared = { vcpu, run, buses, control, latch };

@@ -6,13 +6,17 @@
  * @module
  */
 import { Kvm, type VcpuFd, type VmFd } from "../../ffi/kvm.ts";
-import { KVM_CAP } from "../../ffi/kvm_ioctls.ts";
+import { KVM_CAP, KVM_PIT_SPEAKER_DUMMY } from "../../ffi/kvm_ioctls.ts";
 import { allocateGuestRam, hostAddressOf, PAGE_SIZE } from "../../ffi/guest_ram.ts";
 import { openLibc, resolveLibcPath } from "../../ffi/libc.ts";
 import { ByteRing } from "../console/byte_ring.ts";
 import { DEBUG_EXIT_PORT } from "../devices/debug_exit.ts";
 import type { PioDeviceSpec } from "../devices/device_spec.ts";
-import { createUartShare, type UartShare } from "../devices/uart_16550.ts";
+import { createUartShare, Uart16550, type UartShare } from "../devices/uart_16550.ts";
+import { createCmosState } from "../devices/cmos_rtc.ts";
+import { createI8042State } from "../devices/i8042.ts";
+import { writeMpTable } from "../boot/mptable.ts";
+import { configurePcVcpu } from "./vcpu_setup.ts";
 import { GuestMemory, type MemoryRegion } from "../memory/guest_memory.ts";
 import type { PolicyContext } from "../privsep/permission_table.ts";
 import { VcpuHandle } from "../vcpu/vcpu_handle.ts";
@@ -21,6 +25,8 @@ import { vcpuCpuid } from "./cpuid.ts";
 
 /** COM1's base port. */
 export const COM1_PORT = 0x3f8;
+/** COM1's interrupt line. */
+export const COM1_IRQ = 4;
 /** Start of the 32-bit PCI hole: RAM above this goes above 4 GiB. */
 export const PCI_HOLE_START = 0xc000_0000;
 /** KVM's TSS pages (Intel), just below the BIOS area as QEMU and Firecracker place them. */
@@ -34,8 +40,12 @@ export interface VmOptions {
   readonly memory: number;
   /** Number of vCPUs (default 1). */
   readonly vcpus?: number;
-  /** Create the in-kernel PIC/IOAPIC/LAPIC and PIT (default false; HLT then no longer exits). */
-  readonly irqchip?: boolean;
+  /**
+   * `bare` (default): COM1 (polled) and the exit port, no interrupt controller — HLT ends the run; for tiny
+   * test guests. `pc`: what a PC kernel expects — in-kernel PIC/IOAPIC/LAPIC and PIT, COM1 on IRQ 4, CMOS RTC,
+   * i8042, port 0x80, PCI configuration ports, an MP table, boot MSRs — plus the exit port.
+   */
+  readonly platform?: "bare" | "pc";
   /** The KVM device (default /dev/kvm). */
   readonly kvmPath?: string;
 }
@@ -68,15 +78,27 @@ export class Vm {
   readonly uart: UartShare;
   /** Guest → host console bytes (COM1). */
   readonly consoleOut: ByteRing;
-  /** Host → guest console bytes (COM1). */
-  readonly consoleIn: ByteRing;
+  /** Which platform the VM models. */
+  readonly platform: "bare" | "pc";
+  readonly #uartModel: Uart16550;
+  readonly #rtc: SharedArrayBuffer;
+  readonly #i8042 = createI8042State();
+  readonly #pciHost = new SharedArrayBuffer(4);
   readonly #vcpuFds: VcpuFd[];
   readonly #mmapSize: number;
   #vcpus: VcpuHandle[] = [];
   #result: Promise<VmResult> | undefined;
   #closed = false;
 
-  private constructor(kvm: Kvm, fd: VmFd, memory: GuestMemory, vcpuFds: VcpuFd[], mmapSize: number) {
+  private constructor(
+    kvm: Kvm,
+    fd: VmFd,
+    memory: GuestMemory,
+    vcpuFds: VcpuFd[],
+    mmapSize: number,
+    platform: "bare" | "pc",
+  ) {
+    this.platform = platform;
     this.kvm = kvm;
     this.fd = fd;
     this.memory = memory;
@@ -85,7 +107,13 @@ export class Vm {
     this.policy = { libcPath: resolveLibcPath() };
     this.uart = createUartShare();
     this.consoleOut = new ByteRing({ sab: this.uart.tx });
-    this.consoleIn = new ByteRing({ sab: this.uart.rx });
+    this.#uartModel = new Uart16550(this.uart, "uart", () => {
+      if (this.platform !== "pc") return;
+      this.fd.irqLine(COM1_IRQ, 1);
+      this.fd.irqLine(COM1_IRQ, 0);
+    });
+    const below4g = memory.regions[0].size;
+    this.#rtc = createCmosState({ below4g, above4g: memory.size - below4g });
   }
 
   /** Creates the VM, registers its RAM and creates its vCPUs (not yet running). */
@@ -107,9 +135,13 @@ export class Vm {
       fd = kvm.createVm();
       fd.setTssAddr(KVM_TSS_ADDR);
       fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
-      if (options.irqchip) {
+      const pc = options.platform === "pc";
+      if (pc) {
+        for (const cap of ["KVM_CAP_IRQCHIP", "KVM_CAP_PIT2"] as const) {
+          if (kvm.checkExtension(KVM_CAP[cap]) === 0) throw new Error(`KVM lacks ${cap}`);
+        }
         fd.createIrqchip();
-        fd.createPit2();
+        fd.createPit2(KVM_PIT_SPEAKER_DUMMY);
       }
       const backing = allocateGuestRam(options.memory);
       const memory = new GuestMemory({
@@ -125,10 +157,12 @@ export class Vm {
       const vcpuFds: VcpuFd[] = [];
       for (let id = 0; id < vcpus; id++) {
         const v = fd.createVcpu(id);
-        v.setCpuid2(vcpuCpuid(cpuid, id));
         vcpuFds.push(v);
+        v.setCpuid2(vcpuCpuid(cpuid, id));
+        if (pc) configurePcVcpu(v, true);
       }
-      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize());
+      if (pc) writeMpTable(memory, vcpus);
+      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare");
     } catch (e) {
       fd?.close();
       kvm.close();
@@ -155,10 +189,21 @@ export class Vm {
 
   /** The devices on every vCPU's port bus. */
   devices(): PioDeviceSpec[] {
+    const exit: PioDeviceSpec = { kind: "debug-exit", base: DEBUG_EXIT_PORT };
+    if (this.platform === "bare") return [{ kind: "uart", base: COM1_PORT, share: this.uart }, exit];
     return [
-      { kind: "uart", base: COM1_PORT, share: this.uart },
-      { kind: "debug-exit", base: DEBUG_EXIT_PORT },
+      { kind: "uart", base: COM1_PORT, share: this.uart, irq: COM1_IRQ },
+      exit,
+      { kind: "rtc", base: 0x70, state: this.#rtc },
+      { kind: "i8042", base: 0x60, state: this.#i8042 },
+      { kind: "sink", base: 0x80, length: 1, name: "post" },
+      { kind: "pci-host", base: 0xcf8, state: this.#pciHost },
     ];
+  }
+
+  /** Sends console input to the guest (COM1), raising its interrupt; returns how many bytes fitted. */
+  consoleInput(bytes: Uint8Array): number {
+    return this.#uartModel.receive(bytes);
   }
 
   /** Spawns one worker per vCPU and lets them run. */
@@ -173,7 +218,14 @@ export class Vm {
     const devices = this.devices();
     this.#vcpus = await Promise.all(
       this.#vcpuFds.map((vcpu, id) =>
-        VcpuHandle.spawn({ id, vcpu, mmapSize: this.#mmapSize, devices, policy: this.policy })
+        VcpuHandle.spawn({
+          id,
+          vcpu,
+          mmapSize: this.#mmapSize,
+          devices,
+          policy: this.policy,
+          vmFd: this.platform === "pc" ? this.fd.fd : undefined,
+        })
       ),
     );
     this.#result = Promise.race(this.#vcpus.map((h) => h.ended.then((exit) => ({ vcpu: h.id, exit }))))

@@ -1,0 +1,18 @@
+/**
+ * Loading a kernel into a VM and pointing vCPU 0 at its entry, in the CPU mode its boot protocol asks for.
+ *
+ * @module
+ */
+import { enterLongMode, enterProtectedMode32 } from "../boot/cpu_modes.ts";
+import { BOOT_STACK_ADDR } from "../boot/layout.ts";
+import { type BootPlan, loadKernel, type LoadOptions } from "../boot/loader.ts";
+import type { Vm } from "./vm.ts";
+
+/** Loads `kernel` (PVH ELF or bzImage) with `options` into `vm` and sets vCPU 0's entry state. */
+export function bootKernel(vm: Vm, kernel: Uint8Array, options: LoadOptions): BootPlan {
+  const plan = loadKernel(vm.memory, kernel, options);
+  const vcpu = vm.vcpuFd(0);
+  if (plan.mode === "protected32") enterProtectedMode32(vcpu, vm.memory, plan.entry, plan.bootInfo);
+  else enterLongMode(vcpu, vm.memory, plan.entry, BOOT_STACK_ADDR, plan.bootInfo);
+  return plan;
+}
