@@ -7,12 +7,15 @@
 import { parseArgs } from "node:util";
 import { demoMain } from "./demo.ts";
 import { policyMain } from "./policy.ts";
+import { runMain } from "./run.ts";
 import { runConfigCheck } from "../config/check_command.ts";
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
   console.error(
     "usage: vmd [-dnv] [-D macro=value] [-f file]\n" +
+      "       vmd run [-m size] -b kernel [--initrd file] [--cmdline text] [--cpus n]\n" +
+      "                                boot one VM in the foreground\n" +
       "       vmd demo                 boot the embedded demo guest\n" +
       "       vmd policy               print the permission table (who may do what)\n" +
       "       vmd vmctl command ...    the vmctl client",
@@ -24,6 +27,7 @@ export async function vmdMain(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === "demo") return await demoMain(rest);
   if (sub === "policy") return await policyMain(rest);
+  if (sub === "run") return await runMain(rest);
   let parsed;
   try {
     parsed = parseArgs({

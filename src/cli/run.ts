@@ -1,0 +1,191 @@
+/**
+ * `vmd run`: boots one VM in the foreground without the daemon (as `lkvm run` or Firecracker's `--no-api`
+ * mode do). The guest's console is on stdin/stdout; on a terminal, `~.` at the start of a line stops the VM
+ * (as in cu(1) and `vmctl console`). The exit status is the guest's exit-port value; 0 for a reboot or halt;
+ * 1 with a one-line reason for a crash or an internal error.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { BootError } from "../boot/boot_error.ts";
+import { DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES } from "../config/limits.ts";
+import { scanScaled } from "../config/size.ts";
+import { describeVcpuExit, formatRegisterDump, type VcpuExit } from "../vcpu/vcpu_exit.ts";
+import { bootKernel } from "../vm/boot_kernel.ts";
+import { Vm } from "../vm/vm.ts";
+
+const USAGE = "usage: vmd run [-m size] -b kernel [--initrd file] [--cmdline text] [--cpus n] [-d disk]...";
+
+/** A command-line mistake in `vmd run`. */
+export class RunUsageError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "RunUsageError";
+  }
+}
+
+/** The parsed `vmd run` options. */
+export interface RunOptions {
+  /** Guest RAM in bytes (a multiple of 1 MiB). */
+  readonly memory: number;
+  /** The kernel's path. */
+  readonly kernel: string;
+  /** The initrd's path. */
+  readonly initrd?: string;
+  /** The kernel command line. */
+  readonly cmdline: string;
+  /** vCPUs. */
+  readonly cpus: number;
+  /** Disk images. */
+  readonly disks: readonly string[];
+}
+
+/** Parses `vmd run` arguments (pure). Throws {@link RunUsageError}. */
+export function parseRunArgs(args: string[]): RunOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        memory: { type: "string", short: "m" },
+        boot: { type: "string", short: "b" },
+        initrd: { type: "string" },
+        cmdline: { type: "string" },
+        cpus: { type: "string" },
+        disk: { type: "string", short: "d", multiple: true },
+      },
+      allowPositionals: false,
+    });
+  } catch (e) {
+    throw new RunUsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (v.boot === undefined) throw new RunUsageError("-b kernel is required");
+  let memory = DEFAULT_MEMORY_BYTES;
+  if (v.memory !== undefined) {
+    const r = scanScaled(v.memory);
+    if (!r.ok) throw new RunUsageError(`-m ${v.memory}: ${r.reason}`);
+    const mib = Number(r.bytes / (1n << 20n));
+    memory = mib * 2 ** 20;
+    if (memory < MIN_MEMORY_BYTES || memory > MAX_MEMORY_BYTES) {
+      throw new RunUsageError(`-m ${v.memory}: memory must be between 1M and 128G`);
+    }
+  }
+  const cpus = v.cpus === undefined ? 1 : Number(v.cpus);
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new RunUsageError(`--cpus ${v.cpus}: expected 1..64`);
+  return {
+    memory,
+    kernel: v.boot,
+    initrd: v.initrd,
+    cmdline: v.cmdline ?? "console=ttyS0",
+    cpus,
+    disks: v.disk ?? [],
+  };
+}
+
+/** The exit status and the one-line reason for how a VM ended. */
+export function exitStatus(exit: VcpuExit): { status: number; reason: string } {
+  switch (exit.kind) {
+    case "exit-port":
+      return { status: exit.status & 0xff, reason: describeVcpuExit(exit) };
+    case "reboot":
+    case "hlt":
+    case "stopped":
+      return { status: 0, reason: describeVcpuExit(exit) };
+    default:
+      return { status: 1, reason: describeVcpuExit(exit) };
+  }
+}
+
+async function readFile(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new BootError(path, `cannot read the ${what}: ${(e as Error).message}`);
+  }
+}
+
+/** Copies stdin to the guest; on a terminal, `~.` after a newline stops the VM. */
+async function pumpStdin(vm: Vm, stop: () => void): Promise<void> {
+  const tty = Deno.stdin.isTerminal();
+  if (tty) Deno.stdin.setRaw(true);
+  const buf = new Uint8Array(1024);
+  let lineStart = true;
+  let tilde = false;
+  try {
+    for (;;) {
+      const n = await Deno.stdin.read(buf);
+      if (n === null) return;
+      const out: number[] = [];
+      for (const b of buf.subarray(0, n)) {
+        if (tty && tilde) {
+          tilde = false;
+          if (b === 0x2e) return stop(); // "~."
+          out.push(0x7e);
+        }
+        if (tty && lineStart && b === 0x7e) {
+          tilde = true;
+          continue;
+        }
+        lineStart = b === 0x0d || b === 0x0a;
+        out.push(b);
+      }
+      let bytes = new Uint8Array(out);
+      while (bytes.length > 0) {
+        const taken = vm.consoleInput(bytes);
+        bytes = bytes.subarray(taken);
+        if (bytes.length > 0) await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  } finally {
+    if (tty) Deno.stdin.setRaw(false);
+  }
+}
+
+/** Runs `vmd run args...`; resolves to the exit status. */
+export async function runMain(args: string[]): Promise<number> {
+  let o: RunOptions;
+  try {
+    o = parseRunArgs(args);
+  } catch (e) {
+    console.error(`vmd run: ${(e as Error).message}\n${USAGE}`);
+    return 1;
+  }
+  if (o.disks.length > 0) {
+    console.error("vmd run: -d: disks need virtio-blk, which this build does not have yet");
+    return 1;
+  }
+  let vm: Vm | undefined;
+  try {
+    const kernel = await readFile(o.kernel, "kernel");
+    const initrd = o.initrd === undefined ? undefined : await readFile(o.initrd, "initrd");
+    vm = Vm.create({ memory: o.memory, vcpus: o.cpus, platform: "pc" });
+    bootKernel(vm, kernel, {
+      kernelName: o.kernel,
+      cmdline: o.cmdline,
+      initrd,
+      initrdName: o.initrd ?? "initrd",
+    });
+    await vm.start();
+    const running = vm;
+    const stop = () => void running.stop();
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    for (const s of signals) Deno.addSignalListener(s, stop);
+    void pumpStdin(vm, stop);
+    await vm.pumpConsole(async (bytes) => {
+      await Deno.stdout.write(bytes);
+    });
+    const { exit } = await vm.wait();
+    for (const s of signals) Deno.removeSignalListener(s, stop);
+    const { status, reason } = exitStatus(exit);
+    console.error(`vmd run: ${reason}`);
+    if ("dump" in exit) console.error(formatRegisterDump(exit.dump));
+    return status;
+  } catch (e) {
+    console.error(`vmd run: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  } finally {
+    vm?.close();
+  }
+}
