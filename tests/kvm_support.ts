@@ -58,3 +58,46 @@ export async function runFlatGuest(name: string, memory = 16 << 20): Promise<Gue
     vm.close();
   }
 }
+
+/** How to boot a kernel in a test. */
+export interface KernelRunOptions {
+  /** Kernel command line. */
+  readonly cmdline?: string;
+  /** An initrd file. */
+  readonly initrd?: string;
+  /** Guest RAM in bytes (default 64 MiB). */
+  readonly memory?: number;
+  /** Stop the VM after this long (default 20 s); the result then says `stopped`. */
+  readonly timeoutMs?: number;
+  /** Stop the VM as soon as the console output contains this (after it has been copied). */
+  readonly until?: string;
+  /** Called with the console output so far, each time more arrives. */
+  readonly onOutput?: (output: string, vm: Vm) => void;
+}
+
+/** Boots `kernelPath` (PVH ELF or bzImage) on the PC platform and collects its console until it ends. */
+export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): Promise<GuestRun> {
+  const { bootKernel } = await import("../src/vm/boot_kernel.ts");
+  const vm = Vm.create({ memory: o.memory ?? 64 << 20, platform: "pc" });
+  try {
+    bootKernel(vm, await Deno.readFile(kernelPath), {
+      kernelName: kernelPath,
+      cmdline: o.cmdline ?? "console=ttyS0",
+      initrd: o.initrd === undefined ? undefined : await Deno.readFile(o.initrd),
+      initrdName: o.initrd ?? "initrd",
+    });
+    await vm.start();
+    const timer = setTimeout(() => void vm.stop(), o.timeoutMs ?? 20_000);
+    const decoder = new TextDecoder();
+    let output = "";
+    await vm.pumpConsole((b) => {
+      output += decoder.decode(b, { stream: true });
+      o.onOutput?.(output, vm);
+      if (o.until !== undefined && output.includes(o.until)) void vm.stop();
+    });
+    clearTimeout(timer);
+    return { output, result: await vm.wait() };
+  } finally {
+    vm.close();
+  }
+}

@@ -73,7 +73,9 @@ export function parseRunArgs(args: string[]): RunOptions {
     }
   }
   const cpus = v.cpus === undefined ? 1 : Number(v.cpus);
-  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new RunUsageError(`--cpus ${v.cpus}: expected 1..64`);
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) {
+    throw new RunUsageError(`--cpus ${v.cpus}: expected 1..64`);
+  }
   return {
     memory,
     kernel: v.boot,

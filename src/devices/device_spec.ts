@@ -58,8 +58,23 @@ export function validatePioDeviceSpec(v: unknown): string | undefined {
         !(share.tx instanceof SharedArrayBuffer) ||
         !(share.rx instanceof SharedArrayBuffer)
       ) return "uart spec lacks its shared buffers";
+      if (
+        v.irq !== undefined &&
+        !(typeof v.irq === "number" && Number.isInteger(v.irq) && v.irq >= 0 && v.irq < 24)
+      ) {
+        return `uart irq ${String(v.irq)} is not a GSI 0..23`;
+      }
       return undefined;
     }
+    case "rtc":
+    case "i8042":
+    case "pci-host":
+      return v.state instanceof SharedArrayBuffer ? undefined : `${v.kind} spec lacks its shared state`;
+    case "sink":
+      return typeof v.name === "string" && typeof v.length === "number" && Number.isInteger(v.length) &&
+          v.length > 0 && v.length <= 0x100
+        ? undefined
+        : "sink spec needs a name and a length of 1..256 ports";
     default:
       return `unknown device kind ${String(v.kind)}`;
   }
