@@ -63,3 +63,52 @@ kvmTest("kit pci_scan: an empty PCI bus answers all ones and the guest finds no 
   assert.deepEqual(ours.result.exit, { kind: "exit-port", status: 0x13 });
   assert.equal(ours.output, "pci_scan: 0 functions\n");
 });
+
+kvmTest(
+  "PC platform: CMOS clock and memory bytes, i8042 self-test, console input through IRQ 4",
+  async () => {
+    const guest = await buildKitGuest("platform");
+    let sent = false;
+    const before = new Date();
+    const ours = await runKernel(guest.path, {
+      memory: 128 << 20,
+      onOutput: (out, vm) => {
+        if (!sent && out.includes("waiting for input\n")) {
+          sent = true;
+          vm.consoleInput(new TextEncoder().encode("Z"));
+        }
+      },
+    });
+    assert.deepEqual(ours.result.exit, { kind: "exit-port", status: 0x14 }, ours.output);
+    const lines = ours.output.split("\n");
+    const rtc = /^rtc: (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d) status-b 0x2$/.exec(lines[0]);
+    assert.ok(rtc, lines[0]);
+    const guestTime = Date.UTC(+rtc[1], +rtc[2] - 1, +rtc[3], +rtc[4], +rtc[5]);
+    assert.ok(
+      Math.abs(guestTime - before.getTime()) < 3 * 60_000,
+      `guest clock ${lines[0]} vs host ${before.toISOString()}`,
+    );
+    // 128 MiB: 640 KiB base, 63 MiB above 1 MiB (in KiB), 112 MiB above 16 MiB in 64 KiB units
+    assert.equal(
+      lines[1],
+      `cmos: base 640 KiB, ext ${63 * 1024} KiB, above 16M ${(112 << 20) / 65536} x 64 KiB`,
+    );
+    assert.equal(lines[2], "i8042: self-test 0x55");
+    assert.equal(lines[3], "waiting for input");
+    assert.match(lines[4], /^irq4: got 'Z' after [1-9]\d* interrupt\(s\)$/);
+  },
+);
+
+kvmTest("i8042 reset (0xFE on port 0x64) ends the VM with reason reboot", async () => {
+  const { buildFlatGuest } = await import("../examples/guests/build.ts");
+  const { loadFlatGuest } = await import("../src/vm/flat_guest.ts");
+  const { Vm } = await import("../src/vm/vm.ts");
+  const vm = Vm.create({ memory: 16 << 20, platform: "pc" });
+  try {
+    loadFlatGuest(vm, await buildFlatGuest("kbd_reset"));
+    await vm.start();
+    assert.deepEqual((await vm.wait()).exit, { kind: "reboot" });
+  } finally {
+    vm.close();
+  }
+});

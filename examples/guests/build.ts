@@ -30,6 +30,7 @@ export const FLAT_GUESTS: Readonly<Record<string, GuestMode>> = {
   halt: "long",
   exits_bench: "real",
   memory_rw: "long",
+  kbd_reset: "long",
 };
 
 /** Where real-mode guests load (segment 0x100) and long-mode guests load. */

@@ -24,6 +24,7 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
   hello: { status: 0x10, purpose: "prints a fixed banner and one formatted line" },
   pvh_info: { status: 0x11, purpose: "reports hvm_start_info: magic, version, cmdline, memory map, module" },
   pci_scan: { status: 0x13, purpose: "lists the functions present on PCI bus 0" },
+  platform: { status: 0x14, purpose: "reads the CMOS RTC, self-tests the i8042, takes COM1's IRQ 4" },
 };
 
 /** The helper library every guest links with (besides crt0.S). */
