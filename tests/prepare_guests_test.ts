@@ -1,8 +1,9 @@
 /**
  * The guest preparation script on the real Debian packages (downloaded with apt on the first run, then
  * cached): the files it leaves, a second run that changes nothing, and the initramfs booted for real by the
- * prepared kernel under QEMU's TCG emulator (no KVM needed): modules loaded, marker printed, a command typed
- * on the console answered, and the VM ended by `reboot -f`.
+ * prepared kernel (bzImage, and the extracted vmlinux through its PVH entry) under QEMU's TCG emulator (no
+ * KVM needed): modules loaded, marker printed, a command typed on the console answered, and the VM ended by
+ * `reboot -f`.
  */
 import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
@@ -159,26 +160,28 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   }
 }
 
-const tcgArgs = (g: PreparedGuests, cmdline: string): string[] => [
+const tcgArgs = (g: PreparedGuests, cmdline: string, kernel = g.bzImage): string[] => [
   ...["-accel", "tcg", "-machine", "pc", "-nodefaults", "-nographic", "-display", "none", "-serial", "stdio"],
-  ...["-m", "256M", "-no-reboot", "-device", "virtio-rng-pci", "-kernel", g.bzImage, "-initrd", g.initrd],
+  ...["-m", "256M", "-no-reboot", "-device", "virtio-rng-pci", "-kernel", kernel, "-initrd", g.initrd],
   ...["-append", `console=ttyS0 reboot=k panic=-1 quiet ${cmdline}`],
 ];
 
-Deno.test("prepared initramfs boots under QEMU TCG: modules, marker, then reboot -f ends the VM", async () => {
-  const g = await guests();
-  const c = new Console(tcgArgs(g, ""));
-  try {
-    await c.waitFor(new RegExp(INITRAMFS_MARKER), 120_000);
-    const status = await within(c.done, 60_000);
-    assert.ok(status !== undefined, "QEMU should exit after reboot -f (with -no-reboot)");
-    assert.equal(status.code, 0);
-    assert.ok(!c.text.includes("insmod"), c.text);
-    assert.match(c.text, /reboot: Restarting system/);
-  } finally {
-    await c.close();
-  }
-});
+for (const kind of ["bzImage", "vmlinux"] as const) {
+  Deno.test(`prepared ${kind} with the initramfs boots under QEMU TCG: marker, then reboot -f ends the VM`, async () => {
+    const g = await guests();
+    const c = new Console(tcgArgs(g, "", g[kind]));
+    try {
+      await c.waitFor(new RegExp(INITRAMFS_MARKER), 120_000);
+      const status = await within(c.done, 60_000);
+      assert.ok(status !== undefined, "QEMU should exit after reboot -f (with -no-reboot)");
+      assert.equal(status.code, 0);
+      assert.ok(!c.text.includes("insmod"), c.text);
+      assert.match(c.text, /reboot: Restarting system/);
+    } finally {
+      await c.close();
+    }
+  });
+}
 
 Deno.test("prepared initramfs with vmd.shell: a shell on the console answers, virtio-rng is bound", async () => {
   const g = await guests();
