@@ -179,14 +179,30 @@ async function prepareKernel(
   const pkg = await resolveMetaPackage(meta, pattern);
   const kernelVersion = pkg.slice("linux-image-".length);
   log(`${meta} is ${pkg}`);
+  // Unpacked afresh each time (a second of dpkg) and removed once the outputs are written: the unpacked
+  // generic kernel is ~400 MB of modules; the .deb stays in the cache.
   const root = `${dir}/root/${pkg}`;
-  const vmlinuz = `${root}/boot/vmlinuz-${kernelVersion}`;
-  if (!(await exists(vmlinuz))) {
-    const deb = await downloadDeb(pkg, `${dir}/debs`);
-    log(`unpacking ${deb}`);
-    await unpackDeb(deb, root);
-    if (!(await exists(vmlinuz))) throw new PrepareGuestsError(`${pkg} has no boot/vmlinuz-${kernelVersion}`);
+  const deb = await downloadDeb(pkg, `${dir}/debs`);
+  await Deno.remove(root, { recursive: true }).catch(() => {});
+  log(`unpacking ${deb}`);
+  await unpackDeb(deb, root);
+  try {
+    return await buildOutputs(pkg, kernelVersion, root, dir, busybox, log);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
+}
+
+async function buildOutputs(
+  pkg: string,
+  kernelVersion: string,
+  root: string,
+  dir: string,
+  busybox: string,
+  log: (l: string) => void,
+): Promise<PreparedKernel> {
+  const vmlinuz = `${root}/boot/vmlinuz-${kernelVersion}`;
+  if (!(await exists(vmlinuz))) throw new PrepareGuestsError(`${pkg} has no boot/vmlinuz-${kernelVersion}`);
   const out = `${dir}/${kernelVersion}`;
   await Deno.mkdir(out, { recursive: true });
 
