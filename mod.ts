@@ -5,3 +5,15 @@
  *
  * @module
  */
+
+export type { BlockStatus, Disk, DiskFormat } from "./src/disk/disk.ts";
+export { DiskError } from "./src/disk/disk.ts";
+export { RawDisk } from "./src/disk/raw.ts";
+export { Qcow2Disk } from "./src/disk/qcow2.ts";
+export { Qcow2Error } from "./src/disk/qcow2_error.ts";
+export { createQcow2 } from "./src/disk/qcow2_create.ts";
+export type { CreateQcow2Options } from "./src/disk/qcow2_create.ts";
+export { copyDisk, createImage } from "./src/disk/convert.ts";
+export type { CreateImageOptions, ProgressCallback } from "./src/disk/convert.ts";
+export { detectFormat, MAX_BACKING_DEPTH, openDisk, parseDiskSpec } from "./src/disk/open.ts";
+export type { DiskSpec, OpenDiskOptions } from "./src/disk/open.ts";

@@ -1,0 +1,195 @@
+/**
+ * qcow2 refcounts: the refcount table and its 16-bit refcount blocks, cluster allocation, and deferred frees.
+ *
+ * Crash safety rests on two rules. A cluster's refcount reaches the disk before anything points to it
+ * (increments are written first, by {@linkcode Refcounts.writeIncrements}); a decrement reaches the disk only
+ * after the metadata that stopped pointing to the cluster (frees are queued, and applied by
+ * {@linkcode Refcounts.applyFrees} at the end of a flush). A crash in between leaks clusters, never more.
+ *
+ * @module
+ */
+import type { FileIO } from "./file_io.ts";
+import { Qcow2Error } from "./qcow2_error.ts";
+
+/** The refcounts of one open image. */
+export class Refcounts {
+  readonly #io: FileIO;
+  readonly #clusterBits: number;
+  readonly #clusterSize: number;
+  /** log2 of the refcount entries in one block (16-bit entries). */
+  readonly #blockBits: number;
+  readonly #tableOffset: number;
+  readonly #table: Float64Array;
+  readonly #blocks = new Map<number, DataView>();
+  readonly #dirtyBlocks = new Set<number>();
+  readonly #dirtyTable = new Set<number>();
+  #pendingFrees: number[] = [];
+  #hint = 0;
+
+  /** Loads the refcount table (`clusters` clusters at `tableOffset`) of the image open in `io`. */
+  constructor(io: FileIO, clusterBits: number, tableOffset: number, clusters: number) {
+    this.#io = io;
+    this.#clusterBits = clusterBits;
+    this.#clusterSize = 2 ** clusterBits;
+    this.#blockBits = clusterBits - 1;
+    this.#tableOffset = tableOffset;
+    const raw = new Uint8Array(clusters * this.#clusterSize);
+    io.readAt(tableOffset, raw);
+    const v = new DataView(raw.buffer);
+    this.#table = new Float64Array(raw.length / 8);
+    for (let i = 0; i < this.#table.length; i++) {
+      const off = (v.getUint32(i * 8) & 0x00ffffff) * 2 ** 32 + ((v.getUint32(i * 8 + 4) & ~0x1ff) >>> 0);
+      this.#table[i] = off;
+    }
+  }
+
+  /** The refcount of cluster number `cluster`. */
+  get(cluster: number): number {
+    const b = this.#block(cluster);
+    return b === undefined ? 0 : b.getUint16((cluster & ((1 << this.#blockBits) - 1)) * 2);
+  }
+
+  /** Allocates `n` contiguous free clusters with refcount 1 and returns the file offset of the first. */
+  allocate(n: number): number {
+    for (;;) {
+      const start = this.#findFreeRun(n);
+      let created = false;
+      for (let c = start; c < start + n && !created; c = (this.#blockOf(c) + 1) * 2 ** this.#blockBits) {
+        if (this.#block(c) === undefined) {
+          this.#createBlock(c);
+          created = true;
+        }
+      }
+      if (created) continue; // the new block took a cluster of the run: look again
+      for (let c = start; c < start + n; c++) this.#set(c, 1);
+      this.#hint = start + n;
+      return start * this.#clusterSize;
+    }
+  }
+
+  /** Queues a decrement of every cluster overlapping `[offset, offset + bytes)`, for the end of a flush. */
+  deferFree(offset: number, bytes: number): void {
+    const first = Math.floor(offset / this.#clusterSize);
+    const last = Math.floor((offset + bytes - 1) / this.#clusterSize);
+    for (let c = first; c <= last; c++) this.#pendingFrees.push(c);
+  }
+
+  /** True when increments or new blocks wait to be written. */
+  get dirty(): boolean {
+    return this.#dirtyBlocks.size > 0 || this.#dirtyTable.size > 0;
+  }
+
+  /** True when queued frees wait for {@linkcode Refcounts.applyFrees}. */
+  get hasPendingFrees(): boolean {
+    return this.#pendingFrees.length > 0;
+  }
+
+  /**
+   * Writes the blocks holding increments, then (after a sync, when the table changed) the new table entries.
+   * The caller syncs afterwards before writing anything that points to newly allocated clusters.
+   */
+  writeIncrements(): void {
+    this.#writeBlocks();
+    if (this.#dirtyTable.size > 0) {
+      this.#io.sync(); // a table entry must never point to a block that is not on disk yet
+      for (const i of [...this.#dirtyTable].sort((a, b) => a - b)) {
+        const e = new Uint8Array(8);
+        new DataView(e.buffer).setBigUint64(0, BigInt(this.#table[i]));
+        this.#io.writeAt(this.#tableOffset + i * 8, e);
+      }
+      this.#dirtyTable.clear();
+    }
+  }
+
+  /** Applies and writes the queued decrements. Call only once the unlinking metadata is durable. */
+  applyFrees(): void {
+    const frees = this.#pendingFrees;
+    this.#pendingFrees = [];
+    for (const c of frees) {
+      const count = this.get(c);
+      if (count === 0) {
+        throw new Qcow2Error(
+          this.#io.path,
+          `refcount underflow at host cluster ${c}: the image is corrupt (run \`qemu-img check -r all\`)`,
+        );
+      }
+      this.#set(c, count - 1);
+      if (count === 1 && c < this.#hint) this.#hint = c;
+    }
+    this.#writeBlocks();
+  }
+
+  #writeBlocks(): void {
+    for (const bi of [...this.#dirtyBlocks].sort((a, b) => a - b)) {
+      const b = this.#blocks.get(bi)!;
+      this.#io.writeAt(this.#table[bi], new Uint8Array(b.buffer));
+    }
+    this.#dirtyBlocks.clear();
+  }
+
+  #set(cluster: number, value: number): void {
+    const b = this.#block(cluster);
+    if (b === undefined) {
+      throw new Qcow2Error(this.#io.path, `internal: no refcount block for cluster ${cluster}`);
+    }
+    b.setUint16((cluster & ((1 << this.#blockBits) - 1)) * 2, value);
+    this.#dirtyBlocks.add(this.#blockOf(cluster));
+  }
+
+  #block(cluster: number): DataView | undefined {
+    const bi = this.#blockOf(cluster);
+    const cached = this.#blocks.get(bi);
+    if (cached !== undefined) return cached;
+    if (bi >= this.#table.length) return undefined;
+    const off = this.#table[bi];
+    if (off === 0) return undefined;
+    if (off % this.#clusterSize !== 0 || off + this.#clusterSize > this.#io.length) {
+      throw new Qcow2Error(
+        this.#io.path,
+        `refcount block ${bi} at offset ${off} is misaligned or past the end of the file: the image is corrupt`,
+      );
+    }
+    const raw = new Uint8Array(this.#clusterSize);
+    this.#io.readAt(off, raw);
+    const v = new DataView(raw.buffer);
+    this.#blocks.set(bi, v);
+    return v;
+  }
+
+  /** Creates the missing refcount block covering `cluster`, placed at `cluster` itself (self-describing). */
+  #createBlock(cluster: number): void {
+    const bi = this.#blockOf(cluster);
+    if (bi >= this.#table.length) {
+      throw new Qcow2Error(
+        this.#io.path,
+        `the refcount table is full (it covers ${
+          this.#table.length * 2 ** (this.#blockBits + this.#clusterBits)
+        } ` +
+          "bytes of file); growing it is not supported: copy the image with `qemu-img convert -O qcow2`",
+      );
+    }
+    const v = new DataView(new ArrayBuffer(this.#clusterSize));
+    this.#blocks.set(bi, v);
+    this.#table[bi] = cluster * this.#clusterSize;
+    this.#dirtyTable.add(bi);
+    this.#set(cluster, 1);
+  }
+
+  #blockOf(cluster: number): number {
+    return Math.floor(cluster / 2 ** this.#blockBits);
+  }
+
+  #findFreeRun(n: number): number {
+    let start = this.#hint;
+    let len = 0;
+    for (let c = start; len < n; c++) {
+      if (this.get(c) === 0) {
+        if (len === 0) start = c;
+        len++;
+      } else {
+        len = 0;
+      }
+    }
+    return start;
+  }
+}
