@@ -169,3 +169,30 @@ Deno.test("read-only images refuse writes; out-of-range requests are refused", a
     await ro.close();
   });
 });
+
+Deno.test("a qemu-made image with 512-byte clusters outgrows its refcount table: the table grows, qemu agrees", async () => {
+  await withTempDir(async (dir) => {
+    const img = `${dir}/small.qcow2`;
+    const ref = `${dir}/small.raw`;
+    await qemuImg("create", "-q", "-f", "qcow2", "-o", "cluster_size=512", img, "40M");
+    const before = JSON.parse(await qemuImg("info", "--output=json", img));
+    await createImage(ref, "raw", { size: 40 << 20 });
+    const disk = await openDisk(img);
+    const rng = new Rng(8);
+    const refFile = Deno.openSync(ref, { write: true });
+    for (let off = 0; off < 24 << 20; off += 1 << 20) {
+      const data = rng.bytes(1 << 20);
+      await disk.write(off, data);
+      refFile.seekSync(off, Deno.SeekMode.Start);
+      for (let done = 0; done < data.length;) done += refFile.writeSync(data.subarray(done));
+    }
+    refFile.close();
+    await randomOps(disk, ref, 12, 60);
+    await disk.close();
+    await assertCheckClean(img);
+    await assertSameContents(img, ref);
+    assert.equal(before["cluster-size"], 512);
+    const header = new DataView(Deno.readFileSync(img).buffer);
+    assert.ok(header.getUint32(56) > 1, "the refcount table grew beyond its first cluster");
+  });
+});

@@ -229,15 +229,15 @@ export class Qcow2Disk implements Disk {
           if (next.kind === "data" && next.copied) break;
           old.push(next);
         }
-        n = old.length * cs;
-        const host = this.#refcounts.allocate(old.length);
+        const { offset: host, count } = this.#refcounts.allocate(old.length);
+        n = count * cs;
         this.#io.writeAt(host, data.subarray(pos, pos + n));
-        old.forEach((o, j) => this.#remap(g + j * cs, host + j * cs, o));
+        for (let j = 0; j < count; j++) this.#remap(g + j * cs, host + j * cs, old[j]);
       } else {
         const cluster = this.#scratch;
         await this.#readCluster(g - inC, m, cluster);
         cluster.set(data.subarray(pos, pos + n), inC);
-        const host = this.#refcounts.allocate(1);
+        const host = this.#refcounts.allocate(1).offset;
         this.#io.writeAt(host, cluster);
         this.#remap(g - inC, host, m);
       }

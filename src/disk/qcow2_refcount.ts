@@ -11,6 +11,11 @@
 import type { FileIO } from "./file_io.ts";
 import { Qcow2Error } from "./qcow2_error.ts";
 
+/** Offset in the header of refcount_table_offset (u64), followed by refcount_table_clusters (u32). */
+const REFTABLE_HEADER_OFFSET = 48;
+/** Largest refcount table we make, in bytes (QEMU's own limit). */
+const MAX_REFTABLE_BYTES = 8 << 20;
+
 /** The refcounts of one open image. */
 export class Refcounts {
   readonly #io: FileIO;
@@ -18,8 +23,8 @@ export class Refcounts {
   readonly #clusterSize: number;
   /** log2 of the refcount entries in one block (16-bit entries). */
   readonly #blockBits: number;
-  readonly #tableOffset: number;
-  readonly #table: Float64Array;
+  #tableOffset: number;
+  #table: Float64Array;
   readonly #blocks = new Map<number, DataView>();
   readonly #dirtyBlocks = new Set<number>();
   readonly #dirtyTable = new Set<number>();
@@ -49,21 +54,24 @@ export class Refcounts {
     return b === undefined ? 0 : b.getUint16((cluster & ((1 << this.#blockBits) - 1)) * 2);
   }
 
-  /** Allocates `n` contiguous free clusters with refcount 1 and returns the file offset of the first. */
-  allocate(n: number): number {
+  /**
+   * Allocates between 1 and `max` contiguous free clusters (as many as are free in a row, within one refcount
+   * block's range), gives them refcount 1, and returns the file offset of the first and how many there are.
+   */
+  allocate(max: number): { offset: number; count: number } {
     for (;;) {
-      const start = this.#findFreeRun(n);
-      let created = false;
-      for (let c = start; c < start + n && !created; c = (this.#blockOf(c) + 1) * 2 ** this.#blockBits) {
-        if (this.#block(c) === undefined) {
-          this.#createBlock(c);
-          created = true;
-        }
+      let start = this.#hint;
+      while (this.get(start) !== 0) start++;
+      if (this.#block(start) === undefined) {
+        this.#createBlock(start); // takes `start` itself (or grows the table): look again
+        continue;
       }
-      if (created) continue; // the new block took a cluster of the run: look again
-      for (let c = start; c < start + n; c++) this.#set(c, 1);
-      this.#hint = start + n;
-      return start * this.#clusterSize;
+      const bi = this.#blockOf(start);
+      let count = 1;
+      while (count < max && this.#blockOf(start + count) === bi && this.get(start + count) === 0) count++;
+      for (let c = start; c < start + count; c++) this.#set(c, 1);
+      this.#hint = start + count;
+      return { offset: start * this.#clusterSize, count };
     }
   }
 
@@ -160,13 +168,8 @@ export class Refcounts {
   #createBlock(cluster: number): void {
     const bi = this.#blockOf(cluster);
     if (bi >= this.#table.length) {
-      throw new Qcow2Error(
-        this.#io.path,
-        `the refcount table is full (it covers ${
-          this.#table.length * 2 ** (this.#blockBits + this.#clusterBits)
-        } ` +
-          "bytes of file); growing it is not supported: copy the image with `qemu-img convert -O qcow2`",
-      );
+      this.#growTable(bi);
+      return;
     }
     const v = new DataView(new ArrayBuffer(this.#clusterSize));
     this.#blocks.set(bi, v);
@@ -175,21 +178,53 @@ export class Refcounts {
     this.#set(cluster, 1);
   }
 
-  #blockOf(cluster: number): number {
-    return Math.floor(cluster / 2 ** this.#blockBits);
+  /**
+   * Replaces the refcount table by a larger one that has an entry for block `bi`. Block `bi` covers only free
+   * clusters (it does not exist yet), so the new block goes in its first cluster and the new table right after
+   * it, all described by the new block. Order: every dirty block → sync → new table → sync → header → sync;
+   * the old table's clusters are freed at the next flush. A crash anywhere leaves the old table in charge.
+   */
+  #growTable(bi: number): void {
+    const cs = this.#clusterSize;
+    const entries = Math.max(bi + 1, this.#table.length * 2);
+    const clusters = Math.ceil((entries * 8) / cs);
+    const perBlock = 2 ** this.#blockBits;
+    if (clusters * cs > MAX_REFTABLE_BYTES || 1 + clusters > perBlock) {
+      throw new Qcow2Error(
+        this.#io.path,
+        `the refcount table would have to grow to ${clusters} clusters, more than supported: ` +
+          "copy the image with `qemu-img convert -O qcow2` (larger clusters)",
+      );
+    }
+    const first = bi * perBlock;
+    const table = new Float64Array((clusters * cs) / 8);
+    table.set(this.#table);
+    table[bi] = first * cs;
+    const block = new DataView(new ArrayBuffer(cs));
+    for (let i = 0; i <= clusters; i++) block.setUint16(i * 2, 1);
+    this.#blocks.set(bi, block);
+    this.#dirtyBlocks.add(bi);
+    const oldOffset = this.#tableOffset;
+    const oldBytes = this.#table.length * 8;
+    this.#table = table;
+    this.#writeBlocks();
+    this.#io.sync();
+    const raw = new Uint8Array(clusters * cs);
+    const rv = new DataView(raw.buffer);
+    for (let i = 0; i < table.length; i++) rv.setBigUint64(i * 8, BigInt(table[i]));
+    this.#tableOffset = (first + 1) * cs;
+    this.#io.writeAt(this.#tableOffset, raw);
+    this.#io.sync();
+    const head = new Uint8Array(12);
+    new DataView(head.buffer).setBigUint64(0, BigInt(this.#tableOffset));
+    new DataView(head.buffer).setUint32(8, clusters);
+    this.#io.writeAt(REFTABLE_HEADER_OFFSET, head);
+    this.#io.sync();
+    this.#dirtyTable.clear();
+    this.deferFree(oldOffset, oldBytes);
   }
 
-  #findFreeRun(n: number): number {
-    let start = this.#hint;
-    let len = 0;
-    for (let c = start; len < n; c++) {
-      if (this.get(c) === 0) {
-        if (len === 0) start = c;
-        len++;
-      } else {
-        len = 0;
-      }
-    }
-    return start;
+  #blockOf(cluster: number): number {
+    return Math.floor(cluster / 2 ** this.#blockBits);
   }
 }

@@ -123,10 +123,10 @@ export class Qcow2Tables {
     this.#dirtyL1.clear();
   }
 
-  /** Drops clean tables beyond the cache bound. */
-  trim(): void {
+  /** Drops the oldest clean tables until at most `keep` remain (or only dirty ones are left). */
+  trim(keep: number = CACHE_TABLES): void {
     for (const [off, t] of this.#cache) {
-      if (this.#cache.size <= CACHE_TABLES) break;
+      if (this.#cache.size <= keep) break;
       if (!t.dirty) this.#cache.delete(off);
     }
   }
@@ -152,7 +152,7 @@ export class Qcow2Tables {
     let off = this.#l1[l1i];
     if (off === 0) {
       if (!create) return undefined;
-      off = this.#refcounts.allocate(1);
+      off = this.#refcounts.allocate(1).offset;
       const bytes = new Uint8Array(this.#h.clusterSize);
       const t = { bytes, view: new DataView(bytes.buffer), dirty: true };
       this.#insert(off, t);
@@ -178,10 +178,10 @@ export class Qcow2Tables {
 
   #insert(off: number, t: L2Table): void {
     if (this.#cache.size >= CACHE_TABLES) {
-      this.trim();
+      this.trim(CACHE_TABLES / 2);
       if (this.#cache.size >= CACHE_TABLES) {
-        this.onPressure();
-        this.trim();
+        this.onPressure(); // every table is dirty: write them all (in crash-safe order), then drop half
+        this.trim(CACHE_TABLES / 2);
       }
     }
     this.#cache.set(off, t);
