@@ -196,3 +196,44 @@ Deno.test("a qemu-made image with 512-byte clusters outgrows its refcount table:
     assert.ok(header.getUint32(56) > 1, "the refcount table grew beyond its first cluster");
   });
 });
+
+Deno.test("discard and writeZeroes release clusters, which are reused only after a flush", async () => {
+  await withTempDir(async (dir) => {
+    for (const version of [2, 3] as const) {
+      const img = `${dir}/d${version}.qcow2`;
+      await createQcow2(img, { size: 8 << 20, version });
+      const disk = await openDisk(img);
+      await disk.write(0, new Uint8Array(4 << 20).fill(9));
+      await disk.flush();
+      const full = JSON.parse(await qemuImg("check", "--output=json", img))["allocated-clusters"];
+      await disk.discard(0, 2 << 20);
+      await disk.writeZeroes(2 << 20, (1 << 20) + 100); // 16 whole clusters and a partial one
+      await disk.write(6 << 20, new Uint8Array(1 << 20).fill(3)); // must not reuse the freed clusters yet
+      await disk.flush();
+      const back = new Uint8Array(8 << 20);
+      await disk.read(0, back);
+      assert.ok(back.subarray(0, (3 << 20) + 100).every((b) => b === 0));
+      assert.ok(back.subarray((3 << 20) + 100, 4 << 20).every((b) => b === 9));
+      assert.ok(back.subarray(6 << 20, 7 << 20).every((b) => b === 3));
+      await disk.write(5 << 20, new Uint8Array(64 << 10).fill(4)); // now freed clusters are reusable
+      await disk.close();
+      await assertCheckClean(img);
+      const after = JSON.parse(await qemuImg("check", "--output=json", img));
+      assert.ok(after["allocated-clusters"] < full, `v${version}: discarded clusters were released`);
+      const map = JSON.parse(await qemuImg("map", "--output=json", img)) as {
+        start: number;
+        offset?: number;
+      }[];
+      const hostOf = (guest: number) => map.find((e) => e.start === guest)?.offset ?? Infinity;
+      assert.ok(
+        hostOf(5 << 20) < hostOf(6 << 20),
+        `v${version}: the write after the flush reused a freed cluster`,
+      );
+      assert.ok(
+        hostOf(6 << 20) > 4 << 20,
+        `v${version}: the write before the flush did not reuse a freed cluster`,
+      );
+      await qemuIo(img, "read -P 0 0 3M", "read -P 9 3145828 1048476", "read -P 4 5M 64k", "read -P 3 6M 1M");
+    }
+  });
+});

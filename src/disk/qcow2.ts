@@ -168,7 +168,9 @@ export class Qcow2Disk implements Disk {
 
   /** Runs `f` after every earlier request has finished: requests never interleave. */
   #exclusive<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(f);
+    const run = this.#queue.then(f).catch((e) => {
+      throw typed(this.path, e);
+    });
     this.#queue = run.catch(() => {});
     return run;
   }
@@ -380,6 +382,7 @@ export class Qcow2Disk implements Disk {
     }
     this.#io.sync();
     if (this.#refcounts.hasPendingFrees) {
+      this.#inflated = undefined; // the clusters it came from may be reused from now on
       this.#refcounts.applyFrees();
       this.#io.sync();
     }
@@ -392,12 +395,12 @@ function guard<T>(path: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (
-      e instanceof DiskError || e instanceof Deno.errors.PermissionDenied ||
-      e instanceof Deno.errors.NotCapable
-    ) {
-      throw e;
-    }
-    throw new Qcow2Error(path, `malformed image: ${e instanceof Error ? e.message : e}`, { cause: e });
+    throw typed(path, e);
   }
+}
+
+/** `e` if it is a disk error or an operating-system error, else a {@linkcode Qcow2Error} wrapping it. */
+function typed(path: string, e: unknown): unknown {
+  if (e instanceof DiskError || Object.values(Deno.errors).some((c) => e instanceof c)) return e;
+  return new Qcow2Error(path, `malformed image: ${e instanceof Error ? e.message : e}`, { cause: e });
 }

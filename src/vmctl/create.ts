@@ -69,7 +69,7 @@ export async function vmctlCreate(args: string[], out: CreateOutput = stderrOutp
       if (e instanceof CreateError && e.cause === "usage") out.message(CREATE_USAGE);
       return 1;
     }
-    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotFound) {
+    if (Object.values(Deno.errors).some((c) => e instanceof c)) {
       out.message(`vmctl: ${(e as Error).message}`);
       return 1;
     }
