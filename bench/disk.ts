@@ -1,7 +1,8 @@
 /**
  * Disk benchmark: our qcow2 backend against `qemu-img bench` on 1 GiB qcow2 images in the same run.
- * Sequential 64 KiB writes (allocating, into a fresh image) and reads, and strided ("random") 4 KiB reads
- * and in-place writes, all at queue depth 1 through the page cache (`-t writeback`), as our backend works.
+ * Sequential 64 KiB writes (allocating, into a fresh image), then sequential 4 KiB and 64 KiB reads and
+ * in-place writes, and strided ("random": a prime stride wrapping around the image) 4 KiB and 64 KiB ones,
+ * all at queue depth 1 through the page cache (`-t writeback`), which is how our backend works.
  * Prints MiB/s for both and the ratio ours/qemu.
  *
  * Usage: deno run -A bench/disk.ts
@@ -26,8 +27,12 @@ interface Case {
 const CASES: Case[] = [
   { name: "seq write 64K (allocating)", block: 65536, count: GIB / 65536, step: 65536, write: true },
   { name: "seq read 64K", block: 65536, count: GIB / 65536, step: 65536, write: false },
+  { name: "seq write 4K (in place)", block: 4096, count: RANDOM_OPS * 4, step: 4096, write: true },
+  { name: "seq read 4K", block: 4096, count: RANDOM_OPS * 4, step: 4096, write: false },
   { name: "rand read 4K", block: 4096, count: RANDOM_OPS, step: STRIDE, write: false },
   { name: "rand write 4K (in place)", block: 4096, count: RANDOM_OPS, step: STRIDE, write: true },
+  { name: "rand read 64K", block: 65536, count: RANDOM_OPS / 4, step: 65536 * 7919, write: false },
+  { name: "rand write 64K (in place)", block: 65536, count: RANDOM_OPS / 4, step: 65536 * 7919, write: true },
 ];
 
 async function ours(path: string, c: Case): Promise<number> {
