@@ -147,3 +147,25 @@ Deno.test("format detection: prefix, then qcow2 magic, then extension, then raw"
     await assert.rejects(openDisk(`${dir}/b.qcow2`, { readOnly: true }), /bad magic/);
   });
 });
+
+Deno.test("a read-only backing chain opens with read permission on its folder and nothing else", async () => {
+  await withTempDir(async (dir) => {
+    Deno.writeFileSync(`${dir}/base.raw`, mixedData(2 << 20, 5));
+    await qemuImg("create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw", `${dir}/top.qcow2`);
+    await qemuIo(`${dir}/top.qcow2`, "write -P 0x33 1000 70000");
+    const script = new URL("./fixtures/disk/read_sum.ts", import.meta.url).pathname;
+    const sum = async (...perms: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", ...perms, script, `${dir}/top.qcow2`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, text: new TextDecoder().decode(out.stdout).trim() };
+    };
+    const narrow = await sum(`--allow-read=${dir}`);
+    assert.equal(narrow.code, 0);
+    assert.equal(narrow.text, (await sum("-A")).text);
+    const denied = await sum(`--allow-read=${dir}/top.qcow2`); // the base is out of reach: refused, not misread
+    assert.notEqual(denied.code, 0);
+  });
+});

@@ -1,39 +1,13 @@
 /**
- * Creating images (raw or qcow2, optionally with a backing file) and copying one disk into another sparsely:
- * ranges the source reports as zero, and chunks that read as all zeros, are skipped.
+ * Copying one disk into another (of any formats) sparsely: ranges the source reports as zero, and chunks that
+ * read as all zeros, are skipped.
  *
  * @module
  */
-import { type Disk, DiskError, type DiskFormat } from "./disk.ts";
-import { createQcow2 } from "./qcow2_create.ts";
-import { RawDisk } from "./raw.ts";
+import { type Disk, DiskError } from "./disk.ts";
 
 /** Bytes copied per read/write while converting. */
 export const CONVERT_CHUNK = 1 << 20;
-
-/** Options of {@linkcode createImage}. */
-export interface CreateImageOptions {
-  /** Guest-visible size in bytes. */
-  size: number;
-  /** For qcow2: the backing file name to record (resolved from the new image's folder) and its format. */
-  backing?: { name: string; format: DiskFormat };
-}
-
-/** Creates an empty image of `format` at `path`, which must not exist yet. */
-export async function createImage(path: string, format: DiskFormat, opts: CreateImageOptions): Promise<void> {
-  if (format === "raw") {
-    if (opts.backing !== undefined) {
-      throw new DiskError(path, "raw images cannot have a backing file: use qcow2");
-    }
-    await RawDisk.create(path, opts.size);
-  } else {
-    await createQcow2(path, {
-      size: opts.size,
-      backingFile: opts.backing?.name,
-      backingFormat: opts.backing?.format,
-    });
-  }
-}
 
 /** Called during {@linkcode copyDisk} with the bytes done so far and the total. */
 export type ProgressCallback = (done: number, total: number) => void;

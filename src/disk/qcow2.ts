@@ -48,7 +48,7 @@ export class Qcow2Disk implements Disk {
   readonly format = "qcow2" as const;
   /** See {@linkcode Disk.readOnly}. */
   readonly readOnly: boolean;
-  /** The parsed header. */
+  /** The header as read when the image was opened (the refcount table may have moved since). */
   readonly header: Qcow2Header;
   /** The backing image, if any (opened read-only). */
   readonly backing: Disk | undefined;

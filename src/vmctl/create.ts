@@ -5,7 +5,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { copyDisk, createImage } from "../disk/convert.ts";
+import { copyDisk } from "../disk/convert.ts";
+import { createImage } from "../disk/create.ts";
 import { type Disk, DiskError, type DiskFormat } from "../disk/disk.ts";
 import { formatFromExtension, MAX_BACKING_DEPTH, openDisk, parseDiskSpec } from "../disk/open.ts";
 import type { Qcow2Disk } from "../disk/qcow2.ts";
