@@ -110,6 +110,7 @@ Deno.test("dirty bit, corrupt bit, unknown incompatible feature, encryption, ext
       ["datafile", (b) => setU64(b, 72, 4n), /feature bit 2 \(external data file/],
       ["unknown", (b) => setU64(b, 72, 1n << 9n), /incompatible feature bit 9 \(unknown\)/],
       ["crypt", (b) => new DataView(b.buffer).setUint32(32, 1), /encryption/],
+      ["luks", (b) => new DataView(b.buffer).setUint32(32, 2), /encryption/],
     ];
     for (const [name, edit, re] of cases) {
       Deno.writeFileSync(`${dir}/${name}.qcow2`, whole);
@@ -125,7 +126,7 @@ Deno.test("dirty bit, corrupt bit, unknown incompatible feature, encryption, ext
       "-f",
       "qcow2",
       "-o",
-      "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10",
+      "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=250",
       luks,
       "1M",
     );
