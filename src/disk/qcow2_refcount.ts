@@ -13,6 +13,8 @@ import { Qcow2Error } from "./qcow2_error.ts";
 
 /** Offset in the header of refcount_table_offset (u64), followed by refcount_table_clusters (u32). */
 const REFTABLE_HEADER_OFFSET = 48;
+/** Refcount blocks kept in memory when clean (dirty ones are kept until written). */
+const CACHE_BLOCKS = 256;
 /** Largest refcount table we make, in bytes (QEMU's own limit). */
 const MAX_REFTABLE_BYTES = 8 << 20;
 
@@ -160,6 +162,13 @@ export class Refcounts {
     const raw = new Uint8Array(this.#clusterSize);
     this.#io.readAt(off, raw);
     const v = new DataView(raw.buffer);
+    if (this.#blocks.size >= CACHE_BLOCKS) {
+      // Forget the oldest clean blocks (they are on disk as they are); dirty ones stay until written.
+      for (const key of this.#blocks.keys()) {
+        if (this.#blocks.size < CACHE_BLOCKS / 2) break;
+        if (!this.#dirtyBlocks.has(key)) this.#blocks.delete(key);
+      }
+    }
     this.#blocks.set(bi, v);
     return v;
   }
