@@ -81,3 +81,18 @@ export {
   MAX_NICS_PER_VM,
 } from "./src/config/limits.ts";
 export type * from "./src/config/types.ts";
+
+export type { BlockStatus, Disk, DiskFormat } from "./src/disk/disk.ts";
+export { DiskError } from "./src/disk/disk.ts";
+export { RawDisk } from "./src/disk/raw.ts";
+export { Qcow2Disk } from "./src/disk/qcow2.ts";
+export type { Qcow2Header } from "./src/disk/qcow2_header.ts";
+export { Qcow2Error } from "./src/disk/qcow2_error.ts";
+export { createQcow2 } from "./src/disk/qcow2_create.ts";
+export type { CreateQcow2Options } from "./src/disk/qcow2_create.ts";
+export { copyDisk } from "./src/disk/convert.ts";
+export type { ProgressCallback } from "./src/disk/convert.ts";
+export { createImage } from "./src/disk/create.ts";
+export type { CreateImageOptions } from "./src/disk/create.ts";
+export { detectFormat, MAX_BACKING_DEPTH, openDisk, parseDiskSpec } from "./src/disk/open.ts";
+export type { DiskSpec, OpenDiskOptions } from "./src/disk/open.ts";

@@ -146,3 +146,23 @@ Deno.test("MP table: floating pointer and configuration table with valid checksu
   assert.equal(t[63], 0x03); // enabled, BSP
   assert.equal(t[80 + 3], 0x01); // second processor: enabled, not BSP
 });
+
+Deno.test("the setup header of Debian's real bzImage (lz4 cloud kernel) parses and loads", async () => {
+  const { prepareGuests } = await import("../scripts/prepare_guests.ts");
+  const g = await prepareGuests({ log: () => {} });
+  const bz = await Deno.readFile(g.bzImage);
+  const h = parseSetupHeader(bz, g.bzImage);
+  assert.ok(h.version >= 0x020c, `boot protocol 0x${h.version.toString(16)}`);
+  assert.ok(h.relocatable);
+  assert.equal(h.xloadflags & 1, 1, "64-bit entry");
+  assert.equal(h.kernelAlignment, 0x200000);
+  assert.equal(h.prefAddress, 0x1000000);
+  assert.ok(h.initSize > 0x1000000 && h.initSize < 0x8000000);
+  assert.equal(h.cmdlineSize, 2047);
+  const mem = memory(256 << 20);
+  const initrd = await Deno.readFile(g.initrd);
+  const plan = loadKernel(mem, bz, opts({ initrd }));
+  assert.equal(plan.entry, 0x100200);
+  assert.deepEqual([...mem.read(0x100000, 16)], [...bz.subarray(h.kernelOffset, h.kernelOffset + 16)]);
+  assert.equal(mem.readU32(ZERO_PAGE_ADDR + SETUP.ramdisk_size), initrd.length);
+});

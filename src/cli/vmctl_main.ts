@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { vmctlCreate } from "../vmctl/create.ts";
 
 /** The commands of vmctl(8), in the order its manual lists them. */
 export const VMCTL_COMMANDS = [
@@ -47,6 +48,7 @@ export async function vmctlMain(args: string[]): Promise<number> {
     return 1;
   }
   const resolved = matches.includes(command as typeof VMCTL_COMMANDS[number]) ? command : matches[0];
+  if (resolved === "create") return await vmctlCreate(args.slice(1));
   console.error(`vmctl: ${resolved}: not available in this build yet (it needs the vmd daemon)`);
   return 1;
 }
