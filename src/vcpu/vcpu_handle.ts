@@ -42,8 +42,18 @@ export interface VcpuSpawnOptions {
 }
 
 const KICK_INTERVAL_MS = 10;
-let kickListeners = 0;
-const ignoreKick = () => {};
+let kickListenerInstalled = false;
+
+/**
+ * Installs a process-wide SIGUSR2 listener once and keeps it: a kick that races with a vCPU thread's exit (or
+ * lands on a reused thread id) must never meet the signal's default action, which terminates the process.
+ * Deno's signal listeners do not keep the event loop alive, so leaving it installed costs nothing.
+ */
+function ensureKickListener(): void {
+  if (kickListenerInstalled) return;
+  Deno.addSignalListener(KICK_SIGNAL, () => {});
+  kickListenerInstalled = true;
+}
 
 /** The main thread's side of one vCPU. */
 export class VcpuHandle {
@@ -71,7 +81,6 @@ export class VcpuHandle {
         this.#state = VcpuState.Stopped;
         this.#run.unmap();
         worker.terminate();
-        if (--kickListeners === 0) Deno.removeSignalListener(KICK_SIGNAL, ignoreKick);
         resolve(exit);
       };
       worker.onmessage = (ev: MessageEvent<unknown>) => {
@@ -96,9 +105,7 @@ export class VcpuHandle {
    * resolves once its thread is ready and waiting for {@link start}.
    */
   static async spawn(o: VcpuSpawnOptions): Promise<VcpuHandle> {
-    // A process-wide SIGUSR2 listener: a kick that races with a worker's exit must never fall back to the
-    // signal's default action (terminating the process).
-    if (kickListeners++ === 0) Deno.addSignalListener(KICK_SIGNAL, ignoreKick);
+    ensureKickListener();
     const control = new VcpuControl();
     const worker = new Worker(entryUrl("vcpu"), workerOptions("vcpu", o.policy, `vcpu${o.id}`));
     const run = o.vcpu.mapRun(o.mmapSize);
@@ -170,10 +177,10 @@ export class VcpuHandle {
     }
   }
 
-  /** Stops the vCPU (from any state) and resolves with its exit. */
+  /** Stops the vCPU (from any state; again while a stop is under way) and resolves with its exit. */
   async stop(timeoutMs = 2000): Promise<VcpuExit> {
     if (this.#exit !== undefined) return this.#exit;
-    this.#state = nextVcpuState(this.#state, "stop");
+    if (this.#state !== VcpuState.Stopped) this.#state = nextVcpuState(this.#state, "stop");
     this.#control.setRequest(VcpuRequest.Stop);
     await this.#kickUntil(VcpuState.Stopped, "stop", timeoutMs);
     return await this.ended;
