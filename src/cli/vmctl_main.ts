@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { runDaemonCommand } from "../vmctl/commands.ts";
 import { vmctlCreate } from "../vmctl/create.ts";
 
 /** The commands of vmctl(8), in the order its manual lists them. */
@@ -31,7 +32,6 @@ export function vmctlUsage(): void {
 
 /** Runs `vmctl args...` and resolves to the exit status. */
 export async function vmctlMain(args: string[]): Promise<number> {
-  await Promise.resolve();
   const [command] = args;
   if (command === undefined) {
     vmctlUsage();
@@ -49,6 +49,9 @@ export async function vmctlMain(args: string[]): Promise<number> {
   }
   const resolved = matches.includes(command as typeof VMCTL_COMMANDS[number]) ? command : matches[0];
   if (resolved === "create") return await vmctlCreate(args.slice(1));
-  console.error(`vmctl: ${resolved}: not available in this build yet (it needs the vmd daemon)`);
-  return 1;
+  if (resolved === "send" || resolved === "receive") {
+    console.error(`vmctl: ${resolved}: not available in this build (VM snapshots are not implemented)`);
+    return 1;
+  }
+  return await runDaemonCommand(resolved, args.slice(1));
 }

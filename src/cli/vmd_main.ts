@@ -8,7 +8,12 @@ import { parseArgs } from "node:util";
 import { demoMain } from "./demo.ts";
 import { policyMain } from "./policy.ts";
 import { runMain } from "./run.ts";
+import { VM_PROCESS_COMMAND } from "../vmd/vm_launcher.ts";
+import { vmProcessMain } from "../vmd/vm_process.ts";
 import { runConfigCheck } from "../config/check_command.ts";
+import { DEFAULT_CONFIG_PATH } from "../config/limits.ts";
+import { parseDefine } from "../config/load.ts";
+import { daemonMain } from "../vmd/daemon_main.ts";
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
@@ -28,6 +33,7 @@ export async function vmdMain(args: string[]): Promise<number> {
   if (sub === "demo") return await demoMain(rest);
   if (sub === "policy") return await policyMain(rest);
   if (sub === "run") return await runMain(rest);
+  if (sub === VM_PROCESS_COMMAND) return await vmProcessMain();
   let parsed;
   try {
     parsed = parseArgs({
@@ -58,6 +64,18 @@ export async function vmdMain(args: string[]): Promise<number> {
       verbose: (parsed.values.verbose ?? []).length > 0,
     });
   }
-  console.error("vmd: the daemon is not available in this build yet; try `vmd demo` or `vmd policy`");
-  return 1;
+  const defines: Record<string, string> = {};
+  for (const d of parsed.values.define ?? []) {
+    const kv = parseDefine(d);
+    if (kv === null) {
+      console.error(`vmd: invalid -D "${d}": expected name=value`);
+      return 1;
+    }
+    defines[kv[0]] = kv[1];
+  }
+  return await daemonMain({
+    configPath: parsed.values.file ?? DEFAULT_CONFIG_PATH,
+    defines,
+    verbose: (parsed.values.verbose ?? []).length > 0,
+  });
 }

@@ -25,6 +25,11 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
   pvh_info: { status: 0x11, purpose: "reports hvm_start_info: magic, version, cmdline, memory map, module" },
   pci_scan: { status: 0x13, purpose: "lists the functions present on PCI bus 0" },
   platform: { status: 0x14, purpose: "reads the CMOS RTC, self-tests the i8042, takes COM1's IRQ 4" },
+  echo: { status: 0, purpose: "prints its cmdline, then echoes console input in upper case until stopped" },
+  reboot: {
+    status: 0,
+    purpose: "asks for a reboot through the i8042 at once (never exits by the exit port)",
+  },
 };
 
 /** The helper library every guest links with (besides crt0.S). */
