@@ -11,9 +11,12 @@ const DOT = 0x2e;
 
 /** Copies between stdin/stdout and the pty at `tty`; resolves to the exit status. */
 export async function attachConsole(tty: string): Promise<number> {
+  // Two handles: Deno serialises operations on one file, so a pending read would hold back every write.
+  let reader: Deno.FsFile;
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(tty, { read: true, write: true });
+    reader = await Deno.open(tty, { read: true });
+    file = await Deno.open(tty, { write: true });
   } catch (e) {
     console.error(`vmctl: cannot open ${tty}: ${(e as Error).message}`);
     return 1;
@@ -27,7 +30,7 @@ export async function attachConsole(tty: string): Promise<number> {
     while (!done) {
       let n: number | null;
       try {
-        n = await file.read(buf);
+        n = await reader.read(buf);
       } catch {
         n = null;
       }
