@@ -70,7 +70,7 @@ function fail(call: string, libc: Libc): ErrnoError {
 }
 
 /** Creates a listening Unix stream socket bound to `path` (which must not exist). */
-export function listenUnix(path: string, backlog = 128): number {
+export function listenUnix(path: string, backlog = 1024): number {
   const libc = openLibc();
   const name = cString(path);
   if (name.length > SUN_PATH_MAX) throw new SocketPathError(path);

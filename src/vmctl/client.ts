@@ -17,11 +17,25 @@ export class ControlError extends Error {
   }
 }
 
+/** Connects; while the daemon's accept queue is full (EAGAIN), retries for up to 5 s. */
+async function connectRetrying(path: string): Promise<Deno.UnixConn> {
+  const end = Date.now() + 5000;
+  for (let delay = 5;; delay = Math.min(delay * 2, 200)) {
+    try {
+      return await Deno.connect({ transport: "unix", path });
+    } catch (e) {
+      const busy = e instanceof Deno.errors.WouldBlock || /os error 11\b/.test((e as Error).message);
+      if (!busy || Date.now() > end) throw e;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
 /** Sends `request` and resolves to the daemon's validated reply. */
 export async function sendRequest(request: Request, path: string = socketPath()): Promise<Reply> {
   let conn: Deno.UnixConn;
   try {
-    conn = await Deno.connect({ transport: "unix", path });
+    conn = await connectRetrying(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.ConnectionRefused) {
       throw new ControlError(`cannot reach vmd at ${path}: is vmd running? (VMD_SOCKET moves the socket)`);
