@@ -88,6 +88,13 @@ vm "g1" {
       assert.equal((await d.vm("a1")).state, "paused");
       assert.equal((await d.vmctl(["unpause", "a1"], { as: a })).code, 0);
 
+      // a's console: the pty belongs to a, and the guest answers
+      const tty = (await d.vm("a1")).tty!;
+      assert.equal(Deno.statSync(tty).uid, a.uid);
+      const con = await d.vmctl(["console", "a1"], { as: a, input: "\rmine\r~." });
+      assert.equal(con.code, 0, con.stderr);
+      assert.match(con.stdout, /echo: ready vm=a1/);
+
       // b's VM: every control request is refused, and b1 keeps running
       for (const args of [["stop", "b1"], ["pause", "b1"], ["console", "b1"], ["stop", "-f", "b1"]]) {
         const r = await d.vmctl(args, { as: a });

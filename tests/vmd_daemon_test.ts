@@ -184,3 +184,80 @@ kvmTest("vmd: a guest that reboots in a loop is restarted 3 times and then left 
     await d.cleanup();
   }
 });
+
+kvmTest(
+  "vmd: ad hoc start -b and start -c, load, log, stop -a, reset; unsupported flags say so",
+  async () => {
+    const { echo, hello } = await kitPaths();
+    const d = await TestDaemon.start(`vm "base" {\n  disable\n  boot "${echo}"\n  memory 16M\n}\n`);
+    try {
+      // an ad hoc VM with our Linux extensions, attached at once with -c; it keeps running after ~.
+      const c = new ConsoleSession(d, [
+        "start",
+        "-c",
+        "-b",
+        echo,
+        "--cmdline",
+        "adhoc=1",
+        "--cpus",
+        "1",
+        "-m",
+        "24M",
+        "adhoc",
+      ]);
+      await c.expect("echo: ready adhoc=1\n");
+      await c.send("hi\r");
+      await c.expect("HI\r\n");
+      assert.equal(await c.detach(), 0);
+      const adhoc = await d.waitState("adhoc", "running");
+      assert.equal(adhoc.maxmem, 24 << 20);
+
+      // a kernel that cannot be read: the start fails with the reason
+      const missing = await d.vmctl(["start", "-b", `${d.dir}/no-such-kernel`, "nokernel"]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /failed to start: .*no-such-kernel/);
+
+      // a guest that ends by itself: status says how
+      assert.equal((await d.vmctl(["start", "-b", hello, "-m", "16M", "short"])).code, 0);
+      const short = await d.waitState("short", "stopped");
+      assert.equal(short.lastExit, "guest wrote 16 to the exit port");
+
+      // load adds the VMs of another file and starts the enabled ones
+      await Deno.writeTextFile(`${d.dir}/more.conf`, `vm "loaded" {\n  boot "${echo}"\n  memory 16M\n}\n`);
+      assert.equal((await d.vmctl(["load", `${d.dir}/more.conf`])).code, 0);
+      await d.waitState("loaded", "running");
+
+      assert.equal((await d.vmctl(["log", "brief"])).code, 0);
+      assert.equal((await d.vmctl(["log", "loud"])).code, 1);
+
+      // networking, disks and BIOS devices are refused with a reason, not faked
+      for (
+        const [args, why] of [
+          [["start", "-L", "base"], /networking/],
+          [["start", "-d", "/tmp/disk.img", "base"], /disks .* virtio-blk/],
+          [["start", "-r", "/tmp/x.iso", "base"], /BIOS/],
+        ] as const
+      ) {
+        const r = await d.vmctl([...args]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, why);
+      }
+      assert.match((await d.vmctl(["st"])).stderr, /ambiguous/);
+
+      // stop -a stops every running VM
+      const all = await d.vmctl(["stop", "-a", "-w"]);
+      assert.equal(all.code, 0, all.stderr);
+      assert.ok((await d.status()).every((v) => v.state === "stopped"));
+
+      // reset forgets ad hoc VMs and re-reads vm.conf
+      await d.vmctl(["start", "adhoc"]);
+      assert.equal((await d.vmctl(["reset"])).code, 0);
+      assert.deepEqual((await d.status()).map((v) => v.name), ["base"]);
+    } catch (e) {
+      console.error(d.log);
+      throw e;
+    } finally {
+      await d.cleanup();
+    }
+  },
+);

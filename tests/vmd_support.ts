@@ -195,10 +195,11 @@ export class ConsoleSession {
   #out = "";
   readonly #reading: Promise<void>;
 
-  /** Runs `vmctl console target` against `d`. */
-  constructor(d: TestDaemon, target: string) {
+  /** Runs `vmctl console target` (or `vmctl args...` when given an array) against `d`. */
+  constructor(d: TestDaemon, target: string | readonly string[]) {
+    const args = typeof target === "string" ? ["console", target] : target;
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", cli, "vmctl", "console", target],
+      args: ["run", "-A", cli, "vmctl", ...args],
       env: { VMD_SOCKET: d.socket },
       stdin: "piped",
       stdout: "piped",

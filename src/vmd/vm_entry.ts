@@ -224,6 +224,14 @@ export class VmEntry {
   #onMessage(msg: FromVm): void {
     switch (msg.type) {
       case "ready":
+        if (!/^\/dev\/pts\/\d+$/.test(msg.tty)) {
+          this.#log(
+            `vm ${this.def.name}: its process reported a console that is not a pty (${msg.tty}); killing it`,
+          );
+          this.#kill();
+          return;
+        }
+        this.#giveTty(msg.tty);
         this.#tty = msg.tty;
         this.#state = "running";
         this.#ready?.resolve(msg.tty);
@@ -247,6 +255,17 @@ export class VmEntry {
         this.#ready?.reject(new VmStateError(`vm ${this.def.name} failed to start: ${msg.message}`));
         this.#ready = undefined;
         return;
+    }
+  }
+
+  /** Hands the console to the VM's owner (as vmd does): owner uid, and the owner group with group access. */
+  #giveTty(tty: string): void {
+    const { uid, gid } = this.def.owner;
+    try {
+      Deno.chownSync(tty, uid ?? 0, gid);
+      Deno.chmodSync(tty, gid === null ? 0o600 : 0o660);
+    } catch (e) {
+      this.#log(`vm ${this.def.name}: cannot give ${tty} to its owner: ${(e as Error).message}`);
     }
   }
 
