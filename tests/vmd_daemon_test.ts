@@ -249,10 +249,18 @@ kvmTest(
       assert.equal(all.code, 0, all.stderr);
       assert.ok((await d.status()).every((v) => v.state === "stopped"));
 
+      // SIGHUP re-reads vm.conf: a VM added to the file starts
+      await Deno.writeTextFile(
+        `${d.dir}/vm.conf`,
+        `vm "base" {\n  disable\n  boot "${echo}"\n  memory 16M\n}\nvm "hup" {\n  boot "${echo}"\n  memory 16M\n}\n`,
+      );
+      d.proc.kill("SIGHUP");
+      await d.waitState("hup", "running");
+
       // reset forgets ad hoc VMs and re-reads vm.conf
       await d.vmctl(["start", "adhoc"]);
       assert.equal((await d.vmctl(["reset"])).code, 0);
-      assert.deepEqual((await d.status()).map((v) => v.name), ["base"]);
+      assert.deepEqual((await d.status()).map((v) => v.name), ["base", "hup"]);
     } catch (e) {
       console.error(d.log);
       throw e;
@@ -261,3 +269,18 @@ kvmTest(
     }
   },
 );
+
+kvmTest("vmd: staggered start starts one VM after the other", async () => {
+  const { echo } = await kitPaths();
+  const vm = (name: string) => `vm "${name}" {\n  boot "${echo}"\n  memory 16M\n}\n`;
+  const d = await TestDaemon.start(`staggered start parallel 1 delay 30\n${vm("s1")}${vm("s2")}`);
+  try {
+    await d.waitState("s1", "running");
+    await d.waitState("s2", "running");
+    const log = d.log;
+    assert.ok(log.indexOf("vm s1: running") >= 0);
+    assert.ok(log.indexOf("vm s1: running") < log.indexOf("vm s2: started process"), log);
+  } finally {
+    await d.cleanup();
+  }
+});

@@ -125,8 +125,8 @@ export class TestDaemon {
   /** Waits until VM `name` is in `state`. */
   waitState(name: string, state: VmStatus["state"], ms = 15_000): Promise<VmStatus> {
     return until(`vm ${name} ${state}`, ms, async () => {
-      const vm = await this.vm(name);
-      return vm.state === state ? vm : undefined;
+      const vm = (await this.status()).find((v) => v.name === name);
+      return vm?.state === state ? vm : undefined;
     });
   }
 
