@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
-import { type AsUser, kitPaths, TestDaemon } from "./vmd_support.ts";
+import { type AsUser, ConsoleSession, kitPaths, TestDaemon } from "./vmd_support.ts";
 
 const GROUP = "vmdtgrp";
 const USERS = ["vmdtusra", "vmdtusrb", "vmdtusrc"] as const;
@@ -91,9 +91,11 @@ vm "g1" {
       // a's console: the pty belongs to a, and the guest answers
       const tty = (await d.vm("a1")).tty!;
       assert.equal(Deno.statSync(tty).uid, a.uid);
-      const con = await d.vmctl(["console", "a1"], { as: a, input: "\rmine\r~." });
-      assert.equal(con.code, 0, con.stderr);
-      assert.match(con.stdout, /echo: ready vm=a1/);
+      const con = new ConsoleSession(d, "a1", a);
+      await con.expect("echo: ready vm=a1\n");
+      await con.send("mine\r");
+      await con.expect("MINE\r\n");
+      assert.equal(await con.detach(), 0);
 
       // b's VM: every control request is refused, and b1 keeps running
       for (const args of [["stop", "b1"], ["pause", "b1"], ["console", "b1"], ["stop", "-f", "b1"]]) {

@@ -53,6 +53,22 @@ export interface AsUser {
   readonly denoDir: string;
 }
 
+/** The command line of `vmctl args...`, run as another user through setpriv(1) when `as` is given. */
+function vmctlCommand(args: readonly string[], as?: AsUser): string[] {
+  const deno = [Deno.execPath(), "run", "-A", cli, "vmctl", ...args];
+  if (as === undefined) return deno;
+  return [
+    "setpriv",
+    `--reuid=${as.uid}`,
+    `--regid=${as.gid}`,
+    "--init-groups",
+    "env",
+    `DENO_DIR=${as.denoDir}`,
+    `HOME=${as.denoDir}`,
+    ...deno,
+  ];
+}
+
 /** A daemon under test. */
 export class TestDaemon {
   /** Its folder (config, socket, log). */
@@ -135,17 +151,7 @@ export class TestDaemon {
     args: string[],
     o: { as?: AsUser; input?: string; timeoutMs?: number } = {},
   ): Promise<CliResult> {
-    const deno = [Deno.execPath(), "run", "-A", cli, "vmctl", ...args];
-    const cmd = o.as === undefined ? deno : [
-      "setpriv",
-      `--reuid=${o.as.uid}`,
-      `--regid=${o.as.gid}`,
-      "--init-groups",
-      "env",
-      `DENO_DIR=${o.as.denoDir}`,
-      `HOME=${o.as.denoDir}`,
-      ...deno,
-    ];
+    const cmd = vmctlCommand(args, o.as);
     const child = new Deno.Command(cmd[0], {
       args: cmd.slice(1),
       env: { VMD_SOCKET: this.socket },
@@ -196,10 +202,10 @@ export class ConsoleSession {
   readonly #reading: Promise<void>;
 
   /** Runs `vmctl console target` (or `vmctl args...` when given an array) against `d`. */
-  constructor(d: TestDaemon, target: string | readonly string[]) {
-    const args = typeof target === "string" ? ["console", target] : target;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", cli, "vmctl", ...args],
+  constructor(d: TestDaemon, target: string | readonly string[], as?: AsUser) {
+    const cmd = vmctlCommand(typeof target === "string" ? ["console", target] : target, as);
+    const child = new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
       env: { VMD_SOCKET: d.socket },
       stdin: "piped",
       stdout: "piped",
