@@ -5,10 +5,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { demoMain } from "./demo.ts";
-import { policyMain } from "./policy.ts";
-import { runMain } from "./run.ts";
-import { runConfigCheck } from "../config/check_command.ts";
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
@@ -25,9 +21,10 @@ export function vmdUsage(): void {
 /** Runs `vmd args...` and resolves to the exit status. */
 export async function vmdMain(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub === "demo") return await demoMain(rest);
-  if (sub === "policy") return await policyMain(rest);
-  if (sub === "run") return await runMain(rest);
+  // subcommands are imported when used (see main.ts)
+  if (sub === "demo") return await (await import("./demo.ts")).demoMain(rest);
+  if (sub === "policy") return await (await import("./policy.ts")).policyMain(rest);
+  if (sub === "run") return await (await import("./run.ts")).runMain(rest);
   let parsed;
   try {
     parsed = parseArgs({
@@ -52,6 +49,7 @@ export async function vmdMain(args: string[]): Promise<number> {
     return 0;
   }
   if (parsed.values.noaction) {
+    const { runConfigCheck } = await import("../config/check_command.ts");
     return runConfigCheck({
       file: parsed.values.file,
       defines: parsed.values.define ?? [],
