@@ -64,8 +64,8 @@ async function run(cmd: string, args: string[]): Promise<void> {
   }
 }
 
-async function sourceHash(name: string): Promise<string> {
-  const parts = [await Deno.readFile(`${here}${name}.S`), await Deno.readFile(`${here}uart.inc`)];
+/** The first 8 bytes of the SHA-256 of `parts` concatenated, as hex: the cache key of a guest build. */
+export async function shortHash(parts: readonly Uint8Array[]): Promise<string> {
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -74,6 +74,10 @@ async function sourceHash(name: string): Promise<string> {
   }
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
   return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sourceHash(name: string): Promise<string> {
+  return await shortHash([await Deno.readFile(`${here}${name}.S`), await Deno.readFile(`${here}uart.inc`)]);
 }
 
 /** Builds (or takes from the cache) the flat guest `name`. */

@@ -5,15 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { demoMain } from "./demo.ts";
-import { policyMain } from "./policy.ts";
-import { runMain } from "./run.ts";
-import { VM_PROCESS_COMMAND } from "../vmd/vm_launcher.ts";
-import { vmProcessMain } from "../vmd/vm_process.ts";
-import { runConfigCheck } from "../config/check_command.ts";
-import { DEFAULT_CONFIG_PATH } from "../config/limits.ts";
-import { parseDefine } from "../config/load.ts";
-import { daemonMain } from "../vmd/daemon_main.ts";
+import { VM_PROCESS_COMMAND } from "../vmd/vm_process_command.ts";
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
@@ -30,10 +22,11 @@ export function vmdUsage(): void {
 /** Runs `vmd args...` and resolves to the exit status. */
 export async function vmdMain(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub === "demo") return await demoMain(rest);
-  if (sub === "policy") return await policyMain(rest);
-  if (sub === "run") return await runMain(rest);
-  if (sub === VM_PROCESS_COMMAND) return await vmProcessMain();
+  // subcommands are imported when used (see main.ts)
+  if (sub === "demo") return await (await import("./demo.ts")).demoMain(rest);
+  if (sub === "policy") return await (await import("./policy.ts")).policyMain(rest);
+  if (sub === "run") return await (await import("./run.ts")).runMain(rest);
+  if (sub === VM_PROCESS_COMMAND) return await (await import("../vmd/vm_process.ts")).vmProcessMain();
   let parsed;
   try {
     parsed = parseArgs({
@@ -58,12 +51,16 @@ export async function vmdMain(args: string[]): Promise<number> {
     return 0;
   }
   if (parsed.values.noaction) {
+    const { runConfigCheck } = await import("../config/check_command.ts");
     return runConfigCheck({
       file: parsed.values.file,
       defines: parsed.values.define ?? [],
       verbose: (parsed.values.verbose ?? []).length > 0,
     });
   }
+  const { parseDefine } = await import("../config/load.ts");
+  const { DEFAULT_CONFIG_PATH } = await import("../config/limits.ts");
+  const { daemonMain } = await import("../vmd/daemon_main.ts");
   const defines: Record<string, string> = {};
   for (const d of parsed.values.define ?? []) {
     const kv = parseDefine(d);

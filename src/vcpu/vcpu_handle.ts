@@ -42,6 +42,8 @@ export interface VcpuSpawnOptions {
 }
 
 const KICK_INTERVAL_MS = 10;
+/** Workers started ahead of time (their isolates load while the VMM sets the VM up), by vCPU id. */
+const prewarmed = new Map<number, Worker>();
 let kickListenerInstalled = false;
 
 /**
@@ -53,6 +55,25 @@ function ensureKickListener(): void {
   if (kickListenerInstalled) return;
   Deno.addSignalListener(KICK_SIGNAL, () => {});
   kickListenerInstalled = true;
+}
+
+function newVcpuWorker(id: number, policy: PolicyContext): Worker {
+  return new Worker(entryUrl("vcpu"), workerOptions("vcpu", policy, `vcpu${id}`));
+}
+
+/**
+ * Starts the workers for vCPUs `0..count-1` now, so that their isolates load their modules while the VM is
+ * being created and the kernel loaded; {@link VcpuHandle.spawn} then takes them. Workers are generic until
+ * their init message, so a pre-warmed worker carries no VM state.
+ */
+export function prewarmVcpuWorkers(count: number, policy: PolicyContext): void {
+  for (let id = 0; id < count; id++) if (!prewarmed.has(id)) prewarmed.set(id, newVcpuWorker(id, policy));
+}
+
+/** Terminates pre-warmed workers that were never used (e.g. VM creation failed). */
+export function discardPrewarmedVcpuWorkers(): void {
+  for (const w of prewarmed.values()) w.terminate();
+  prewarmed.clear();
 }
 
 /** The main thread's side of one vCPU. */
@@ -107,7 +128,8 @@ export class VcpuHandle {
   static async spawn(o: VcpuSpawnOptions): Promise<VcpuHandle> {
     ensureKickListener();
     const control = new VcpuControl();
-    const worker = new Worker(entryUrl("vcpu"), workerOptions("vcpu", o.policy, `vcpu${o.id}`));
+    const worker = prewarmed.get(o.id) ?? newVcpuWorker(o.id, o.policy);
+    prewarmed.delete(o.id);
     const run = o.vcpu.mapRun(o.mmapSize);
     let readyResolve!: () => void;
     const ready = new Promise<void>((r) => readyResolve = r);

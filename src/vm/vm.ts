@@ -19,7 +19,7 @@ import { writeMpTable } from "../boot/mptable.ts";
 import { configurePcVcpu } from "./vcpu_setup.ts";
 import { GuestMemory, type MemoryRegion } from "../memory/guest_memory.ts";
 import type { PolicyContext } from "../privsep/permission_table.ts";
-import { VcpuHandle } from "../vcpu/vcpu_handle.ts";
+import { discardPrewarmedVcpuWorkers, prewarmVcpuWorkers, VcpuHandle } from "../vcpu/vcpu_handle.ts";
 import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { vcpuCpuid } from "./cpuid.ts";
 
@@ -125,8 +125,16 @@ export class Vm {
     ) {
       throw new RangeError(`guest memory ${options.memory} is not a positive multiple of ${PAGE_SIZE}`);
     }
-    const libc = openLibc(resolveLibcPath());
-    const kvm = Kvm.open(options.kvmPath, libc);
+    const libcPath = resolveLibcPath();
+    const libc = openLibc(libcPath);
+    prewarmVcpuWorkers(vcpus, { libcPath });
+    let kvm: Kvm;
+    try {
+      kvm = Kvm.open(options.kvmPath, libc);
+    } catch (e) {
+      discardPrewarmedVcpuWorkers();
+      throw e;
+    }
     let fd: VmFd | undefined;
     try {
       for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR"] as const) {
@@ -164,6 +172,7 @@ export class Vm {
       if (pc) writeMpTable(memory, vcpus);
       return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare");
     } catch (e) {
+      discardPrewarmedVcpuWorkers();
       fd?.close();
       kvm.close();
       throw e;

@@ -8,9 +8,9 @@
 import { resolveLibcPath } from "../../ffi/libc.ts";
 import { processFlags } from "../privsep/permission_table.ts";
 import type { VmSpec } from "./vm_messages.ts";
+import { VM_PROCESS_COMMAND } from "./vm_process_command.ts";
 
-/** The internal subcommand that runs the VM-process role. */
-export const VM_PROCESS_COMMAND = "vm-process";
+export { VM_PROCESS_COMMAND };
 
 const root = new URL("../../", import.meta.url);
 

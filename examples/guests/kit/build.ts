@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { cacheDir, GuestBuildError } from "../build.ts";
+import { cacheDir, GuestBuildError, shortHash } from "../build.ts";
 
 export { GuestBuildError };
 
@@ -104,14 +104,7 @@ async function kitHash(name: string): Promise<string> {
   const enc = new TextEncoder();
   const parts: Uint8Array[] = [enc.encode([name, ...KIT_CFLAGS, ...KIT_LDFLAGS].join("\0"))];
   for (const f of files) parts.push(enc.encode(`\0${f}\0`), await Deno.readFile(`${here}${f}`));
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+  return await shortHash(parts);
 }
 
 /** Builds (or takes from the cache) the kit guest `name`; throws GuestBuildError naming what to install. */

@@ -1,0 +1,106 @@
+/**
+ * Boot benchmark: the kit's `hello` guest (a PVH ELF), from process start to its marker on the console and to
+ * process exit, N runs each, under vmd (`vmd run`) and QEMU with KVM (microvm and pc) in the same run. Prints
+ * min/median/max per VMM, the ratios of the medians, peak RSS per VMM process (GNU time's %M), and what
+ * Deno's own start-up (an empty script) costs.
+ *
+ * Usage: deno task bench:boot [runs]
+ *
+ * @module
+ */
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
+import { QEMU, qemuArgs } from "../tests/qemu_support.ts";
+
+const runs = Number(Deno.args[0] ?? 10);
+const MARKER = "kit hello: ok";
+const root = new URL("..", import.meta.url).pathname;
+const guest = await buildKitGuest("hello");
+const empty = await Deno.makeTempFile({ suffix: ".ts" });
+await Deno.writeTextFile(empty, "");
+
+interface Sample {
+  marker: number;
+  exit: number;
+  rssKiB: number;
+}
+
+/** Runs `cmd` under /usr/bin/time, timing the marker on stdout and the exit. */
+async function sample(cmd: string[], marker: string | undefined): Promise<Sample> {
+  const rssFile = await Deno.makeTempFile();
+  const t0 = performance.now();
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%M", "-o", rssFile, ...cmd],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+    stdin: "null",
+  }).spawn();
+  let seen = marker === undefined ? 0 : -1;
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    text += decoder.decode(chunk, { stream: true });
+    if (seen < 0 && marker !== undefined && text.includes(marker)) seen = performance.now() - t0;
+  }
+  await child.status;
+  const exit = performance.now() - t0;
+  const rssKiB = Number((await Deno.readTextFile(rssFile)).trim().split("\n").pop());
+  await Deno.remove(rssFile);
+  if (seen < 0) throw new Error(`${cmd.join(" ")}: no "${marker}" in its output:\n${text}`);
+  return { marker: seen || exit, exit, rssKiB };
+}
+
+const deno = Deno.execPath();
+const vmdFlags = [
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+];
+const cases: [string, string[], string | undefined][] = [
+  ["vmd run", [deno, "run", ...vmdFlags, "cli.ts", "run", "-m", "64M", "-b", guest.path], MARKER],
+  ["qemu microvm", [QEMU, ...await qemuArgs(guest.path, { machine: "microvm" })], MARKER],
+  ["qemu pc", [QEMU, ...await qemuArgs(guest.path, { machine: "pc" })], MARKER],
+  ["deno (empty script)", [deno, "run", empty], undefined],
+];
+
+const results = new Map<string, Sample[]>(cases.map(([name]) => [name, []]));
+for (let i = 0; i < runs; i++) {
+  for (const [name, cmd, marker] of cases) results.get(name)!.push(await sample(cmd, marker));
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { min: s[0], median: s[Math.floor(s.length / 2)], max: s[s.length - 1] };
+};
+const f = (n: number) => n.toFixed(1).padStart(7);
+console.log(`${runs} runs each; times in ms from spawn (min / median / max); peak RSS in MiB (median)`);
+console.log(`${"".padEnd(20)} ${"to marker".padEnd(27)} ${"to exit".padEnd(27)} RSS`);
+const medians = new Map<string, { marker: number; exit: number; rss: number }>();
+for (const [name] of cases) {
+  const xs = results.get(name)!;
+  const m = stats(xs.map((x) => x.marker));
+  const e = stats(xs.map((x) => x.exit));
+  const r = stats(xs.map((x) => x.rssKiB / 1024));
+  medians.set(name, { marker: m.median, exit: e.median, rss: r.median });
+  console.log(
+    `${name.padEnd(20)} ${f(m.min)} ${f(m.median)} ${f(m.max)}    ${f(e.min)} ${f(e.median)} ${f(e.max)}    ${
+      r.median.toFixed(1)
+    }`,
+  );
+}
+const v = medians.get("vmd run")!;
+for (const peer of ["qemu microvm", "qemu pc"]) {
+  const p = medians.get(peer)!;
+  console.log(
+    `vmd / ${peer}: to marker ${(v.marker / p.marker).toFixed(2)}x, to exit ${
+      (v.exit / p.exit).toFixed(2)
+    }x, ` +
+      `RSS ${(v.rss / p.rss).toFixed(2)}x`,
+  );
+}
+const d = medians.get("deno (empty script)")!;
+console.log(`Deno's own start-up and exit (empty script): ${d.exit.toFixed(1)} ms, ${d.rss.toFixed(1)} MiB`);
+await Deno.remove(empty);

@@ -1,0 +1,24 @@
+/**
+ * `deno task demo:linux`: prepares Debian's kernel and a busybox initramfs (scripts/prepare_guests.ts, cached)
+ * and boots them with `vmd run`. On hardware KVM the initramfs prints its marker and offers a shell (`exit`
+ * reboots and ends the VM); on a PVM host (KVM without hardware virtualisation) the kernel prints its first
+ * lines and stops where PVM cannot emulate an instruction, which vmd reports with a register dump.
+ *
+ * @module
+ */
+import { prepareGuests } from "../scripts/prepare_guests.ts";
+import { runMain } from "../src/cli/run.ts";
+
+const g = await prepareGuests();
+Deno.exit(
+  await runMain([
+    "-m",
+    "512M",
+    "-b",
+    g.bzImage,
+    "--initrd",
+    g.initrd,
+    "--cmdline",
+    "console=ttyS0 earlyprintk=serial reboot=k panic=-1 vmd.shell",
+  ]),
+);
