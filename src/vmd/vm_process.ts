@@ -94,7 +94,7 @@ export async function vmProcessMain(): Promise<number> {
   try {
     await vm.start();
     await send({ type: "ready", tty: pty.path });
-    const console = vm.pumpConsole((bytes) => {
+    const output = vm.pumpConsole((bytes) => {
       // A console nobody reads fills the pty's queue; what does not fit is dropped, as on a serial line.
       let rest = bytes;
       while (rest.length > 0) {
@@ -104,7 +104,8 @@ export async function vmProcessMain(): Promise<number> {
       }
     });
     const input = pumpPtyInput(vm, pty, () => ended);
-    const control = (async () => {
+    // obeys the daemon until the VM ends; a closed pipe (the daemon is gone) stops the VM
+    void (async () => {
       for await (const msg of incoming) {
         if (msg.type === "pause") {
           await vm.pause();
@@ -118,17 +119,19 @@ export async function vmProcessMain(): Promise<number> {
         }
       }
       if (!ended) await vm.stop(); // the daemon went away
-    })();
+    })().catch(async (e) => {
+      console.error(`vm-process: ${e instanceof Error ? e.message : String(e)}; stopping the VM`);
+      if (!ended) await vm.stop();
+    });
     const { exit } = await vm.wait();
     ended = true;
-    await console;
+    await output;
     await input;
     const kind: EndKind = exit.kind === "exit-port" || exit.kind === "hlt" || exit.kind === "shutdown" ||
         exit.kind === "reboot" || exit.kind === "stopped"
       ? exit.kind
       : "error";
     await send({ type: "ended", kind, reason: describeVcpuExit(exit) });
-    void control;
     return 0;
   } catch (e) {
     await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });
