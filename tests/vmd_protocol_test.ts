@@ -186,3 +186,43 @@ Deno.test("SO_PEERCRED: the server learns the connecting process's real pid and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("control server: a client that pipelines requests without reading is cut off; others are served", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/s.sock`;
+  const server = ControlServer.listen(
+    path,
+    () => Promise.resolve({ v: 1, type: "ok", message: "x".repeat(60_000), vm: null }),
+    () => {},
+  );
+  try {
+    const greedy = await Deno.connect({ transport: "unix", path });
+    const frame = encodeFrame({ v: 1, type: "reload" });
+    const many = new Uint8Array(frame.length * 200);
+    for (let i = 0; i < 200; i++) many.set(frame, i * frame.length);
+    await greedy.write(many);
+    // read everything the server sends until it closes the connection
+    const decoder = new FrameDecoder();
+    const codes: string[] = [];
+    const buf = new Uint8Array(1 << 16);
+    const deadline = setTimeout(() => greedy.close(), 10_000);
+    for (;;) {
+      const n = await greedy.read(buf).catch(() => null);
+      if (n === null) break;
+      for (const ev of decoder.push(buf.subarray(0, n))) {
+        if (ev.kind === "frame") codes.push((ev.value as { type: string }).type);
+      }
+    }
+    clearTimeout(deadline);
+    assert.ok(codes.length < 200, `${codes.length} replies`);
+    assert.equal(
+      codes.filter((c) => c === "error").length,
+      1,
+      "one error reply, then the connection is closed",
+    );
+    assert.equal((await sendRequest({ v: 1, type: "reload" }, path)).type, "ok");
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -40,6 +40,11 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 120_000,
 };
 
+/** Requests a connection may have in progress at once. */
+const MAX_PIPELINED = 64;
+/** Reply bytes a connection may leave unread. */
+const MAX_QUEUED_BYTES = 1 << 20;
+
 interface Conn {
   readonly fd: number;
   readonly peer: PeerCredentials;
@@ -207,12 +212,19 @@ export class ControlServer {
           continue;
         }
         this.#dispatch(c, ev.value);
+        if (c.closeAfterFlush) return;
       }
       if (n < buf.length) return;
     }
   }
 
   #dispatch(c: Conn, value: unknown): void {
+    const queued = c.out.reduce((n, b) => n + b.length, 0);
+    if (c.busy >= MAX_PIPELINED || queued > MAX_QUEUED_BYTES) {
+      // a client that sends without reading its replies is cut off rather than buffered without end
+      this.#reply(c, errorReply("failed", "too many requests without reading the replies; closing"), true);
+      return;
+    }
     let request: Request;
     try {
       request = validateRequest(value);
