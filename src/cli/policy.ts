@@ -12,6 +12,9 @@ export function policyMain(args: string[]): Promise<number> {
     console.error("usage: vmd policy");
     return Promise.resolve(1);
   }
-  console.log(formatPolicy({ libcPath: resolveLibcPath() }));
+  // the vm row's files differ per VM: shown as placeholders
+  const programRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  const vmFiles = { boot: ["<its kernel>", "<its initrd>"], disks: ["<its disks>"] };
+  console.log(formatPolicy({ libcPath: resolveLibcPath(), programRoot, vmFiles }));
   return Promise.resolve(0);
 }
