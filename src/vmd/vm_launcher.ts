@@ -10,8 +10,6 @@ import { processFlags } from "../privsep/permission_table.ts";
 import type { VmSpec } from "./vm_messages.ts";
 import { VM_PROCESS_COMMAND } from "./vm_process_command.ts";
 
-export { VM_PROCESS_COMMAND };
-
 const root = new URL("../../", import.meta.url);
 
 /** The `deno` arguments that start a VM process for `spec`. */
