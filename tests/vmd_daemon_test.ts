@@ -58,6 +58,24 @@ kvmTest(
         assert.match(vm.tty ?? "", /^\/dev\/pts\/\d+$/);
       }
       assert.notEqual(one.pid, two.pid);
+
+      // a VM process holds its console's master (opened by vmd, inherited) and none of vmd's other fds
+      const listenInode = Deno.readTextFileSync("/proc/net/unix").split("\n")
+        .find((l) => l.endsWith(` ${d.socket}`))?.split(/\s+/)[6];
+      assert.ok(listenInode !== undefined, "vmd's socket is in /proc/net/unix");
+      for (const vm of [one, two]) {
+        const links = [...Deno.readDirSync(`/proc/${vm.pid}/fd`)].map((e) => {
+          try {
+            return Deno.readLinkSync(`/proc/${vm.pid}/fd/${e.name}`);
+          } catch {
+            return "";
+          }
+        });
+        assert.equal(links.filter((l) => l === "/dev/ptmx").length, 1, links.join(" "));
+        assert.ok(!links.some((l) => l.startsWith("/dev/pts/")), "the slave stays with vmd");
+        assert.ok(!links.includes(`socket:[${listenInode}]`), "the control socket is not inherited");
+        assert.ok(!links.some((l) => l.endsWith("vm.conf")), "nor vm.conf");
+      }
       assert.equal(one.maxmem, 32 << 20);
       assert.equal(two.maxmem, 48 << 20);
 

@@ -38,8 +38,8 @@ export interface VmFiles {
   readonly disks: readonly string[];
 }
 
-/** Devices every VM process opens: KVM, and the pty it creates for its console. */
-export const VM_DEVICES: readonly string[] = ["/dev/kvm", "/dev/ptmx", "/dev/pts"];
+/** Devices every VM process opens: KVM (its console pty is opened by vmd and inherited). */
+export const VM_DEVICES: readonly string[] = ["/dev/kvm"];
 
 /** One process or worker. */
 export interface PolicyRow {
@@ -80,13 +80,14 @@ export const POLICY: readonly PolicyRow[] = [
     name: "vm",
     kind: "process",
     entry: "cli.ts",
-    role: "one per running VM (cli.ts vm-process): guest RAM, vCPU workers, devices, its console pty",
+    role: "one per running VM (cli.ts vm-process): guest RAM, vCPU workers, devices, its console (an " +
+      "inherited pty master)",
     grants: (ctx) => [
       {
         permission: "ffi",
         scope: true,
-        reason: "KVM ioctls, pty calls and tgkill via libc; unscoped for the same reason as vmd's (the RAM " +
-          "SharedArrayBuffer's address)",
+        reason: "KVM ioctls, console reads/writes and tgkill via libc; unscoped for the same reason as " +
+          "vmd's (the RAM SharedArrayBuffer's address)",
       },
       {
         permission: "read",
@@ -97,13 +98,13 @@ export const POLICY: readonly PolicyRow[] = [
           ...(ctx.vmFiles?.boot ?? []),
           ...(ctx.vmFiles?.disks ?? []),
         ],
-        reason: "/dev/kvm, its pty, libc's path (to find it), the program's modules (its vCPU workers are " +
-          "loaded from files), its kernel and initrd, its disks",
+        reason: "/dev/kvm, libc's path (to find it), the program's modules (its vCPU workers are loaded " +
+          "from files), its kernel and initrd, its disks",
       },
       {
         permission: "write",
         scope: [...VM_DEVICES, ...(ctx.vmFiles?.disks ?? [])],
-        reason: "/dev/kvm and its pty (opened O_RDWR), its disks",
+        reason: "/dev/kvm (opened O_RDWR), its disks",
       },
     ],
   },

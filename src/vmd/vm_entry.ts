@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { closeFd } from "../../ffi/fd.ts";
+import { openPty, type Pty } from "../../ffi/pty.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import type { ResolvedOwner } from "./access.ts";
 import type { VmState, VmStatus } from "./protocol.ts";
@@ -91,6 +93,8 @@ export class VmEntry {
   #proc: Deno.ChildProcess | undefined;
   #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #tty: string | null = null;
+  #ptyPath: string | null = null;
+  #ptySlave: number | null = null;
   #restarts = 0;
   #rebootTimes: number[] = [];
   #lastExit: string | null = null;
@@ -165,6 +169,16 @@ export class VmEntry {
     if (this.def.interfaces > 0) {
       this.#log(`vm ${this.def.name}: network interfaces are not supported yet; starting without them`);
     }
+    // the daemon opens the console (the privileged part); the VM process inherits only the master
+    let pty: Pty;
+    try {
+      pty = openPty();
+    } catch (e) {
+      return Promise.reject(
+        new VmStateError(`vm ${this.def.name}: cannot open a pty: ${(e as Error).message}`),
+      );
+    }
+    this.#giveTty(pty.path);
     const spec: VmSpec = {
       name: this.def.name,
       kernel: this.def.kernel,
@@ -172,15 +186,23 @@ export class VmEntry {
       cmdline: this.def.cmdline,
       cpus: this.def.cpus,
       memory: this.def.memory,
+      consoleFd: pty.master,
     };
     let proc: Deno.ChildProcess;
     try {
       proc = spawnVmProcess(spec);
     } catch (e) {
+      closeFd(pty.slave);
       return Promise.reject(
         new VmStateError(`vm ${this.def.name}: cannot start its process: ${(e as Error).message}`),
       );
+    } finally {
+      closeFd(pty.master); // the VM process has its own copy
     }
+    // vmd keeps the (raw-mode) slave open while the VM runs: the master then never reads EIO between
+    // console sessions, and the terminal settings stay put
+    this.#ptySlave = pty.slave;
+    this.#ptyPath = pty.path;
     this.#proc = proc;
     this.#state = "starting";
     this.#userStop = false;
@@ -193,8 +215,9 @@ export class VmEntry {
       );
       this.#kill();
     }, this.#timing.readyTimeoutMs);
-    void this.#readMessages(proc);
-    this.#exited = proc.status.then((s) => this.#onExit(s));
+    // the exit is handled once every message the process wrote has been read (its last may say why)
+    const reading = this.#readMessages(proc);
+    this.#exited = Promise.all([proc.status, reading]).then(([s]) => this.#onExit(s));
     this.#send({ type: "boot", spec });
     this.#log(`vm ${this.def.name}: started process ${proc.pid}`);
     return ready.finally(() => clearTimeout(timer));
@@ -224,17 +247,9 @@ export class VmEntry {
   #onMessage(msg: FromVm): void {
     switch (msg.type) {
       case "ready":
-        if (!/^\/dev\/pts\/\d+$/.test(msg.tty)) {
-          this.#log(
-            `vm ${this.def.name}: its process reported a console that is not a pty (${msg.tty}); killing it`,
-          );
-          this.#kill();
-          return;
-        }
-        this.#giveTty(msg.tty);
-        this.#tty = msg.tty;
+        this.#tty = this.#ptyPath;
         this.#state = "running";
-        this.#ready?.resolve(msg.tty);
+        this.#ready?.resolve(this.#ptyPath ?? "");
         this.#ready = undefined;
         return;
       case "paused":
@@ -271,6 +286,9 @@ export class VmEntry {
 
   #onExit(s: Deno.CommandStatus): void {
     const ended = this.#ended;
+    if (this.#ptySlave !== null) closeFd(this.#ptySlave);
+    this.#ptySlave = null;
+    this.#ptyPath = null;
     this.#proc = undefined;
     this.#writer = undefined;
     this.#tty = null;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { spawnInheriting } from "../../ffi/fd_inherit.ts";
 import { resolveLibcPath } from "../../ffi/libc.ts";
 import { processFlags } from "../privsep/permission_table.ts";
 import type { VmSpec } from "./vm_messages.ts";
@@ -31,12 +32,13 @@ export function vmProcessArgs(spec: VmSpec, disks: readonly string[] = []): stri
   ];
 }
 
-/** Spawns the VM process for `spec` (not yet told to boot). */
+/** Spawns the VM process for `spec` (not yet told to boot); it inherits the console fd and nothing else. */
 export function spawnVmProcess(spec: VmSpec): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
+  const command = new Deno.Command(Deno.execPath(), {
     args: vmProcessArgs(spec),
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
-  }).spawn();
+  });
+  return spawnInheriting([spec.consoleFd], () => command.spawn());
 }

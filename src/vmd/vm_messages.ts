@@ -21,6 +21,8 @@ export interface VmSpec {
   readonly cpus: number;
   /** Guest memory in bytes. */
   readonly memory: number;
+  /** The console pty's master, an fd the daemon opened and the VM process inherited (same number). */
+  readonly consoleFd: number;
 }
 
 /** Daemon → VM process. */
@@ -35,7 +37,7 @@ export type EndKind = "exit-port" | "hlt" | "shutdown" | "reboot" | "stopped" | 
 
 /** VM process → daemon. */
 export type FromVm =
-  | { readonly type: "ready"; readonly tty: string }
+  | { readonly type: "ready" }
   | { readonly type: "paused" }
   | { readonly type: "resumed" }
   | { readonly type: "ended"; readonly kind: EndKind; readonly reason: string }
@@ -44,7 +46,7 @@ export type FromVm =
 const END_KINDS: readonly EndKind[] = ["exit-port", "hlt", "shutdown", "reboot", "stopped", "error"];
 
 function validateSpec(value: unknown): VmSpec {
-  const o = record(value, ["name", "kernel", "initrd", "cmdline", "cpus", "memory"], "vm spec");
+  const o = record(value, ["name", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd"], "vm spec");
   return {
     name: str(o, "name", 256),
     kernel: str(o, "kernel"),
@@ -52,6 +54,7 @@ function validateSpec(value: unknown): VmSpec {
     cmdline: str(o, "cmdline"),
     cpus: int(o, "cpus", 1, 64),
     memory: int(o, "memory", 2 ** 20, 128 * 2 ** 30),
+    consoleFd: int(o, "consoleFd", 3, 2 ** 20),
   };
 }
 
@@ -63,7 +66,7 @@ const TO_VM: { readonly [K in ToVm["type"]]: (o: unknown) => ToVm } = {
 };
 
 const FROM_VM: { readonly [K in FromVm["type"]]: (o: unknown) => FromVm } = {
-  ready: (x) => ({ type: "ready", tty: str(record(x, ["type", "tty"], "ready"), "tty", 256) }),
+  ready: (x) => (record(x, ["type"], "ready"), { type: "ready" }),
   paused: (x) => (record(x, ["type"], "paused"), { type: "paused" }),
   resumed: (x) => (record(x, ["type"], "resumed"), { type: "resumed" }),
   ended: (x) => {

@@ -1,12 +1,14 @@
 /**
  * The VM process: one per running VM, started by the daemon as `cli.ts vm-process` with only the
  * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM,
- * puts COM1 on a new pty, reports `ready` with the pty's path, copies between the UART and the pty, obeys
- * pause/resume/stop, and reports how the guest ended. If the daemon goes away (stdin closes) the VM stops.
+ * reports `ready`, copies between COM1 and the console pty's master (an fd the daemon opened and this process
+ * inherited), obeys pause/resume/stop, and reports how the guest ended. If the daemon goes away (stdin
+ * closes) the VM stops.
  *
  * @module
  */
-import { closePty, openPty, type Pty, readPty, writePty } from "../../ffi/pty.ts";
+import { closeFd } from "../../ffi/fd.ts";
+import { readPty, writePty } from "../../ffi/pty.ts";
 import { pollFds, POLLIN } from "../../ffi/poll.ts";
 import { describeVcpuExit } from "../vcpu/vcpu_exit.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
@@ -40,13 +42,13 @@ async function* messages(): AsyncGenerator<ToVm> {
   }
 }
 
-/** Copies console input from the pty to the guest until `done()` says the VM has ended. */
-async function pumpPtyInput(vm: Vm, pty: Pty, done: () => boolean): Promise<void> {
+/** Copies console input from the pty master `fd` to the guest until `done()` says the VM has ended. */
+async function pumpPtyInput(vm: Vm, fd: number, done: () => boolean): Promise<void> {
   const buf = new Uint8Array(1024);
   while (!done()) {
-    const [ev] = await pollFds([{ fd: pty.master, events: POLLIN }], 200);
+    const [ev] = await pollFds([{ fd, events: POLLIN }], 200);
     if ((ev & POLLIN) === 0) continue;
-    const n = readPty(pty.master, buf);
+    const n = readPty(fd, buf);
     if (n === null || n === 0) continue;
     let bytes = buf.slice(0, n);
     while (bytes.length > 0 && !done()) {
@@ -56,7 +58,7 @@ async function pumpPtyInput(vm: Vm, pty: Pty, done: () => boolean): Promise<void
   }
 }
 
-async function boot(spec: VmSpec): Promise<{ vm: Vm; pty: Pty }> {
+async function boot(spec: VmSpec): Promise<Vm> {
   const kernel = await Deno.readFile(spec.kernel);
   const initrd = spec.initrd === null ? undefined : await Deno.readFile(spec.initrd);
   const vm = Vm.create({ memory: spec.memory, vcpus: spec.cpus, platform: "pc" });
@@ -67,7 +69,7 @@ async function boot(spec: VmSpec): Promise<{ vm: Vm; pty: Pty }> {
       initrd,
       initrdName: spec.initrd ?? "initrd",
     });
-    return { vm, pty: openPty() };
+    return vm;
   } catch (e) {
     vm.close();
     throw e;
@@ -82,28 +84,29 @@ export async function vmProcessMain(): Promise<number> {
     console.error("vm-process: expected a boot message first");
     return 1;
   }
-  let started: { vm: Vm; pty: Pty };
+  const spec = first.value.spec;
+  let vm: Vm;
   try {
-    started = await boot(first.value.spec);
+    vm = await boot(spec);
   } catch (e) {
     await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });
     return 1;
   }
-  const { vm, pty } = started;
+  const master = spec.consoleFd;
   let ended = false;
   try {
     await vm.start();
-    await send({ type: "ready", tty: pty.path });
+    await send({ type: "ready" });
     const output = vm.pumpConsole((bytes) => {
       // A console nobody reads fills the pty's queue; what does not fit is dropped, as on a serial line.
       let rest = bytes;
       while (rest.length > 0) {
-        const n = writePty(pty.master, rest);
+        const n = writePty(master, rest);
         if (n === 0) return;
         rest = rest.subarray(n);
       }
     });
-    const input = pumpPtyInput(vm, pty, () => ended);
+    const input = pumpPtyInput(vm, master, () => ended);
     // obeys the daemon until the VM ends; a closed pipe (the daemon is gone) stops the VM
     void (async () => {
       for await (const msg of incoming) {
@@ -138,7 +141,7 @@ export async function vmProcessMain(): Promise<number> {
     return 1;
   } finally {
     ended = true;
-    closePty(pty);
+    closeFd(master);
     vm.close();
   }
 }
