@@ -14,6 +14,7 @@ import { describeVcpuExit } from "../vcpu/vcpu_exit.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm } from "../vm/vm.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
+import { pauseKeepingClock, resumeKeepingClock } from "./guest_clock.ts";
 import { type EndKind, type FromVm, type ToVm, validateToVm, type VmSpec } from "./vm_messages.ts";
 
 let writing: Promise<void> = Promise.resolve();
@@ -108,13 +109,15 @@ export async function vmProcessMain(): Promise<number> {
     });
     const input = pumpPtyInput(vm, master, () => ended);
     // obeys the daemon until the VM ends; a closed pipe (the daemon is gone) stops the VM
+    let clock: bigint | undefined; // the guest's clock while paused
     void (async () => {
       for await (const msg of incoming) {
         if (msg.type === "pause") {
-          await vm.pause();
+          clock ??= await pauseKeepingClock(vm);
           await send({ type: "paused" });
         } else if (msg.type === "resume") {
-          await vm.resume();
+          if (clock !== undefined) await resumeKeepingClock(vm, clock);
+          clock = undefined;
           await send({ type: "resumed" });
         } else if (msg.type === "stop") {
           await vm.stop();
