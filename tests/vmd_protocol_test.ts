@@ -150,7 +150,7 @@ Deno.test("owners: names resolve through the user database; group members and ro
   );
 });
 
-Deno.test("the VM process's flags: ffi, read on its own files and devices, write on devices and disks only", () => {
+Deno.test("the VM process's flags: ffi, read on /dev/kvm and its own files, write on /dev/kvm and its disks", () => {
   const libcPath = resolveLibcPath();
   const flags = processFlags("vm", {
     libcPath,
