@@ -139,6 +139,8 @@ export class BlkBackend implements VirtioBackend {
   readonly maxQueueSize = BLK_QUEUE_SIZE;
   /** Offered features. */
   readonly features: bigint;
+  /** Bytes of device config. */
+  readonly configLength = BLK_CONFIG_LENGTH;
   readonly #disk: Disk;
   readonly #id: Uint8Array;
   readonly #header = new Uint8Array(16);

@@ -32,6 +32,8 @@ export interface VirtioBackend {
   readonly maxQueueSize: number;
   /** Device-type feature bits (the transport adds VERSION_1, EVENT_IDX and INDIRECT_DESC). */
   readonly features: bigint;
+  /** Bytes of device config. */
+  readonly configLength: number;
   /** Fills the device config bytes. */
   writeConfig(config: Uint8Array): void;
   /**
@@ -81,6 +83,7 @@ export class VirtioDevice {
     }
     const config = new Uint8Array(state, DEVICE_CONFIG_OFFSET, DEVICE_CONFIG_SIZE);
     backend.writeConfig(config);
+    Atomics.store(w, W.CONFIG_LENGTH, Math.min(backend.configLength, DEVICE_CONFIG_SIZE));
     this.#chains = Array.from({ length: backend.numQueues }, () => new Chain(backend.maxQueueSize));
     Atomics.store(w, W.READY, 1);
   }

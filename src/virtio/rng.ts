@@ -16,6 +16,8 @@ export class RngBackend implements VirtioBackend {
   readonly numQueues = 1;
   /** Queue size. */
   readonly maxQueueSize = 64;
+  /** No device config. */
+  readonly configLength = 0;
   /** No device-type features. */
   readonly features = 0n;
   // getRandomValues refuses views of shared memory: fill a private buffer, then copy.

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
+import { runUnderQemu } from "./qemu_support.ts";
+import { kvmTest, runKernel } from "./kvm_support.ts";
+
+const MiB = 1 << 20;
+
+/** A raw image whose byte at offset o is (o >> 9) ^ (o & 0xff): each sector differs. */
+export async function patternImage(path: string, size = MiB): Promise<void> {
+  const b = new Uint8Array(size);
+  for (let o = 0; o < size; o++) b[o] = ((o >>> 9) ^ (o & 0xff)) & 0xff;
+  await Deno.writeFile(path, b);
+}
+
+kvmTest(
+  "virtio-blk: the kit guest reads the host's pattern, writes, flushes and gets IOERR past the end; QEMU agrees",
+  async () => {
+    const guest = await buildKitGuest("virtio_blk");
+    const dir = await Deno.makeTempDir();
+    try {
+      const ours = `${dir}/ours.img`;
+      const theirs = `${dir}/qemu.img`;
+      await patternImage(ours);
+      await patternImage(theirs);
+      const vmd = await runKernel(guest.path, { disks: [{ path: ours }], timeoutMs: 30_000 });
+      assert.deepEqual(vmd.result.exit, { kind: "exit-port", status: 0x20 }, vmd.output);
+      const qemu = await runUnderQemu(guest.path, {
+        extraArgs: [
+          "-drive",
+          `file=${theirs},if=none,id=d0,format=raw`,
+          "-device",
+          "virtio-blk-pci,drive=d0,disable-legacy=on,serial=vmd-disk-0",
+        ],
+        timeoutMs: 30_000,
+      });
+      assert.equal(qemu.exitValue, 0x20, qemu.output + qemu.stderr);
+      assert.equal(vmd.output, qemu.output);
+      assert.match(vmd.output, /^virtio_blk: status 0xf capacity 2048 sectors$/m);
+      assert.match(vmd.output, /^get_id: 1 done, status 0, id 'vmd-disk-0'$/m);
+      assert.match(vmd.output, /^read: 8 done, 8 ok, 0 bad bytes$/m);
+      assert.match(vmd.output, /^read back: 2 done, status 0, same; past the end: status 1$/m);
+      for (const path of [ours, theirs]) {
+        const img = await Deno.readFile(path);
+        const written = img.subarray(100 * 512, 100 * 512 + 4096);
+        assert.ok(written.every((b, j) => b === ((0xa5 ^ j) & 0xff)), `${path}: sectors 100..107`);
+        assert.equal(img[99 * 512 + 5], (99 ^ 5) & 0xff, `${path}: sector 99 untouched`);
+        assert.equal(img[108 * 512 + 7], (108 ^ 7) & 0xff, `${path}: sector 108 untouched`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+kvmTest("virtio-rng: the kit guest gets 4 KiB that is not constant, as under QEMU", async () => {
+  const guest = await buildKitGuest("virtio_rng");
+  const vmd = await runKernel(guest.path, { rng: true });
+  assert.deepEqual(vmd.result.exit, { kind: "exit-port", status: 0x21 }, vmd.output);
+  const qemu = await runUnderQemu(guest.path, { extraArgs: ["-device", "virtio-rng-pci,disable-legacy=on"] });
+  assert.equal(qemu.exitValue, 0x21, qemu.output + qemu.stderr);
+  assert.equal(vmd.output, qemu.output);
+  assert.equal(vmd.output, "virtio_rng: status 0xf\nvirtio_rng: 4096 bytes, not constant\n");
+});
