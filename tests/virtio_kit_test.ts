@@ -61,3 +61,44 @@ kvmTest("virtio-rng: the kit guest gets 4 KiB that is not constant, as under QEM
   assert.equal(vmd.output, qemu.output);
   assert.equal(vmd.output, "virtio_rng: status 0xf\nvirtio_rng: 4096 bytes, not constant\n");
 });
+
+kvmTest(
+  "hostile virtio driver: loops, buffers past RAM, wrong directions, long indirect tables, a read-only disk " +
+    "and a jumping avail index fail as they should; good requests still succeed and the VMM stays up",
+  async () => {
+    const guest = await buildKitGuest("virtio_hostile");
+    const dir = await Deno.makeTempDir();
+    try {
+      await patternImage(`${dir}/rw.img`);
+      await patternImage(`${dir}/ro.img`);
+      const before = await Deno.readFile(`${dir}/ro.img`);
+      const vmd = await runKernel(guest.path, {
+        disks: [{ path: `${dir}/rw.img` }, { path: `${dir}/ro.img`, readOnly: true }],
+        rng: true,
+        timeoutMs: 30_000,
+      });
+      assert.deepEqual(vmd.result.exit, { kind: "exit-port", status: 0x22 }, vmd.output);
+      const good = "good read status 0 data ok";
+      assert.deepEqual(vmd.output.split("\n"), [
+        "blk: status 0xf",
+        `loop: 2 done, bad head 0 len 0 status 0xff; ${good}`,
+        `past-ram: 2 done, bad head 0 len 0 status 0xff; ${good}`,
+        `oversized: 2 done, bad head 0 len 0 status 0xff; ${good}`,
+        `direction: 2 done, bad head 0 len 0 status 0xff; ${good}`,
+        `indirect-too-long: 2 done, bad head 0 len 0 status 0xff; ${good}`,
+        "indirect: 1 done, status 0 data ok",
+        "ro: status 0xf",
+        "read-only write: 1 done, status 1",
+        "avail jump: status 0x4f isr 0x3", // config change (NEEDS_RESET) + the queue bit never read
+        "reset: status 0xf",
+        "after reset: 1 done, status 0 data ok",
+        "rng: 1 done, 64 bytes",
+        "hostile: done",
+        "",
+      ]);
+      assert.deepEqual(await Deno.readFile(`${dir}/ro.img`), before);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

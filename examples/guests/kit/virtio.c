@@ -38,10 +38,11 @@ static uint32_t bar_address(uint8_t slot, uint8_t bar) {
 	return pci_read32(0, slot, 0, off) & ~0xfu;
 }
 
-int virtio_find(uint16_t device_id, struct virtio_dev *d) {
+int virtio_find(uint16_t device_id, int nth, struct virtio_dev *d) {
 	for (uint8_t slot = 0; slot < 32; slot++) {
 		uint32_t id = pci_read32(0, slot, 0, 0);
 		if ((id & 0xffff) != 0x1af4 || (id >> 16) != device_id) continue;
+		if (nth-- > 0) continue;
 		memset(d, 0, sizeof(*d));
 		d->slot = slot;
 		uint8_t cap = pci_read8(0, slot, 0, 0x34);

@@ -56,8 +56,11 @@ struct virtio_dev {
 	struct virtq_used *used;
 };
 
-/* Finds the virtio function with PCI device id `device_id` on bus 0 and maps its capabilities; 0 if absent. */
-int virtio_find(uint16_t device_id, struct virtio_dev *d);
+/*
+ * Finds the `nth` (from 0) virtio function with PCI device id `device_id` on bus 0, maps its capabilities and
+ * turns on memory decoding and bus mastering; 0 if absent.
+ */
+int virtio_find(uint16_t device_id, int nth, struct virtio_dev *d);
 /*
  * Resets the device, negotiates `features` (VERSION_1 is added), sets up queue 0 over the given rings and
  * sets DRIVER_OK. Returns the device status read back (has FEATURES_OK and DRIVER_OK when all went well).

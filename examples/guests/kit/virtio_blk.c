@@ -59,7 +59,7 @@ static int run_batch(int n) {
 uint32_t kmain(const struct hvm_start_info *info) {
 	(void)info;
 	uart_init();
-	if (!virtio_find(0x1042, &dev)) {
+	if (!virtio_find(0x1042, 0, &dev)) {
 		printf("virtio_blk: no device\n");
 		return 1;
 	}

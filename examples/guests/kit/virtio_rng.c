@@ -11,7 +11,7 @@ static struct virtio_dev dev;
 uint32_t kmain(const struct hvm_start_info *info) {
 	(void)info;
 	uart_init();
-	if (!virtio_find(0x1044, &dev)) {
+	if (!virtio_find(0x1044, 0, &dev)) {
 		printf("virtio_rng: no device\n");
 		return 1;
 	}
