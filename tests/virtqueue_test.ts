@@ -16,7 +16,11 @@ const USED = 0x3000;
 const SIZE = 8;
 
 function setup(o: { eventIdx?: boolean; indirect?: boolean; size?: number } = {}) {
-  const mem = new GuestMemory({ sab: new SharedArrayBuffer(RAM), offset: 0, regions: [{ gpa: 0, size: RAM }] });
+  const mem = new GuestMemory({
+    sab: new SharedArrayBuffer(RAM),
+    offset: 0,
+    regions: [{ gpa: 0, size: RAM }],
+  });
   const size = o.size ?? SIZE;
   const q = new SplitQueue(mem, {
     size,
@@ -191,7 +195,11 @@ Deno.test("virtqueue: without EVENT_IDX the NO_INTERRUPT flag suppresses notific
 });
 
 Deno.test("virtqueue: queue configurations outside RAM, misaligned or not a power of two are refused", () => {
-  const mem = new GuestMemory({ sab: new SharedArrayBuffer(RAM), offset: 0, regions: [{ gpa: 0, size: RAM }] });
+  const mem = new GuestMemory({
+    sab: new SharedArrayBuffer(RAM),
+    offset: 0,
+    regions: [{ gpa: 0, size: RAM }],
+  });
   const base = { size: 8, desc: DESC, avail: AVAIL, used: USED, eventIdx: false, indirect: false };
   assert.equal(checkQueueConfig(mem, base), undefined);
   assert.match(checkQueueConfig(mem, { ...base, size: 6 })!, /power of two/);
