@@ -2,15 +2,7 @@ import assert from "node:assert/strict";
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { runUnderQemu } from "./qemu_support.ts";
 import { kvmTest, runKernel } from "./kvm_support.ts";
-
-const MiB = 1 << 20;
-
-/** A raw image whose byte at offset o is (o >> 9) ^ (o & 0xff): each sector differs. */
-export async function patternImage(path: string, size = MiB): Promise<void> {
-  const b = new Uint8Array(size);
-  for (let o = 0; o < size; o++) b[o] = ((o >>> 9) ^ (o & 0xff)) & 0xff;
-  await Deno.writeFile(path, b);
-}
+import { patternImage } from "./virtio_support.ts";
 
 kvmTest(
   "virtio-blk: the kit guest reads the host's pattern, writes, flushes and gets IOERR past the end; QEMU agrees",
