@@ -7,7 +7,7 @@
  * @module
  */
 import type { MmioDevice } from "../devices/bus.ts";
-import { PciConfigSpace } from "./config_space.ts";
+import type { PciConfigSpace } from "./config_space.ts";
 
 /** Start of the 32-bit PCI hole where the VMM places BARs. */
 export const PCI_MMIO_START = 0xc000_0000;
