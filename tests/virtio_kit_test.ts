@@ -94,3 +94,21 @@ kvmTest(
     }
   },
 );
+
+kvmTest(
+  "virtio INTx: a completion raises the function's line through the I/O APIC, as under QEMU",
+  async () => {
+    const guest = await buildKitGuest("virtio_irq");
+    const vmd = await runKernel(guest.path, { rng: true });
+    assert.deepEqual(vmd.result.exit, { kind: "exit-port", status: 0x23 }, vmd.output);
+    const qemu = await runUnderQemu(guest.path, {
+      extraArgs: ["-device", "virtio-rng-pci,disable-legacy=on"],
+    });
+    assert.equal(qemu.exitValue, 0x23, qemu.output + qemu.stderr);
+    assert.equal(vmd.output, qemu.output);
+    assert.equal(
+      vmd.output,
+      "virtio_irq: pin 1, line routed\nvirtio_irq: interrupt, isr 0x1, used idx 1, len 64\n",
+    );
+  },
+);

@@ -30,6 +30,7 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     purpose: "virtio-blk: capacity, GET_ID, batched reads, write, flush, bad sector",
   },
   virtio_rng: { status: 0x21, purpose: "virtio-rng: reads 4 KiB of entropy and checks it is not constant" },
+  virtio_irq: { status: 0x23, purpose: "virtio-rng completion delivered as INTx through the I/O APIC" },
   virtio_hostile: {
     status: 0x22,
     purpose: "virtio-blk with hostile descriptors; good requests still succeed",
