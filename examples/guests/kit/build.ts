@@ -31,6 +31,10 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
   },
   virtio_rng: { status: 0x21, purpose: "virtio-rng: reads 4 KiB of entropy and checks it is not constant" },
   virtio_irq: { status: 0x23, purpose: "virtio-rng completion delivered as INTx through the I/O APIC" },
+  blk_bench: {
+    status: 0x24,
+    purpose: "virtio-blk throughput: 64 KiB writes and reads, 4 KiB reads (bench/blk.ts)",
+  },
   virtio_hostile: {
     status: 0x22,
     purpose: "virtio-blk with hostile descriptors; good requests still succeed",
