@@ -129,8 +129,10 @@ Deno.test("virtio-pci: feature negotiation needs VERSION_1 and a subset of the o
   w[W.IRQ_ASSERTED] = 1;
   const epoch = w[W.EPOCH];
   mmioW(r, 20, 1, 0);
-  assert.equal(mmio(r, 20, 1), 0);
+  assert.equal(mmio(r, 20, 1), STATUS.NEEDS_RESET); // until the device worker has let go of its queues
   assert.equal(w[W.EPOCH], epoch + 1);
+  w[W.RESET_PENDING] = 0; // what the device worker does when it sees the new epoch
+  assert.equal(mmio(r, 20, 1), 0);
   mmioW(r, 22, 2, 0);
   assert.deepEqual([mmio(r, 24, 2), mmio(r, 28, 2), mmio(r, 32, 4)], [128, 0, 0]);
   assert.deepEqual(lines, ["17=0"]);
@@ -185,6 +187,11 @@ Deno.test("virtio-rng worker: served through the register model; its interrupt r
     assert.equal(mmio(r, VIRTIO_BAR.ISR, 1), ISR_QUEUE);
     assert.deepEqual(lines, ["18=1", "18=0"]);
     assert.equal(mmio(r, VIRTIO_BAR.ISR, 1), 0);
+    // a reset completes once the worker has dropped its queues: status then reads 0
+    mmioW(r, 20, 1, 0);
+    const t0 = Date.now();
+    while (mmio(r, 20, 1) !== 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(mmio(r, 20, 1), 0);
   } finally {
     h.stop();
   }

@@ -125,7 +125,8 @@ export class VirtioPciRegisters implements MmioDevice {
     s.setUint32(12, dsel === 0 ? w[W.DRIVER_FEATURES_LO] : dsel === 1 ? w[W.DRIVER_FEATURES_HI] : 0, true);
     s.setUint16(16, 0xffff, true); // no MSI-X
     s.setUint16(18, Atomics.load(w, W.NUM_QUEUES), true);
-    s.setUint8(20, Atomics.load(w, W.STATUS));
+    // Until the device has finished resetting, status reads as NEEDS_RESET rather than 0.
+    s.setUint8(20, Atomics.load(w, W.RESET_PENDING) !== 0 ? STATUS.NEEDS_RESET : Atomics.load(w, W.STATUS));
     s.setUint8(21, Atomics.load(w, W.CONFIG_GENERATION));
     s.setUint16(22, Atomics.load(w, W.QUEUE_SELECT), true);
     const exists = this.#queue() >= 0;
@@ -270,6 +271,7 @@ export class VirtioPciRegisters implements MmioDevice {
 
   #reset(): void {
     const w = this.#w;
+    Atomics.store(w, W.RESET_PENDING, 1);
     Atomics.store(w, W.STATUS, 0);
     Atomics.store(w, W.DRIVER_FEATURES_LO, 0);
     Atomics.store(w, W.DRIVER_FEATURES_HI, 0);

@@ -120,6 +120,8 @@ export class VirtioDevice {
     if (epoch !== this.#epoch) {
       this.#epoch = epoch;
       this.#rebuild();
+      // Nothing of the old queues is running any more: a reset is complete.
+      Atomics.store(w, W.RESET_PENDING, 0);
     }
     for (let q = 0; q < this.#queues.length; q++) {
       const queue = this.#queues[q];

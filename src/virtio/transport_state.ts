@@ -6,6 +6,8 @@
  * Doorbells: a queue notify sets bit q of {@link W.NOTIFY} and wakes the device worker; a reset or DRIVER_OK
  * bumps {@link W.EPOCH} and sets {@link NOTIFY_EPOCH}. The device worker sets ISR bits and bumps
  * {@link W.IRQ_SEQ} to wake the main thread, which asserts the line; an ISR read clears ISR and deasserts.
+ * A reset sets {@link W.RESET_PENDING}; device_status reads non-zero until the device worker has dropped its
+ * queues and cleared it, so a driver that waits for 0 (as the spec asks) never races a request in flight.
  * Line changes happen under a tiny spin lock ({@link W.IRQ_LOCK}) so "ISR non-zero" and "line asserted" agree.
  *
  * @module
@@ -32,6 +34,7 @@ export const W = {
   STOP: 16,
   CONFIG_LENGTH: 17,
   READY: 18,
+  RESET_PENDING: 19,
   QUEUE_BASE: 32,
 } as const;
 
