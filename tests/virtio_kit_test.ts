@@ -84,6 +84,7 @@ kvmTest(
         "avail jump: status 0x4f isr 0x3", // config change (NEEDS_RESET) + the queue bit never read
         "reset: status 0xf",
         "after reset: 1 done, status 0 data ok",
+        "moved BAR: decode off reads 0xff, old address 0xff, new at 0xd0000000: 1 done, status 0 data ok",
         "rng: 1 done, 64 bytes",
         "hostile: done",
         "",

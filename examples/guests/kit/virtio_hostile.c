@@ -137,7 +137,23 @@ uint32_t kmain(const struct hvm_start_info *info) {
 	got = virtio_wait(&blk, 1, 50000000);
 	printf("after reset: %d done, status %u %s\n", got, status[4], sector_ok(data[1], 9) ? "data ok" : "data BAD");
 
-	/* 9. the entropy device never noticed */
+	/* 9. the guest moves the BAR: the old address goes dead, the new one serves */
+	uint32_t old_bar = pci_read32(0, blk.slot, 0, 0x10) & ~0xfu;
+	pci_write16(0, blk.slot, 0, 0x04, pci_read16(0, blk.slot, 0, 0x04) & ~0x2);
+	uint8_t off_read = *(volatile uint8_t *)(old_bar + 20);
+	pci_write32(0, blk.slot, 0, 0x10, 0xd0000000u);
+	if (!virtio_find(0x1042, 0, &blk)) return 3;
+	uint8_t old_read = *(volatile uint8_t *)(old_bar + 20);
+	virtio_init(&blk, 0, desc, &avail, &used);
+	memset(data[1], 0, 512);
+	request(desc, 0, 4, T_IN, 11, data[1]);
+	virtio_submit(&blk, 0);
+	virtio_kick(&blk);
+	got = virtio_wait(&blk, 1, 50000000);
+	printf("moved BAR: decode off reads 0x%x, old address 0x%x, new at 0x%x: %d done, status %u %s\n", off_read,
+	       old_read, (uint32_t)blk.common, got, status[4], sector_ok(data[1], 11) ? "data ok" : "data BAD");
+
+	/* 10. the entropy device never noticed */
 	virtio_init(&rng, 0, desc2, &avail2, &used2);
 	set(desc2, 0, (uint32_t)data[0], 64, VIRTQ_DESC_F_WRITE, 0);
 	uint16_t base = rng.used_seen;
