@@ -74,11 +74,22 @@ export function gatherReadable(chain: Chain, mem: GuestMemory, from: number, out
   }
 }
 
+/** A fresh request record to parse into. */
+export function newBlkRequest(): BlkRequest {
+  return { type: -1, sector: 0, dataBytes: 0, statusAt: -1, reject: undefined };
+}
+
 /**
- * Parses the request in `chain` (pure: reads the header, writes nothing). `header` is a 16-byte scratch
- * buffer. Returns undefined when the chain has no status byte (nothing can be answered).
+ * Parses the request in `chain` (pure: reads the header and guest memory, writes only `header` — a 16-byte
+ * scratch buffer — and `req`, which it returns; a fresh record when omitted). Returns undefined when the
+ * chain has no status byte (nothing can be answered).
  */
-export function parseBlkRequest(chain: Chain, mem: GuestMemory, header: Uint8Array): BlkRequest | undefined {
+export function parseBlkRequest(
+  chain: Chain,
+  mem: GuestMemory,
+  header: Uint8Array,
+  req: BlkRequest = newBlkRequest(),
+): BlkRequest | undefined {
   if (chain.writeBytes === 0) return undefined;
   // The status byte: the last byte of the last non-empty writable buffer.
   let statusAt = -1;
@@ -88,16 +99,21 @@ export function parseBlkRequest(chain: Chain, mem: GuestMemory, header: Uint8Arr
       break;
     }
   }
-  const req: BlkRequest = { type: -1, sector: 0, dataBytes: 0, statusAt, reject: undefined };
+  req.type = -1;
+  req.sector = 0;
+  req.dataBytes = 0;
+  req.statusAt = statusAt;
+  req.reject = undefined;
   if (chain.readBytes < 16) {
     req.reject = BLK_S.IOERR;
     return req;
   }
   gatherReadable(chain, mem, 0, header);
-  const v = new DataView(header.buffer, header.byteOffset, 16);
-  req.type = v.getUint32(0, true);
-  const sector = v.getBigUint64(8, true);
-  req.sector = sector > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(sector);
+  req.type = (header[0] | (header[1] << 8) | (header[2] << 16) | (header[3] << 24)) >>> 0;
+  const lo = (header[8] | (header[9] << 8) | (header[10] << 16) | (header[11] << 24)) >>> 0;
+  const hi = (header[12] | (header[13] << 8) | (header[14] << 16) | (header[15] << 24)) >>> 0;
+  const sector = hi * 2 ** 32 + lo; // exact up to 2^53; larger sectors are past any disk anyway
+  req.sector = sector > Number.MAX_SAFE_INTEGER ? Number.MAX_SAFE_INTEGER : sector;
   switch (req.type) {
     case BLK_T.IN:
     case BLK_T.GET_ID:
@@ -145,6 +161,9 @@ export class BlkBackend implements VirtioBackend {
   readonly #id: Uint8Array;
   readonly #header = new Uint8Array(16);
   readonly #range = new Uint8Array(16);
+  readonly #rangeView = new DataView(this.#range.buffer);
+  readonly #req = newBlkRequest();
+  #dataWritten = 0;
 
   /** Serves `disk`. */
   constructor(disk: Disk, opts: BlkOptions) {
@@ -175,15 +194,15 @@ export class BlkBackend implements VirtioBackend {
 
   /** Executes one request; answers in its status byte. */
   async handle(_q: number, chain: Chain, mem: GuestMemory): Promise<number> {
-    const req = parseBlkRequest(chain, mem, this.#header);
+    const req = parseBlkRequest(chain, mem, this.#header, this.#req);
     if (req === undefined) return 0;
     let status: number = req.reject ?? BLK_S.OK;
     let written = 1;
     if (req.reject === undefined) {
+      this.#dataWritten = 0;
       try {
-        const r = await this.#execute(req, chain, mem);
-        status = r.status;
-        written += r.data;
+        status = await this.#execute(req, chain, mem);
+        written += this.#dataWritten;
       } catch {
         status = BLK_S.IOERR;
       }
@@ -196,11 +215,12 @@ export class BlkBackend implements VirtioBackend {
     return sector <= Number.MAX_SAFE_INTEGER / SECTOR && sector * SECTOR + bytes <= this.#disk.size;
   }
 
-  async #execute(req: BlkRequest, chain: Chain, mem: GuestMemory): Promise<{ status: number; data: number }> {
+  /** Runs a parsed request; returns its status and leaves the bytes of data it wrote in #dataWritten. */
+  async #execute(req: BlkRequest, chain: Chain, mem: GuestMemory): Promise<number> {
     const disk = this.#disk;
     switch (req.type) {
       case BLK_T.IN: {
-        if (!this.#inRange(req.sector, req.dataBytes)) return { status: BLK_S.IOERR, data: 0 };
+        if (!this.#inRange(req.sector, req.dataBytes)) return BLK_S.IOERR;
         let pos = req.sector * SECTOR;
         let left = req.dataBytes;
         for (let i = chain.readable; i < chain.count && left > 0; i++) {
@@ -209,11 +229,12 @@ export class BlkBackend implements VirtioBackend {
           pos += n;
           left -= n;
         }
-        return { status: BLK_S.OK, data: req.dataBytes };
+        this.#dataWritten = req.dataBytes;
+        return BLK_S.OK;
       }
       case BLK_T.OUT: {
         if (disk.readOnly || !this.#inRange(req.sector, req.dataBytes)) {
-          return { status: BLK_S.IOERR, data: 0 };
+          return BLK_S.IOERR;
         }
         let pos = req.sector * SECTOR;
         let skip = 16;
@@ -227,11 +248,11 @@ export class BlkBackend implements VirtioBackend {
           pos += len - skip;
           skip = 0;
         }
-        return { status: BLK_S.OK, data: 0 };
+        return BLK_S.OK;
       }
       case BLK_T.FLUSH:
         if (!disk.readOnly) await disk.flush();
-        return { status: BLK_S.OK, data: 0 };
+        return BLK_S.OK;
       case BLK_T.GET_ID: {
         const n = Math.min(BLK_ID_BYTES, req.dataBytes);
         let o = 0;
@@ -240,10 +261,11 @@ export class BlkBackend implements VirtioBackend {
           mem.bytes.set(this.#id.subarray(o, o + k), chain.at[i]);
           o += k;
         }
-        return { status: BLK_S.OK, data: n };
+        this.#dataWritten = n;
+        return BLK_S.OK;
       }
       default:
-        return { status: await this.#ranges(req, chain, mem), data: 0 };
+        return await this.#ranges(req, chain, mem);
     }
   }
 
@@ -253,7 +275,7 @@ export class BlkBackend implements VirtioBackend {
     if (disk.readOnly) return BLK_S.IOERR;
     const n = req.dataBytes / 16;
     if (!Number.isInteger(n) || n === 0 || n > BLK_MAX_RANGE_SEGS) return BLK_S.UNSUPP;
-    const v = new DataView(this.#range.buffer);
+    const v = this.#rangeView;
     // Check every range before touching the disk.
     for (let pass = 0; pass < 2; pass++) {
       for (let s = 0; s < n; s++) {
