@@ -26,6 +26,12 @@ import { Chain, SplitQueue } from "./virtqueue.ts";
 
 /** How many times the loop looks at the doorbell before sleeping on it. */
 const SPIN_CHECKS = 4000;
+/**
+ * Longest spin before sleeping, in milliseconds (checked every {@link SPIN_CHECKS} looks). Measured on a
+ * 2-core host: 0.3 ms helped 4 KiB requests by ~20 % when the host was idle and halved throughput when other
+ * work competed for the cores; 20 µs was the best under contention and close to the best when idle.
+ */
+const SPIN_MS = 0.02;
 
 /** What a device type does with its queues. */
 export interface VirtioBackend {
@@ -99,8 +105,13 @@ export class VirtioDevice {
       let bits = Atomics.exchange(w, W.NOTIFY, 0);
       // A sleep and wake-up costs ~20-40 µs here; a driver that just got completions often notifies again
       // within that time, so look a little while before sleeping.
-      for (let i = 0; bits === 0 && i < SPIN_CHECKS; i++) {
-        if (Atomics.load(w, W.NOTIFY) !== 0) bits = Atomics.exchange(w, W.NOTIFY, 0);
+      if (bits === 0) {
+        const until = performance.now() + SPIN_MS;
+        do {
+          for (let i = 0; bits === 0 && i < SPIN_CHECKS; i++) {
+            if (Atomics.load(w, W.NOTIFY) !== 0) bits = Atomics.exchange(w, W.NOTIFY, 0);
+          }
+        } while (bits === 0 && performance.now() < until);
       }
       if (bits === 0) {
         const r = Atomics.waitAsync(w, W.NOTIFY, 0);
