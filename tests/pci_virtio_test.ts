@@ -212,3 +212,43 @@ Deno.test("MP table: a PCI bus and one level-triggered INTA entry per function",
   }
   assert.deepEqual(entries, [[3, 0, 0x0d, 0, 1, 1 << 2, 1, 16], [3, 0, 0x0d, 0, 1, 2 << 2, 1, 17]]);
 });
+
+Deno.test("virtio device: rings placed outside RAM at DRIVER_OK make the real worker ask for a reset", async () => {
+  const RAM = 1 << 20;
+  const mem = new GuestMemory({
+    sab: new SharedArrayBuffer(RAM),
+    offset: 0,
+    regions: [{ gpa: 0, size: RAM }],
+  });
+  const state = createTransportState();
+  const h = await DeviceHandle.spawn({
+    row: "virtio-rng",
+    label: "rng-bad-rings",
+    policy: { libcPath: resolveLibcPath() },
+    memory: mem.share(),
+    state,
+    gsi: 19,
+    irqLine: () => {},
+  });
+  try {
+    const r = new VirtioPciRegisters("rng", state, 19, () => {});
+    mmioW(r, 20, 1, 3);
+    mmioW(r, 8, 4, 1);
+    mmioW(r, 12, 4, 1);
+    mmioW(r, 20, 1, 0xb);
+    mmioW(r, 32, 4, 0xfff00000); // descriptor table far outside the 1 MiB of RAM
+    mmioW(r, 40, 4, 0x2000);
+    mmioW(r, 48, 4, 0x3000);
+    mmioW(r, 28, 2, 1);
+    mmioW(r, 20, 1, 0xf);
+    const t0 = Date.now();
+    while ((mmio(r, 20, 1) & STATUS.NEEDS_RESET) === 0 && Date.now() - t0 < 5000) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.equal(mmio(r, 20, 1), 0x4f);
+    assert.equal(mmio(r, VIRTIO_BAR.ISR, 1) & 2, 2); // config-change interrupt
+    assert.equal(h.failure, undefined); // the worker is alive and well
+  } finally {
+    h.stop();
+  }
+});
