@@ -184,6 +184,9 @@ export async function runMain(args: string[]): Promise<number> {
     const { exit } = await vm.wait();
     for (const s of signals) Deno.removeSignalListener(s, stop);
     const { status, reason } = exitStatus(exit);
+    for (const d of vm.virtioDevices) {
+      if (d.failure !== undefined) console.error(`vmd run: device ${d.label} failed: ${d.failure}`);
+    }
     console.error(`vmd run: ${reason}`);
     if ("dump" in exit) console.error(formatRegisterDump(exit.dump));
     return status;
