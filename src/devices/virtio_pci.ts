@@ -18,6 +18,8 @@ import {
   hasFeature,
   lockIrq,
   MAX_QUEUES,
+  msixWord,
+  NO_VECTOR,
   NOTIFY_EPOCH,
   Q,
   queueWord,
@@ -26,10 +28,24 @@ import {
   W,
 } from "../virtio/transport_state.ts";
 
+/** The MSI-X capability id. */
+export const PCI_CAP_MSIX = 0x11;
+/** MSI-X message control: enable. */
+export const MSIX_ENABLE = 0x8000;
+/** MSI-X message control: function mask. */
+export const MSIX_FUNCTION_MASK = 0x4000;
+
 /** BAR 0's size. */
 export const VIRTIO_BAR_SIZE = 0x4000;
 /** Offsets of the regions inside BAR 0. */
-export const VIRTIO_BAR = { COMMON: 0x0000, ISR: 0x1000, DEVICE: 0x2000, NOTIFY: 0x3000 } as const;
+export const VIRTIO_BAR = {
+  COMMON: 0x0000,
+  ISR: 0x1000,
+  DEVICE: 0x2000,
+  NOTIFY: 0x3000,
+  MSIX_TABLE: 0x3800,
+  MSIX_PBA: 0x3c00,
+} as const;
 /** Bytes between two queues' notify addresses. */
 export const NOTIFY_MULTIPLIER = 4;
 const COMMON_LENGTH = 0x38;
@@ -78,6 +94,15 @@ export function virtioPciConfigSpace(
   cfg.addCapability(virtioCap(2, VIRTIO_BAR.NOTIFY, NOTIFY_MULTIPLIER * numQueues, NOTIFY_MULTIPLIER));
   cfg.addCapability(virtioCap(3, VIRTIO_BAR.ISR, 4));
   if (configLength > 0) cfg.addCapability(virtioCap(4, VIRTIO_BAR.DEVICE, configLength));
+  // MSI-X: one vector per queue plus one for configuration changes; table and PBA in BAR 0.
+  const msix = new Uint8Array(12);
+  const mv = new DataView(msix.buffer);
+  msix[0] = PCI_CAP_MSIX;
+  mv.setUint16(2, numQueues, true); // table size - 1
+  mv.setUint32(4, VIRTIO_BAR.MSIX_TABLE, true);
+  mv.setUint32(8, VIRTIO_BAR.MSIX_PBA, true);
+  const at = cfg.addCapability(msix);
+  cfg.setWritable(at + 3, 0xc0); // enable, function mask
   return cfg;
 }
 
@@ -123,7 +148,7 @@ export class VirtioPciRegisters implements MmioDevice {
     s.setUint32(4, fsel === 0 ? w[W.DEVICE_FEATURES_LO] : fsel === 1 ? w[W.DEVICE_FEATURES_HI] : 0, true);
     s.setUint32(8, dsel, true);
     s.setUint32(12, dsel === 0 ? w[W.DRIVER_FEATURES_LO] : dsel === 1 ? w[W.DRIVER_FEATURES_HI] : 0, true);
-    s.setUint16(16, 0xffff, true); // no MSI-X
+    s.setUint16(16, Atomics.load(w, W.CONFIG_MSIX_VECTOR), true);
     s.setUint16(18, Atomics.load(w, W.NUM_QUEUES), true);
     // Until the device has finished resetting, status reads as NEEDS_RESET rather than 0.
     s.setUint8(20, Atomics.load(w, W.RESET_PENDING) !== 0 ? STATUS.NEEDS_RESET : Atomics.load(w, W.STATUS));
@@ -131,7 +156,7 @@ export class VirtioPciRegisters implements MmioDevice {
     s.setUint16(22, Atomics.load(w, W.QUEUE_SELECT), true);
     const exists = this.#queue() >= 0;
     s.setUint16(24, this.#q(Q.SIZE), true);
-    s.setUint16(26, 0xffff, true);
+    s.setUint16(26, exists ? this.#q(Q.MSIX_VECTOR) : NO_VECTOR, true);
     s.setUint16(28, this.#q(Q.ENABLE), true);
     s.setUint16(30, exists ? this.#queue() : 0, true);
     s.setUint32(32, this.#q(Q.DESC_LO), true);
@@ -151,6 +176,23 @@ export class VirtioPciRegisters implements MmioDevice {
       data.set(this.#scratchBytes.subarray(offset, offset + len));
     } else if (offset === VIRTIO_BAR.ISR) {
       data[0] = this.#readIsr();
+    } else if (offset >= VIRTIO_BAR.MSIX_TABLE && offset < VIRTIO_BAR.MSIX_PBA) {
+      const v = (offset - VIRTIO_BAR.MSIX_TABLE) >> 4;
+      if (v < this.#vectors() && (offset & 3) === 0 && (len === 4 || len === 8)) {
+        for (let i = 0; i < len / 4; i++) {
+          const word = ((offset >> 2) & 3) + i;
+          if (word > 3) break;
+          const x = Atomics.load(this.#w, msixWord(v, word));
+          data[4 * i] = x & 0xff;
+          data[4 * i + 1] = (x >>> 8) & 0xff;
+          data[4 * i + 2] = (x >>> 16) & 0xff;
+          data[4 * i + 3] = (x >>> 24) & 0xff;
+        }
+      }
+    } else if (offset === VIRTIO_BAR.MSIX_PBA && len >= 4) {
+      const p = Atomics.load(this.#w, W.PENDING_VECTORS);
+      data[0] = p & 0xff;
+      data[1] = (p >>> 8) & 0xff;
     } else if (offset >= VIRTIO_BAR.DEVICE && offset < VIRTIO_BAR.NOTIFY) {
       const o = offset - VIRTIO_BAR.DEVICE;
       if (o + len <= Atomics.load(this.#w, W.CONFIG_LENGTH)) data.set(this.#devcfg.subarray(o, o + len));
@@ -179,7 +221,32 @@ export class VirtioPciRegisters implements MmioDevice {
       return;
     }
     if (offset < COMMON_LENGTH) this.#writeCommon(offset, len, value);
+    else if (offset >= VIRTIO_BAR.MSIX_TABLE && offset < VIRTIO_BAR.MSIX_PBA) {
+      this.#writeMsix(offset, len, value);
+    }
     // ISR is read-only; device config writes are not offered by our devices.
+  }
+
+  #vectors(): number {
+    return Atomics.load(this.#w, W.NUM_QUEUES) + 1;
+  }
+
+  #writeMsix(offset: number, len: number, value: number): void {
+    const v = (offset - VIRTIO_BAR.MSIX_TABLE) >> 4;
+    if (v >= this.#vectors() || (offset & 3) !== 0 || (len !== 4 && len !== 8)) return;
+    for (let i = 0; i < len / 4; i++) {
+      const word = ((offset >> 2) & 3) + i;
+      if (word > 3) break;
+      const x = Math.floor(value / 2 ** (32 * i)) % 2 ** 32;
+      if (word === 3) {
+        const was = Atomics.exchange(this.#w, msixWord(v, 3), x & 1);
+        // Unmasking a vector with a pending message: let the interrupt pump deliver it now.
+        if ((was & 1) === 1 && (x & 1) === 0) {
+          Atomics.add(this.#w, W.IRQ_SEQ, 1);
+          Atomics.notify(this.#w, W.IRQ_SEQ);
+        }
+      } else Atomics.store(this.#w, msixWord(v, word), x | 0);
+    }
   }
 
   #ring(bits: number): void {
@@ -212,8 +279,16 @@ export class VirtioPciRegisters implements MmioDevice {
         else if (sel === 1) Atomics.store(w, W.DRIVER_FEATURES_HI, value | 0);
         return;
       }
+      case 16:
+        if (len === 2) Atomics.store(w, W.CONFIG_MSIX_VECTOR, value < this.#vectors() ? value : NO_VECTOR);
+        return;
       case 20:
         if (len === 1) this.#writeStatus(value & 0xff);
+        return;
+      case 26:
+        if (len === 2 && q >= 0) {
+          Atomics.store(w, queueWord(q, Q.MSIX_VECTOR), value < this.#vectors() ? value : NO_VECTOR);
+        }
         return;
       case 22:
         if (len === 2) Atomics.store(w, W.QUEUE_SELECT, value & 0xffff);
@@ -279,9 +354,12 @@ export class VirtioPciRegisters implements MmioDevice {
     Atomics.store(w, W.DRIVER_FEATURE_SELECT, 0);
     Atomics.store(w, W.QUEUE_SELECT, 0);
     const n = Atomics.load(w, W.NUM_QUEUES);
+    Atomics.store(w, W.CONFIG_MSIX_VECTOR, NO_VECTOR);
+    Atomics.store(w, W.PENDING_VECTORS, 0);
     for (let q = 0; q < n; q++) {
       Atomics.store(w, queueWord(q, Q.SIZE), Atomics.load(w, queueWord(q, Q.MAX_SIZE)));
       for (let f = Q.ENABLE; f <= Q.DEVICE_HI; f++) Atomics.store(w, queueWord(q, f), 0);
+      Atomics.store(w, queueWord(q, Q.MSIX_VECTOR), NO_VECTOR);
     }
     lockIrq(w);
     Atomics.store(w, W.ISR, 0);

@@ -146,6 +146,22 @@ export class PciConfigSpace {
     return at;
   }
 
+  /** Lets the guest write the bits of `mask` in byte `reg` (e.g. a capability's control bits). */
+  setWritable(reg: number, mask: number): void {
+    if (reg < 0x40 || reg > 0xff) {
+      throw new PciConfigError(`register 0x${reg.toString(16)} is not capability space`);
+    }
+    this.#mask[reg] = mask & 0xff;
+  }
+
+  /** The offset of the first capability with id `id`, if any. */
+  findCapability(id: number): number | undefined {
+    for (let p = this.#cfg[PCI_REG.CAPABILITIES], n = 0; p !== 0 && n < 48; p = this.#cfg[p + 1], n++) {
+      if (this.#cfg[p] === id) return p;
+    }
+    return undefined;
+  }
+
   /** Reads `size` (1, 2, 4) bytes at `reg` (little-endian). Never throws: out of range reads all ones. */
   read(reg: number, size: number): number {
     if (reg < 0 || reg + size > 256) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;

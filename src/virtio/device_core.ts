@@ -156,7 +156,7 @@ export class VirtioDevice {
         if (Atomics.load(w, W.EPOCH) !== this.#epoch) return;
         queue.push(chain.head, written);
       }
-      if (queue.shouldNotify()) raiseInterrupt(w, ISR_QUEUE);
+      if (queue.shouldNotify()) raiseInterrupt(w, ISR_QUEUE, q);
     }
   }
 

@@ -15,7 +15,29 @@ import type {
   ToDeviceMessage,
 } from "./device_messages.ts";
 import { validateFromDevice } from "./device_messages.ts";
-import { lockIrq, NOTIFY_STOP, unlockIrq, W } from "./transport_state.ts";
+import {
+  DEVICE_CONFIG_OFFSET,
+  lockIrq,
+  MSIX_VECTORS,
+  msixWord,
+  NOTIFY_STOP,
+  unlockIrq,
+  W,
+} from "./transport_state.ts";
+
+/** MSI-X message control bits (as in the capability). */
+const MSIX_ENABLE = 0x8000;
+const MSIX_FUNCTION_MASK = 0x4000;
+
+/** Where a function's MSI-X capability is, and how to send a message. */
+export interface MsixDelivery {
+  /** The function's PCI config state (its message control says whether MSI-X is on). */
+  readonly config: SharedArrayBuffer;
+  /** The MSI-X capability's offset in config space. */
+  readonly cap: number;
+  /** Sends one message (KVM_SIGNAL_MSI). */
+  readonly signal: (addressLo: number, addressHi: number, data: number) => void;
+}
 
 /** A device worker that failed to start or reported an error. */
 export class DeviceWorkerError extends Error {
@@ -44,6 +66,8 @@ export interface DeviceSpawnOptions {
   readonly gsi: number;
   /** Drives the GSI (the VM fd's KVM_IRQ_LINE). */
   readonly irqLine: (gsi: number, level: 0 | 1) => void;
+  /** MSI-X, when the function offers it. */
+  readonly msix?: MsixDelivery;
 }
 
 /** A running device worker. */
@@ -54,6 +78,8 @@ export class DeviceHandle {
   readonly #w: Int32Array;
   readonly #gsi: number;
   readonly #irqLine: (gsi: number, level: 0 | 1) => void;
+  readonly #msix: MsixDelivery | undefined;
+  readonly #msixCtrl: Uint8Array | undefined;
   #pending: ((m: FromDeviceMessage) => void) | undefined;
   #failure: string | undefined;
   #stopped = false;
@@ -62,9 +88,11 @@ export class DeviceHandle {
   private constructor(o: DeviceSpawnOptions, worker: Worker) {
     this.label = o.label;
     this.#worker = worker;
-    this.#w = new Int32Array(o.state, 0, 64);
+    this.#w = new Int32Array(o.state, 0, DEVICE_CONFIG_OFFSET / 4);
     this.#gsi = o.gsi;
     this.#irqLine = o.irqLine;
+    this.#msix = o.msix;
+    this.#msixCtrl = o.msix === undefined ? undefined : new Uint8Array(o.msix.config, o.msix.cap + 2, 2);
     worker.onmessage = (e: MessageEvent<unknown>) => {
       const why = validateFromDevice(e.data);
       const m: FromDeviceMessage = why === undefined
@@ -129,15 +157,42 @@ export class DeviceHandle {
       seen = Atomics.load(w, W.IRQ_SEQ);
       if (this.#stopped) return;
       lockIrq(w);
-      if (Atomics.load(w, W.ISR) !== 0 && Atomics.load(w, W.IRQ_ASSERTED) === 0) {
-        Atomics.store(w, W.IRQ_ASSERTED, 1);
-        try {
-          this.#irqLine(this.#gsi, 1);
-        } catch {
-          // the VM fd is gone: the VM is closing
+      try {
+        this.#deliver();
+      } catch (e) {
+        // After stop() the VM fd may be gone; anything else is worth knowing about.
+        if (!this.#stopped) {
+          this.#failure = `${this.label}: interrupt delivery failed: ${(e as Error).message}`;
         }
       }
       unlockIrq(w);
+    }
+  }
+
+  /** With MSI-X on, sends each pending unmasked vector's message; otherwise drives INTx from ISR. */
+  #deliver(): void {
+    const w = this.#w;
+    const c = this.#msixCtrl;
+    const ctrl = c === undefined ? 0 : Atomics.load(c, 0) | (Atomics.load(c, 1) << 8);
+    if ((ctrl & MSIX_ENABLE) !== 0) {
+      if ((ctrl & MSIX_FUNCTION_MASK) !== 0) return;
+      const pending = Atomics.load(w, W.PENDING_VECTORS);
+      for (let v = 0; v < MSIX_VECTORS; v++) {
+        const bit = 1 << v;
+        if ((pending & bit) === 0 || (Atomics.load(w, msixWord(v, 3)) & 1) !== 0) continue;
+        Atomics.and(w, W.PENDING_VECTORS, ~bit);
+        this.#msix!.signal(
+          Atomics.load(w, msixWord(v, 0)),
+          Atomics.load(w, msixWord(v, 1)),
+          Atomics.load(w, msixWord(v, 2)),
+        );
+      }
+      return;
+    }
+    Atomics.store(w, W.PENDING_VECTORS, 0);
+    if (Atomics.load(w, W.ISR) !== 0 && Atomics.load(w, W.IRQ_ASSERTED) === 0) {
+      Atomics.store(w, W.IRQ_ASSERTED, 1);
+      this.#irqLine(this.#gsi, 1);
     }
   }
 

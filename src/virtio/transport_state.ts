@@ -35,7 +35,10 @@ export const W = {
   CONFIG_LENGTH: 17,
   READY: 18,
   RESET_PENDING: 19,
+  CONFIG_MSIX_VECTOR: 20,
+  PENDING_VECTORS: 21,
   QUEUE_BASE: 32,
+  MSIX_TABLE: 160,
 } as const;
 
 /** Per-queue word offsets from {@link queueWord}. */
@@ -49,6 +52,7 @@ export const Q = {
   DRIVER_HI: 6,
   DEVICE_LO: 7,
   DEVICE_HI: 8,
+  MSIX_VECTOR: 9,
 } as const;
 
 const QUEUE_STRIDE = 12;
@@ -64,6 +68,18 @@ export const TRANSPORT_STATE_SIZE = DEVICE_CONFIG_OFFSET + DEVICE_CONFIG_SIZE;
 export const NOTIFY_EPOCH = 1 << 30;
 /** The NOTIFY bit that says "stop" (the VM is closing). */
 export const NOTIFY_STOP = 1 << 29;
+
+/** MSI-X vectors per function: one per queue and one for configuration changes. */
+export const MSIX_VECTORS = MAX_QUEUES + 1;
+/** "No vector" in the MSI-X vector registers. */
+export const NO_VECTOR = 0xffff;
+/** Words per MSI-X table entry: address low, address high, data, vector control. */
+export const MSIX_ENTRY_WORDS = 4;
+
+/** The word index of MSI-X table entry `v`'s word `i` (0 addr lo, 1 addr hi, 2 data, 3 control). */
+export function msixWord(v: number, i: number): number {
+  return W.MSIX_TABLE + MSIX_ENTRY_WORDS * v + i;
+}
 
 /** Device status bits. */
 export const STATUS = {
@@ -92,9 +108,14 @@ export function queueWord(q: number, field: number): number {
   return W.QUEUE_BASE + QUEUE_STRIDE * q + field;
 }
 
-/** A new, zeroed transport state. */
+/** A new transport state: everything zero but the MSI-X vectors (none) and table entries (masked). */
 export function createTransportState(): SharedArrayBuffer {
-  return new SharedArrayBuffer(TRANSPORT_STATE_SIZE);
+  const sab = new SharedArrayBuffer(TRANSPORT_STATE_SIZE);
+  const w = new Int32Array(sab, 0, DEVICE_CONFIG_OFFSET / 4);
+  w[W.CONFIG_MSIX_VECTOR] = NO_VECTOR;
+  for (let q = 0; q < MAX_QUEUES; q++) w[queueWord(q, Q.MSIX_VECTOR)] = NO_VECTOR;
+  for (let v = 0; v < MSIX_VECTORS; v++) w[msixWord(v, 3)] = 1;
+  return sab;
 }
 
 /** True when feature bit `bit` is set in the (lo, hi) pair. */
@@ -114,8 +135,14 @@ export function unlockIrq(words: Int32Array): void {
   Atomics.store(words, W.IRQ_LOCK, 0);
 }
 
-/** Device side: raises ISR bits and rings the interrupt doorbell. */
-export function raiseInterrupt(words: Int32Array, isrBits: number): void {
+/**
+ * Device side: raises ISR bits (for INTx) and marks the MSI-X vector pending (`queue` is the queue whose
+ * vector to use, or -1 for the configuration vector), then rings the interrupt doorbell. The main thread
+ * delivers whichever the driver enabled.
+ */
+export function raiseInterrupt(words: Int32Array, isrBits: number, queue = -1): void {
+  const v = Atomics.load(words, queue < 0 ? W.CONFIG_MSIX_VECTOR : queueWord(queue, Q.MSIX_VECTOR));
+  if (v >= 0 && v < MSIX_VECTORS) Atomics.or(words, W.PENDING_VECTORS, 1 << v);
   Atomics.or(words, W.ISR, isrBits);
   Atomics.add(words, W.IRQ_SEQ, 1);
   Atomics.notify(words, W.IRQ_SEQ);

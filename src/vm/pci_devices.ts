@@ -7,7 +7,7 @@
  * @module
  */
 import type { PciFunctionSpec } from "../devices/device_spec.ts";
-import { VIRTIO_BAR_SIZE, virtioPciConfigSpace } from "../devices/virtio_pci.ts";
+import { PCI_CAP_MSIX, VIRTIO_BAR_SIZE, virtioPciConfigSpace } from "../devices/virtio_pci.ts";
 import { openDisk } from "../disk/open.ts";
 import type { Disk } from "../disk/disk.ts";
 import type { GuestMemoryShare } from "../memory/guest_memory.ts";
@@ -46,6 +46,7 @@ interface PlannedDevice {
   readonly gsi: number;
   readonly state: SharedArrayBuffer;
   readonly disk?: VmDisk & { readonly id: string };
+  config?: SharedArrayBuffer;
 }
 
 /** Too many devices, or a device worker that would not start. */
@@ -69,6 +70,13 @@ export async function diskChainPaths(spec: string): Promise<string[]> {
     await disk.close();
   }
   return paths;
+}
+
+/** The MSI-X capability's offset in a virtio function's config space (every one we build has it). */
+function msixCap(config: SharedArrayBuffer): number {
+  const at = new PciConfigSpace(config).findCapability(PCI_CAP_MSIX);
+  if (at === undefined) throw new PciDevicesError("a virtio function lacks its MSI-X capability");
+  return at;
 }
 
 /** A VM's PCI bus 0 and its virtio devices. */
@@ -113,6 +121,7 @@ export class PciDevices {
         1,
         blk ? BLK_CONFIG_LENGTH : 0,
       );
+      p.config = cfg.state;
       functions.push({
         slot: p.slot,
         config: cfg.state,
@@ -138,6 +147,7 @@ export class PciDevices {
     memory: GuestMemoryShare,
     base: PolicyContext,
     irqLine: (gsi: number, level: 0 | 1) => void,
+    signalMsi: (addressLo: number, addressHi: number, data: number) => void,
   ): Promise<void> {
     try {
       for (const p of this.#planned) {
@@ -158,6 +168,7 @@ export class PciDevices {
               : { spec: p.disk.path, readOnly: p.disk.readOnly ?? false, id: p.disk.id },
             gsi: p.gsi,
             irqLine,
+            msix: { config: p.config!, cap: msixCap(p.config!), signal: signalMsi },
           }),
         );
       }

@@ -242,7 +242,12 @@ export class Vm {
   /** Spawns one worker per vCPU, ready to run (their loops have not started). */
   async spawn(): Promise<void> {
     if (this.#vcpus.length > 0) throw new Error("VM already started");
-    await this.#pci.spawn(this.memory.share(), this.policy, (gsi, level) => this.fd.irqLine(gsi, level));
+    await this.#pci.spawn(
+      this.memory.share(),
+      this.policy,
+      (gsi, level) => this.fd.irqLine(gsi, level),
+      (lo, hi, data) => this.fd.signalMsi(lo, hi, data),
+    );
     const devices = this.devices();
     this.#vcpus = await Promise.all(
       this.#vcpuFds.map((vcpu, id) =>
