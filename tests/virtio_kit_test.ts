@@ -113,3 +113,22 @@ kvmTest(
     );
   },
 );
+
+kvmTest(
+  "virtio MSI-X: a completion arrives as the message the guest put in the table, as under QEMU",
+  async () => {
+    const guest = await buildKitGuest("virtio_msix");
+    const vmd = await runKernel(guest.path, { rng: true });
+    assert.deepEqual(vmd.result.exit, { kind: "exit-port", status: 0x25 }, vmd.output);
+    const qemu = await runUnderQemu(guest.path, {
+      extraArgs: ["-device", "virtio-rng-pci,disable-legacy=on"],
+    });
+    assert.equal(qemu.exitValue, 0x25, qemu.output + qemu.stderr);
+    assert.equal(vmd.output, qemu.output);
+    assert.equal(
+      vmd.output,
+      "virtio_msix: 2 vectors\nvirtio_msix: status 0xf, config vector 1, queue vector 0\n" +
+        "virtio_msix: interrupt on vector 0x31 (1), used idx 1, len 64\n",
+    );
+  },
+);

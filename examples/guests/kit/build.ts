@@ -35,6 +35,7 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     status: 0x24,
     purpose: "virtio-blk throughput: 64 KiB writes and reads, 4 KiB reads (bench/blk.ts)",
   },
+  virtio_msix: { status: 0x25, purpose: "virtio-rng completion delivered as an MSI-X message" },
   virtio_hostile: {
     status: 0x22,
     purpose: "virtio-blk with hostile descriptors; good requests still succeed",
