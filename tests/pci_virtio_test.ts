@@ -257,3 +257,71 @@ Deno.test("virtio device: rings placed outside RAM at DRIVER_OK make the real wo
     h.stop();
   }
 });
+
+Deno.test("MSI-X: a message held back by the function mask goes out when the guest clears the mask", async () => {
+  const RAM = 1 << 20;
+  const mem = new GuestMemory({
+    sab: new SharedArrayBuffer(RAM),
+    offset: 0,
+    regions: [{ gpa: 0, size: RAM }],
+  });
+  const state = createTransportState();
+  const cfg = virtioPciConfigSpace("rng", PCI_MMIO_START, 20, 1, 0);
+  const cap = cfg.findCapability(0x11)!;
+  const sent: number[][] = [];
+  let got: () => void = () => {};
+  const arrived = new Promise<void>((r) => got = r);
+  const h = await DeviceHandle.spawn({
+    row: "virtio-rng",
+    label: "rng-msix",
+    policy: { libcPath: resolveLibcPath() },
+    memory: mem.share(),
+    state,
+    gsi: 20,
+    irqLine: () => assert.fail("no INTx while MSI-X is on"),
+    msix: { config: cfg.state, cap, signal: (lo, hi, data) => (sent.push([lo, hi, data]), got()) },
+  });
+  try {
+    const r = new VirtioPciRegisters("rng", state, 20, () => {});
+    const bus = new PciBus();
+    bus.add({ slot: 1, config: cfg, bars: [r], configWritten: (reg) => r.capabilityWritten(reg) });
+    bus.configWrite(0, 1, 0, 0x04, 2, 0x6);
+    bus.configWrite(0, 1, 0, cap + 2, 2, 0xc000); // MSI-X on, function masked
+    mmioW(bus, 0x3800, 4, 0xfee00000);
+    mmioW(bus, 0x3804, 4, 0);
+    mmioW(bus, 0x3808, 4, 0x41);
+    mmioW(bus, 0x380c, 4, 0); // entry 0 unmasked
+    mmioW(bus, 20, 1, 3);
+    mmioW(bus, 8, 4, 1);
+    mmioW(bus, 12, 4, 1);
+    mmioW(bus, 20, 1, 0xb);
+    mmioW(bus, 22, 2, 0);
+    mmioW(bus, 26, 2, 0); // queue 0 -> vector 0
+    assert.equal(mmio(bus, 26, 2), 0);
+    mmioW(bus, 16, 2, 7); // no such vector: reads back as NO_VECTOR
+    assert.equal(mmio(bus, 16, 2), 0xffff);
+    mmioW(bus, 24, 2, 8);
+    mmioW(bus, 32, 4, 0x1000);
+    mmioW(bus, 40, 4, 0x2000);
+    mmioW(bus, 48, 4, 0x3000);
+    mmioW(bus, 28, 2, 1);
+    mmioW(bus, 20, 1, 0xf);
+    mem.writeU64(0x1000, 0x10000n);
+    mem.writeU32(0x1008, 32);
+    mem.writeU16(0x100c, 2);
+    mem.writeU16(0x2004, 0);
+    mem.writeU16(0x2002, 1);
+    mmioW(bus, 0x3000, 2, 0);
+    const t0 = Date.now();
+    while (mem.readU16(0x3002) !== 1 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(sent, []); // held back by the function mask
+    assert.equal(mmio(bus, 0x3c00, 4) & 1, 1); // pending bit
+    bus.configWrite(0, 1, 0, cap + 2, 2, 0x8000); // clear the function mask
+    await arrived;
+    assert.deepEqual(sent, [[0xfee00000, 0, 0x41]]);
+    assert.equal(mmio(bus, 0x3c00, 4) & 1, 0);
+  } finally {
+    h.stop();
+  }
+});

@@ -157,10 +157,15 @@ export function buildBuses(specs: readonly PioDeviceSpec[], hooks: BusHooks): Bu
         const bus = new PciBus();
         for (const f of spec.functions ?? []) {
           const v = f.virtio;
-          const bars = v === undefined
-            ? []
-            : [new VirtioPciRegisters(v.name, v.state, v.gsi, (gsi, level) => hooks.irqLine(gsi, level))];
-          bus.add({ slot: f.slot, config: new PciConfigSpace(f.config), bars });
+          const regs = v === undefined
+            ? undefined
+            : new VirtioPciRegisters(v.name, v.state, v.gsi, (gsi, level) => hooks.irqLine(gsi, level));
+          bus.add({
+            slot: f.slot,
+            config: new PciConfigSpace(f.config),
+            bars: regs === undefined ? [] : [regs],
+            configWritten: regs === undefined ? undefined : (reg) => regs.capabilityWritten(reg),
+          });
         }
         pio.register(
           spec.base,

@@ -227,6 +227,16 @@ export class VirtioPciRegisters implements MmioDevice {
     // ISR is read-only; device config writes are not offered by our devices.
   }
 
+  /**
+   * After a config write in capability space (the MSI-X enable and function-mask bits live there): ring the
+   * interrupt doorbell so that messages which became pending while masked go out now.
+   */
+  capabilityWritten(reg: number): void {
+    if (reg < 0x40) return;
+    Atomics.add(this.#w, W.IRQ_SEQ, 1);
+    Atomics.notify(this.#w, W.IRQ_SEQ);
+  }
+
   #vectors(): number {
     return Atomics.load(this.#w, W.NUM_QUEUES) + 1;
   }

@@ -22,6 +22,8 @@ export interface PciDevice {
   readonly config: PciConfigSpace;
   /** The register model behind each implemented memory BAR, by BAR index. */
   readonly bars: readonly (MmioDevice | undefined)[];
+  /** Called after the guest wrote config register `reg` (e.g. to act on an MSI-X mask change). */
+  readonly configWritten?: (reg: number, size: number) => void;
 }
 
 /** The identity of the host bridge at 00:00.0. */
@@ -53,7 +55,10 @@ export class PciBus implements MmioDevice {
   /** A configuration write; dropped for an absent function. */
   configWrite(bus: number, dev: number, fn: number, reg: number, size: number, value: number): void {
     if (bus !== 0 || fn !== 0) return;
-    this.#slots[dev]?.config.write(reg, size, value);
+    const d = this.#slots[dev];
+    if (d === undefined) return;
+    d.config.write(reg, size, value);
+    d.configWritten?.(reg, size);
   }
 
   #hitModel: MmioDevice | undefined = undefined;

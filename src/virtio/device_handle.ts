@@ -182,9 +182,9 @@ export class DeviceHandle {
         if ((pending & bit) === 0 || (Atomics.load(w, msixWord(v, 3)) & 1) !== 0) continue;
         Atomics.and(w, W.PENDING_VECTORS, ~bit);
         this.#msix!.signal(
-          Atomics.load(w, msixWord(v, 0)),
-          Atomics.load(w, msixWord(v, 1)),
-          Atomics.load(w, msixWord(v, 2)),
+          Atomics.load(w, msixWord(v, 0)) >>> 0,
+          Atomics.load(w, msixWord(v, 1)) >>> 0,
+          Atomics.load(w, msixWord(v, 2)) >>> 0,
         );
       }
       return;
