@@ -208,3 +208,22 @@ Deno.test("virtqueue: queue configurations outside RAM, misaligned or not a powe
   assert.match(checkQueueConfig(mem, { ...base, desc: 2 ** 40 })!, /descriptor table is outside/);
   assert.throws(() => new SplitQueue(mem, { ...base, size: 0 }), RangeError);
 });
+
+Deno.test("virtqueue: a new queue starts both rings at index 0, whatever the used ring held", () => {
+  const mem = new GuestMemory({
+    sab: new SharedArrayBuffer(RAM),
+    offset: 0,
+    regions: [{ gpa: 0, size: RAM }],
+  });
+  mem.writeU16(USED + 2, 1234);
+  const q = new SplitQueue(mem, {
+    size: 8,
+    desc: DESC,
+    avail: AVAIL,
+    used: USED,
+    eventIdx: false,
+    indirect: false,
+  });
+  assert.equal(mem.readU16(USED + 2), 0);
+  assert.equal(q.pending(), 0);
+});

@@ -129,10 +129,8 @@ export class SplitQueue {
     this.#eventIdx = c.eventIdx;
     this.#indirect = c.indirect;
     this.#seen = new Uint8Array(Math.max(c.size, 1));
-    // Start from what the used ring says, as after a fresh setup both are zero.
-    this.#usedIdx = this.#view.getUint16(this.#used + 2, true);
-    this.#lastAvail = this.#usedIdx;
-    this.#signalledUsed = this.#usedIdx;
+    // A queue starts at index 0 on both rings (whatever the used ring held before); publish that.
+    Atomics.store(this.#u16, (this.#used + 2) >>> 1, 0);
   }
 
   /** The queue size. */
