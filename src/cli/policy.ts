@@ -12,6 +12,9 @@ export function policyMain(args: string[]): Promise<number> {
     console.error("usage: vmd policy");
     return Promise.resolve(1);
   }
-  console.log(formatPolicy({ libcPath: resolveLibcPath() }));
+  console.log(formatPolicy({
+    libcPath: resolveLibcPath(),
+    disk: { paths: ["<disk image>", "<its backing images>"], readOnly: false },
+  }));
   return Promise.resolve(0);
 }
