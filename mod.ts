@@ -43,7 +43,24 @@ export { nextVcpuState, type VcpuEvent, VcpuState, VcpuStateError } from "./src/
 export type { ProbeAttempt, ProbeResult } from "./src/privsep/confinement_probe.ts";
 export { describeVcpuExit, type RegisterDump, type VcpuExit } from "./src/vcpu/vcpu_exit.ts";
 export { VcpuHandle, VcpuTimeoutError } from "./src/vcpu/vcpu_handle.ts";
-export { COM1_PORT, ramLayout, Vm, type VmOptions, type VmResult } from "./src/vm/vm.ts";
+export { COM1_PORT, ramLayout, Vm, type VmDisk, type VmOptions, type VmResult } from "./src/vm/vm.ts";
+
+// PCI and virtio
+export { PciConfigError, PciConfigSpace, type PciFunctionInfo } from "./src/pci/config_space.ts";
+export { PCI_MMIO_END, PCI_MMIO_START, PciBus, type PciDevice } from "./src/pci/pci_bus.ts";
+export { virtioPciConfigSpace, VirtioPciRegisters } from "./src/devices/virtio_pci.ts";
+export {
+  Chain,
+  type ChainError,
+  checkQueueConfig,
+  type PopResult,
+  type QueueConfig,
+  SplitQueue,
+} from "./src/virtio/virtqueue.ts";
+export { type DeviceCounters, type VirtioBackend, VirtioDevice } from "./src/virtio/device_core.ts";
+export { BLK_S, BLK_T, BlkBackend, type BlkRequest, parseBlkRequest } from "./src/virtio/blk.ts";
+export { RngBackend } from "./src/virtio/rng.ts";
+export { DeviceHandle, DeviceWorkerError } from "./src/virtio/device_handle.ts";
 export { type FlatImage, loadFlatGuest } from "./src/vm/flat_guest.ts";
 export { enterLongMode, enterRealMode } from "./src/boot/cpu_modes.ts";
 
@@ -55,6 +72,7 @@ export {
   permissionsFor,
   POLICY,
   type PolicyContext,
+  type PolicyDisk,
   type PolicyRow,
 } from "./src/privsep/permission_table.ts";
 

@@ -22,6 +22,7 @@ import {
   kvm_ioeventfd,
   kvm_irq_level,
   kvm_irqfd,
+  kvm_msi,
   kvm_msr_entry,
   kvm_msrs,
   kvm_pit_config,
@@ -217,6 +218,14 @@ export class VmFd extends IoctlFd {
   /** KVM_IRQ_LINE: drives interrupt line `irq` (a GSI) to `level`. */
   irqLine(irq: number, level: 0 | 1): void {
     this.ioctlBuffer(KVM.KVM_IRQ_LINE, kvm_irq_level.toBytes({ irq, level }));
+  }
+
+  /** KVM_SIGNAL_MSI: delivers one message-signalled interrupt (address, data) through the in-kernel APIC. */
+  signalMsi(addressLo: number, addressHi: number, data: number): void {
+    this.ioctlBuffer(
+      KVM.KVM_SIGNAL_MSI,
+      kvm_msi.toBytes({ address_lo: addressLo >>> 0, address_hi: addressHi >>> 0, data: data >>> 0 }),
+    );
   }
 
   /** KVM_IRQFD: a write to eventfd `fd` raises `gsi` (or detaches it with `deassign`). */

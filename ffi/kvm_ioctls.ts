@@ -39,6 +39,7 @@ export type KvmIoctlName =
   | "KVM_CREATE_IRQCHIP"
   | "KVM_IRQ_LINE"
   | "KVM_IRQFD"
+  | "KVM_SIGNAL_MSI"
   | "KVM_CREATE_PIT2"
   | "KVM_IOEVENTFD"
   | "KVM_GET_CLOCK"
@@ -79,6 +80,7 @@ export const KVM: Readonly<Record<KvmIoctlName, bigint>> = {
   KVM_IOEVENTFD: iow(0x79, 64),
   KVM_SET_CLOCK: iow(0x7b, 48),
   KVM_GET_CLOCK: ior(0x7c, 48),
+  KVM_SIGNAL_MSI: iow(0xa5, 32),
   // vCPU ioctls
   KVM_RUN: io(0x80),
   KVM_GET_REGS: ior(0x81, 144),
@@ -169,6 +171,7 @@ export const KVM_CAP = {
   KVM_CAP_MP_STATE: 14,
   KVM_CAP_IRQ_ROUTING: 25,
   KVM_CAP_IRQFD: 32,
+  KVM_CAP_SIGNAL_MSI: 77,
   KVM_CAP_PIT2: 33,
   KVM_CAP_IOEVENTFD: 36,
   KVM_CAP_SET_IDENTITY_MAP_ADDR: 37,

@@ -309,6 +309,16 @@ export const kvm_irq_level = new StructLayout("kvm_irq_level", 8, [
   ["level", "u32"],
 ]);
 
+/** struct kvm_msi (KVM_SIGNAL_MSI). */
+export const kvm_msi = new StructLayout("kvm_msi", 32, [
+  ["address_lo", "u32"],
+  ["address_hi", "u32"],
+  ["data", "u32"],
+  ["flags", "u32"],
+  ["devid", "u32"],
+  ["pad", { of: "u8", length: 12 }],
+]);
+
 /** struct kvm_irqfd. */
 export const kvm_irqfd = new StructLayout("kvm_irqfd", 32, [
   ["fd", "u32"],

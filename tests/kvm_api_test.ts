@@ -12,6 +12,7 @@ Deno.test("ioctl numbers match the kernel's _IO/_IOR/_IOW encodings", () => {
   assert.equal(KVM.KVM_SET_SREGS, 0x4138ae84n);
   assert.equal(KVM.KVM_SET_USER_MEMORY_REGION, 0x4020ae46n);
   assert.equal(KVM.KVM_GET_SUPPORTED_CPUID, 0xc008ae05n);
+  assert.equal(KVM.KVM_SIGNAL_MSI, 0x4020aea5n);
   assert.equal(kvm_regs.size, 144);
   assert.equal(kvm_sregs.offsetOf("cr0"), 224);
   assert.equal(kvm_sregs.offsetOf("interrupt_bitmap"), 280);

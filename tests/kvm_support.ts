@@ -6,7 +6,7 @@
  */
 import { buildFlatGuest } from "../examples/guests/build.ts";
 import { loadFlatGuest } from "../src/vm/flat_guest.ts";
-import { Vm, type VmResult } from "../src/vm/vm.ts";
+import { Vm, type VmDisk, type VmResult } from "../src/vm/vm.ts";
 
 function hasKvm(): boolean {
   try {
@@ -73,12 +73,18 @@ export interface KernelRunOptions {
   readonly until?: string;
   /** Called with the console output so far, each time more arrives. */
   readonly onOutput?: (output: string, vm: Vm) => void;
+  /** Disks (virtio-blk). */
+  readonly disks?: readonly VmDisk[];
+  /** A virtio-rng device. */
+  readonly rng?: boolean;
+  /** Called after the VM's workers are up, before its vCPUs run. */
+  readonly beforeRun?: (vm: Vm) => Promise<void>;
 }
 
 /** Boots `kernelPath` (PVH ELF or bzImage) on the PC platform and collects its console until it ends. */
 export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): Promise<GuestRun> {
   const { bootKernel } = await import("../src/vm/boot_kernel.ts");
-  const vm = Vm.create({ memory: o.memory ?? 64 << 20, platform: "pc" });
+  const vm = Vm.create({ memory: o.memory ?? 64 << 20, platform: "pc", disks: o.disks, rng: o.rng });
   try {
     bootKernel(vm, await Deno.readFile(kernelPath), {
       kernelName: kernelPath,
@@ -86,7 +92,9 @@ export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): P
       initrd: o.initrd === undefined ? undefined : await Deno.readFile(o.initrd),
       initrdName: o.initrd ?? "initrd",
     });
-    await vm.start();
+    await vm.spawn();
+    await o.beforeRun?.(vm);
+    vm.run();
     const timer = setTimeout(() => void vm.stop(), o.timeoutMs ?? 20_000);
     const decoder = new TextDecoder();
     let output = "";

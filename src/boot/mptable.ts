@@ -22,6 +22,17 @@ const MP_INT = 0;
 const MP_NMI = 1;
 const MP_EXTINT = 3;
 const ISA_BUS = 0;
+const PCI_BUS = 1;
+/** Interrupt flags for PCI INTx: active high, level triggered (how KVM_IRQ_LINE drives the pin). */
+const PCI_INT_FLAGS = 0x0d;
+
+/** A PCI function's INTA routing: bus 0 `slot` to IOAPIC pin `gsi`. */
+export interface MpPciIrq {
+  /** Device number on PCI bus 0. */
+  readonly slot: number;
+  /** IOAPIC pin. */
+  readonly gsi: number;
+}
 
 function checksum(bytes: Uint8Array): number {
   let sum = 0;
@@ -30,7 +41,11 @@ function checksum(bytes: Uint8Array): number {
 }
 
 /** Builds the floating pointer and configuration table for `cpus` CPUs, to be placed at `at`. */
-export function buildMpTable(cpus: number, at: number = MPTABLE_ADDR): Uint8Array {
+export function buildMpTable(
+  cpus: number,
+  at: number = MPTABLE_ADDR,
+  pciIrqs: readonly MpPciIrq[] = [],
+): Uint8Array {
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 254) {
     throw new RangeError(`MP table: bad CPU count ${cpus}`);
   }
@@ -52,6 +67,13 @@ export function buildMpTable(cpus: number, at: number = MPTABLE_ADDR): Uint8Arra
   bus[1] = ISA_BUS;
   bus.set(new TextEncoder().encode("ISA   "), 2);
   entries.push(bus);
+  if (pciIrqs.length > 0) {
+    const pci = new Uint8Array(8);
+    pci[0] = MPC_BUS;
+    pci[1] = PCI_BUS;
+    pci.set(new TextEncoder().encode("PCI   "), 2);
+    entries.push(pci);
+  }
   const ioapic = new Uint8Array(8);
   ioapic[0] = MPC_IOAPIC;
   ioapic[1] = ioapicId;
@@ -62,6 +84,12 @@ export function buildMpTable(cpus: number, at: number = MPTABLE_ADDR): Uint8Arra
   for (let irq = 0; irq < 16; irq++) {
     // ISA IRQ n reaches I/O APIC pin n, as KVM's default GSI routing wires them; flags 0: bus defaults.
     entries.push(new Uint8Array([MPC_INTSRC, MP_INT, 0, 0, ISA_BUS, irq, ioapicId, irq]));
+  }
+  for (const p of pciIrqs) {
+    // source: PCI bus, IRQ field = (device << 2) | pin (INTA = 0)
+    entries.push(
+      new Uint8Array([MPC_INTSRC, MP_INT, PCI_INT_FLAGS, 0, PCI_BUS, p.slot << 2, ioapicId, p.gsi]),
+    );
   }
   entries.push(new Uint8Array([MPC_LINTSRC, MP_EXTINT, 0, 0, ISA_BUS, 0, 0xff, 0])); // LINT0: ExtINT (the PIC)
   entries.push(new Uint8Array([MPC_LINTSRC, MP_NMI, 0, 0, ISA_BUS, 0, 0xff, 1])); // LINT1: NMI
@@ -95,6 +123,6 @@ export function buildMpTable(cpus: number, at: number = MPTABLE_ADDR): Uint8Arra
 }
 
 /** Writes the MP table for `cpus` CPUs into guest memory at {@link MPTABLE_ADDR}. */
-export function writeMpTable(mem: GuestMemory, cpus: number): void {
-  mem.write(MPTABLE_ADDR, buildMpTable(cpus));
+export function writeMpTable(mem: GuestMemory, cpus: number, pciIrqs: readonly MpPciIrq[] = []): void {
+  mem.write(MPTABLE_ADDR, buildMpTable(cpus, MPTABLE_ADDR, pciIrqs));
 }

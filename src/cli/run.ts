@@ -2,7 +2,8 @@
  * `vmd run`: boots one VM in the foreground without the daemon (as `lkvm run` or Firecracker's `--no-api`
  * mode do). The guest's console is on stdin/stdout; on a terminal, `~.` at the start of a line stops the VM
  * (as in cu(1) and `vmctl console`). The exit status is the guest's exit-port value; 0 for a reboot or halt;
- * 1 with a one-line reason for a crash or an internal error.
+ * 1 with a one-line reason for a crash or an internal error. Each `-d disk` (read-write) and `-r disk`
+ * (read-only) becomes a virtio-blk PCI function served by its own worker; every VM also gets virtio-rng.
  *
  * @module
  */
@@ -12,9 +13,10 @@ import { DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES } from "../con
 import { scanScaled } from "../config/size.ts";
 import { describeVcpuExit, formatRegisterDump, type VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
-import { Vm } from "../vm/vm.ts";
+import { Vm, type VmDisk } from "../vm/vm.ts";
 
-const USAGE = "usage: vmd run [-m size] -b kernel [--initrd file] [--cmdline text] [--cpus n] [-d disk]...";
+const USAGE = "usage: vmd run [-m size] -b kernel [--initrd file] [--cmdline text] [--cpus n] " +
+  "[-d disk]... [-r disk]...";
 
 /** A command-line mistake in `vmd run`. */
 export class RunUsageError extends Error {
@@ -37,8 +39,8 @@ export interface RunOptions {
   readonly cmdline: string;
   /** vCPUs. */
   readonly cpus: number;
-  /** Disk images. */
-  readonly disks: readonly string[];
+  /** Disk images, in the order the guest sees them (`-d` read-write, `-r` read-only). */
+  readonly disks: readonly VmDisk[];
 }
 
 /** Parses `vmd run` arguments (pure). Throws {@link RunUsageError}. */
@@ -54,6 +56,7 @@ export function parseRunArgs(args: string[]): RunOptions {
         cmdline: { type: "string" },
         cpus: { type: "string" },
         disk: { type: "string", short: "d", multiple: true },
+        "read-only-disk": { type: "string", short: "r", multiple: true },
       },
       allowPositionals: false,
     });
@@ -82,7 +85,10 @@ export function parseRunArgs(args: string[]): RunOptions {
     initrd: v.initrd,
     cmdline: v.cmdline ?? "console=ttyS0",
     cpus,
-    disks: v.disk ?? [],
+    disks: [
+      ...(v.disk ?? []).map((path) => ({ path })),
+      ...(v["read-only-disk"] ?? []).map((path) => ({ path, readOnly: true })),
+    ],
   };
 }
 
@@ -154,15 +160,12 @@ export async function runMain(args: string[]): Promise<number> {
     console.error(`vmd run: ${(e as Error).message}\n${USAGE}`);
     return 1;
   }
-  if (o.disks.length > 0) {
-    console.error("vmd run: -d: disks need virtio-blk, which this build does not have yet");
-    return 1;
-  }
   let vm: Vm | undefined;
   try {
     const kernel = await readFile(o.kernel, "kernel");
     const initrd = o.initrd === undefined ? undefined : await readFile(o.initrd, "initrd");
-    vm = Vm.create({ memory: o.memory, vcpus: o.cpus, platform: "pc" });
+    // Like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function.
+    vm = Vm.create({ memory: o.memory, vcpus: o.cpus, platform: "pc", disks: o.disks, rng: true });
     bootKernel(vm, kernel, {
       kernelName: o.kernel,
       cmdline: o.cmdline,
@@ -181,6 +184,9 @@ export async function runMain(args: string[]): Promise<number> {
     const { exit } = await vm.wait();
     for (const s of signals) Deno.removeSignalListener(s, stop);
     const { status, reason } = exitStatus(exit);
+    for (const d of vm.virtioDevices) {
+      if (d.failure !== undefined) console.error(`vmd run: device ${d.label} failed: ${d.failure}`);
+    }
     console.error(`vmd run: ${reason}`);
     if ("dump" in exit) console.error(formatRegisterDump(exit.dump));
     return status;

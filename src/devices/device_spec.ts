@@ -10,6 +10,20 @@ import { DEBUG_EXIT_SIZE, DebugExit } from "./debug_exit.ts";
 import { I8042 } from "./i8042.ts";
 import { PciConfigPorts } from "./pci_host.ts";
 import { PortSink } from "./port_sink.ts";
+import { PCI_MMIO_END, PCI_MMIO_START, PciBus } from "../pci/pci_bus.ts";
+import { PCI_FUNCTION_STATE_SIZE, PciConfigSpace } from "../pci/config_space.ts";
+import { VirtioPciRegisters } from "./virtio_pci.ts";
+import { TRANSPORT_STATE_SIZE } from "../virtio/transport_state.ts";
+
+/** A function on PCI bus 0 (function 0 of `slot`), and the virtio register model behind its BAR 0, if any. */
+export interface PciFunctionSpec {
+  /** Its slot (device number). */
+  readonly slot: number;
+  /** Its config space state ({@link PciConfigSpace}). */
+  readonly config: SharedArrayBuffer;
+  /** A virtio-PCI function: its transport state, INTx GSI and a name. */
+  readonly virtio?: { readonly state: SharedArrayBuffer; readonly gsi: number; readonly name: string };
+}
 import { Uart16550, type UartShare } from "./uart_16550.ts";
 
 /** A port-I/O device to place on a vCPU's bus. */
@@ -19,7 +33,13 @@ export type PioDeviceSpec =
   | { readonly kind: "debug-exit"; readonly base: number }
   | { readonly kind: "rtc"; readonly base: number; readonly state: SharedArrayBuffer }
   | { readonly kind: "i8042"; readonly base: number; readonly state: SharedArrayBuffer }
-  | { readonly kind: "pci-host"; readonly base: number; readonly state: SharedArrayBuffer }
+  | {
+    readonly kind: "pci-host";
+    readonly base: number;
+    readonly state: SharedArrayBuffer;
+    /** The functions on bus 0 (none: an empty bus). */
+    readonly functions?: readonly PciFunctionSpec[];
+  }
   | { readonly kind: "sink"; readonly base: number; readonly length: number; readonly name: string };
 
 /** What the buses' devices may ask of the vCPU that runs them. */
@@ -66,9 +86,31 @@ export function validatePioDeviceSpec(v: unknown): string | undefined {
       }
       return undefined;
     }
+    case "pci-host": {
+      if (!(v.state instanceof SharedArrayBuffer)) return "pci-host spec lacks its shared state";
+      if (v.functions === undefined) return undefined;
+      if (!Array.isArray(v.functions)) return "pci-host functions must be an array";
+      for (const f of v.functions) {
+        if (
+          !isObject(f) || typeof f.slot !== "number" || !Number.isInteger(f.slot) || f.slot < 0 || f.slot > 31
+        ) {
+          return "pci function needs a slot 0..31";
+        }
+        if (!(f.config instanceof SharedArrayBuffer) || f.config.byteLength < PCI_FUNCTION_STATE_SIZE) {
+          return "pci function lacks its config space";
+        }
+        const vt = f.virtio;
+        if (vt === undefined) continue;
+        if (
+          !isObject(vt) || !(vt.state instanceof SharedArrayBuffer) ||
+          vt.state.byteLength < TRANSPORT_STATE_SIZE || typeof vt.name !== "string" ||
+          typeof vt.gsi !== "number" || !Number.isInteger(vt.gsi) || vt.gsi < 0 || vt.gsi > 23
+        ) return "virtio function needs its transport state, a GSI 0..23 and a name";
+      }
+      return undefined;
+    }
     case "rtc":
     case "i8042":
-    case "pci-host":
       return v.state instanceof SharedArrayBuffer ? undefined : `${v.kind} spec lacks its shared state`;
     case "sink":
       return typeof v.name === "string" && typeof v.length === "number" && Number.isInteger(v.length) &&
@@ -83,6 +125,7 @@ export function validatePioDeviceSpec(v: unknown): string | undefined {
 /** Builds the buses for `specs`. Throws {@link BusError} for overlapping ranges. */
 export function buildBuses(specs: readonly PioDeviceSpec[], hooks: BusHooks): Buses {
   const pio = new PioBus();
+  const mmio = new MmioBus();
   for (const spec of specs) {
     switch (spec.kind) {
       case "uart": {
@@ -110,9 +153,34 @@ export function buildBuses(specs: readonly PioDeviceSpec[], hooks: BusHooks): Bu
         });
         break;
       }
-      case "pci-host":
-        pio.register(spec.base, 8, new PciConfigPorts(spec.state));
+      case "pci-host": {
+        const bus = new PciBus();
+        for (const f of spec.functions ?? []) {
+          const v = f.virtio;
+          const regs = v === undefined
+            ? undefined
+            : new VirtioPciRegisters(v.name, v.state, v.gsi, (gsi, level) => hooks.irqLine(gsi, level));
+          bus.add({
+            slot: f.slot,
+            config: new PciConfigSpace(f.config),
+            bars: regs === undefined ? [] : [regs],
+            configWritten: regs === undefined ? undefined : (reg) => regs.capabilityWritten(reg),
+          });
+        }
+        pio.register(
+          spec.base,
+          8,
+          new PciConfigPorts(
+            spec.state,
+            (b, d, fn, reg, size) => bus.configRead(b, d, fn, reg, size),
+            (b, d, fn, reg, size, value) => bus.configWrite(b, d, fn, reg, size, value),
+          ),
+        );
+        if ((spec.functions ?? []).length > 0) {
+          mmio.register(PCI_MMIO_START, PCI_MMIO_END - PCI_MMIO_START, bus);
+        }
         break;
+      }
       case "sink":
         pio.register(spec.base, spec.length, new PortSink(spec.name));
         break;
@@ -120,5 +188,5 @@ export function buildBuses(specs: readonly PioDeviceSpec[], hooks: BusHooks): Bu
         throw new BusError(`unknown device kind ${(spec as { kind: string }).kind}`);
     }
   }
-  return { pio, mmio: new MmioBus() };
+  return { pio, mmio };
 }

@@ -16,17 +16,33 @@ export type PciConfigReader = (
   size: number,
 ) => number | undefined;
 
+/** A function that takes configuration writes for (bus, device, function, register). */
+export type PciConfigWriter = (
+  bus: number,
+  dev: number,
+  fn: number,
+  reg: number,
+  size: number,
+  value: number,
+) => void;
+
 /** The 0xcf8..0xcff port window. The address latch lives in shared memory so every vCPU sees the same one. */
 export class PciConfigPorts implements PioDevice {
   /** Device name. */
   readonly name = "pci-host";
   readonly #addr: Int32Array;
   readonly #read: PciConfigReader;
+  readonly #write: PciConfigWriter;
 
-  /** `state` is a 4-byte SharedArrayBuffer; `read` answers for present functions. */
-  constructor(state: SharedArrayBuffer, read: PciConfigReader = () => undefined) {
+  /** `state` is a 4-byte SharedArrayBuffer; `read` answers for present functions, `write` takes writes. */
+  constructor(
+    state: SharedArrayBuffer,
+    read: PciConfigReader = () => undefined,
+    write: PciConfigWriter = () => {},
+  ) {
     this.#addr = new Int32Array(state, 0, 1);
     this.#read = read;
+    this.#write = write;
   }
 
   /** Reads the address register (0xcf8, 32-bit) or the data window. */
@@ -42,8 +58,14 @@ export class PciConfigPorts implements PioDevice {
     return v === undefined ? ones : v;
   }
 
-  /** Writes the address register; data writes to absent functions are dropped. */
+  /** Writes the address register or, through the data window, the selected function's register. */
   pioWrite(offset: number, size: number, value: number): void {
-    if (offset === 0 && size === 4) Atomics.store(this.#addr, 0, value | 0);
+    if (offset < 4) {
+      if (offset === 0 && size === 4) Atomics.store(this.#addr, 0, value | 0);
+      return;
+    }
+    const a = Atomics.load(this.#addr, 0) >>> 0;
+    if ((a & 0x80000000) === 0) return;
+    this.#write((a >>> 16) & 0xff, (a >>> 11) & 0x1f, (a >>> 8) & 7, (a & 0xfc) | (offset - 4), size, value);
   }
 }

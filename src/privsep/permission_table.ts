@@ -28,6 +28,16 @@ export interface PolicyContext {
   readonly vmFiles?: VmFiles;
   /** For process rows: the program's root folder (workers are loaded from its `src/` and `ffi/`). */
   readonly programRoot?: string;
+  /** For a `virtio-blk` row: the disk it serves — its image, then its backing chain — and its mode. */
+  readonly disk?: PolicyDisk;
+}
+
+/** The files one virtio-blk worker may touch. */
+export interface PolicyDisk {
+  /** The image first, then each backing image (opened read-only). */
+  readonly paths: readonly string[];
+  /** True when the image is attached read-only. */
+  readonly readOnly: boolean;
 }
 
 /** The files one VM process may open: its kernel and initrd (read), its disks (read and write). */
@@ -120,6 +130,33 @@ export const POLICY: readonly PolicyRow[] = [
         reason: "ioctl(KVM_RUN) and register ioctls on its vCPU fd, mmap of kvm_run, gettid for kicks",
       },
     ],
+  },
+  {
+    name: "virtio-blk",
+    kind: "worker",
+    entry: "src/virtio/blk_worker.ts",
+    role: "one per disk: serves its virtqueue against the image (guest memory is a SharedArrayBuffer)",
+    grants: (ctx) => {
+      const paths = ctx.disk?.paths ?? [];
+      const grants: Grant[] = [
+        { permission: "read", scope: paths, reason: "the disk image and its backing chain" },
+      ];
+      if (ctx.disk !== undefined && !ctx.disk.readOnly && paths.length > 0) {
+        grants.push({
+          permission: "write",
+          scope: [paths[0]],
+          reason: "guest writes go to the image (backing images stay read-only)",
+        });
+      }
+      return grants;
+    },
+  },
+  {
+    name: "virtio-rng",
+    kind: "worker",
+    entry: "src/virtio/rng_worker.ts",
+    role: "entropy for the guest from crypto.getRandomValues; needs no permission at all",
+    grants: () => [],
   },
 ];
 

@@ -22,6 +22,10 @@ import type { PolicyContext } from "../privsep/permission_table.ts";
 import { discardPrewarmedVcpuWorkers, prewarmVcpuWorkers, VcpuHandle } from "../vcpu/vcpu_handle.ts";
 import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { vcpuCpuid } from "./cpuid.ts";
+import { PciDevices, type VmDisk } from "./pci_devices.ts";
+import type { DeviceHandle } from "../virtio/device_handle.ts";
+
+export type { VmDisk };
 
 /** COM1's base port. */
 export const COM1_PORT = 0x3f8;
@@ -48,6 +52,10 @@ export interface VmOptions {
   readonly platform?: "bare" | "pc";
   /** The KVM device (default /dev/kvm). */
   readonly kvmPath?: string;
+  /** Disks, each a virtio-blk PCI function served by its own worker (`pc` platform only). */
+  readonly disks?: readonly VmDisk[];
+  /** A virtio-rng PCI function (`pc` platform only). */
+  readonly rng?: boolean;
 }
 
 /** How a VM's run ended: the first vCPU exit that ended it. */
@@ -86,6 +94,7 @@ export class Vm {
   readonly #pciHost = new SharedArrayBuffer(4);
   readonly #vcpuFds: VcpuFd[];
   readonly #mmapSize: number;
+  readonly #pci: PciDevices;
   #vcpus: VcpuHandle[] = [];
   #result: Promise<VmResult> | undefined;
   #closed = false;
@@ -97,8 +106,10 @@ export class Vm {
     vcpuFds: VcpuFd[],
     mmapSize: number,
     platform: "bare" | "pc",
+    pci: PciDevices,
   ) {
     this.platform = platform;
+    this.#pci = pci;
     this.kvm = kvm;
     this.fd = fd;
     this.memory = memory;
@@ -144,6 +155,12 @@ export class Vm {
       fd.setTssAddr(KVM_TSS_ADDR);
       fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
       const pc = options.platform === "pc";
+      const pci = new PciDevices(options.disks ?? [], options.rng ?? false);
+      if (pci.hasDevices && !pc) {
+        throw new RangeError(
+          "disks and virtio-rng need the pc platform (its PCI bus and interrupt controller)",
+        );
+      }
       if (pc) {
         for (const cap of ["KVM_CAP_IRQCHIP", "KVM_CAP_PIT2"] as const) {
           if (kvm.checkExtension(KVM_CAP[cap]) === 0) throw new Error(`KVM lacks ${cap}`);
@@ -169,8 +186,8 @@ export class Vm {
         v.setCpuid2(vcpuCpuid(cpuid, id));
         if (pc) configurePcVcpu(v, true);
       }
-      if (pc) writeMpTable(memory, vcpus);
-      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare");
+      if (pc) writeMpTable(memory, vcpus, pci.irqs);
+      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci);
     } catch (e) {
       discardPrewarmedVcpuWorkers();
       fd?.close();
@@ -191,6 +208,11 @@ export class Vm {
     return v;
   }
 
+  /** The running virtio device workers (after {@link spawn}), disks first, then virtio-rng. */
+  get virtioDevices(): readonly DeviceHandle[] {
+    return this.#pci.handles;
+  }
+
   /** The running vCPUs' handles (after {@link start}). */
   get vcpus(): readonly VcpuHandle[] {
     return this.#vcpus;
@@ -206,7 +228,12 @@ export class Vm {
       { kind: "rtc", base: 0x70, state: this.#rtc },
       { kind: "i8042", base: 0x60, state: this.#i8042 },
       { kind: "sink", base: 0x80, length: 1, name: "post" },
-      { kind: "pci-host", base: 0xcf8, state: this.#pciHost },
+      {
+        kind: "pci-host",
+        base: 0xcf8,
+        state: this.#pciHost,
+        functions: this.#pci.hasDevices ? this.#pci.functions : undefined,
+      },
     ];
   }
 
@@ -224,6 +251,12 @@ export class Vm {
   /** Spawns one worker per vCPU, ready to run (their loops have not started). */
   async spawn(): Promise<void> {
     if (this.#vcpus.length > 0) throw new Error("VM already started");
+    await this.#pci.spawn(
+      this.memory.share(),
+      this.policy,
+      (gsi, level) => this.fd.irqLine(gsi, level),
+      (lo, hi, data) => this.fd.signalMsi(lo, hi, data),
+    );
     const devices = this.devices();
     this.#vcpus = await Promise.all(
       this.#vcpuFds.map((vcpu, id) =>
@@ -291,6 +324,7 @@ export class Vm {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#pci.stop();
     for (const v of this.#vcpuFds) v.close();
     this.fd.close();
     this.kvm.close();

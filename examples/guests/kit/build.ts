@@ -25,6 +25,21 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
   pvh_info: { status: 0x11, purpose: "reports hvm_start_info: magic, version, cmdline, memory map, module" },
   pci_scan: { status: 0x13, purpose: "lists the functions present on PCI bus 0" },
   platform: { status: 0x14, purpose: "reads the CMOS RTC, self-tests the i8042, takes COM1's IRQ 4" },
+  virtio_blk: {
+    status: 0x20,
+    purpose: "virtio-blk: capacity, GET_ID, batched reads, write, flush, bad sector",
+  },
+  virtio_rng: { status: 0x21, purpose: "virtio-rng: reads 4 KiB of entropy and checks it is not constant" },
+  virtio_irq: { status: 0x23, purpose: "virtio-rng completion delivered as INTx through the I/O APIC" },
+  blk_bench: {
+    status: 0x24,
+    purpose: "virtio-blk throughput: 64 KiB writes and reads, 4 KiB reads (bench/blk.ts)",
+  },
+  virtio_msix: { status: 0x25, purpose: "virtio-rng completion delivered as an MSI-X message" },
+  virtio_hostile: {
+    status: 0x22,
+    purpose: "virtio-blk with hostile descriptors; good requests still succeed",
+  },
   echo: { status: 0, purpose: "prints its cmdline, then echoes console input in upper case until stopped" },
   reboot: {
     status: 0,
@@ -33,7 +48,14 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
 };
 
 /** The helper library every guest links with (besides crt0.S). */
-export const KIT_LIBRARY: readonly string[] = ["uart.c", "printf.c", "exit.c", "pci.c", "string.c"];
+export const KIT_LIBRARY: readonly string[] = [
+  "uart.c",
+  "printf.c",
+  "exit.c",
+  "pci.c",
+  "string.c",
+  "virtio.c",
+];
 
 /** The compiler flags for every kit object. */
 export const KIT_CFLAGS: readonly string[] = [

@@ -1,0 +1,210 @@
+/**
+ * The main thread's side of a virtio device: spawns its worker from the permission table, waits until the
+ * device is ready, turns its interrupt doorbell into the INTx line (the main thread holds the VM fd), and
+ * stops it.
+ *
+ * @module
+ */
+import type { GuestMemoryShare } from "../memory/guest_memory.ts";
+import { type PolicyContext, workerOptions } from "../privsep/permission_table.ts";
+import { entryUrl } from "../privsep/permission_table.ts";
+import type {
+  BlkDiskInit,
+  DeviceProbeResult,
+  FromDeviceMessage,
+  ToDeviceMessage,
+} from "./device_messages.ts";
+import { validateFromDevice } from "./device_messages.ts";
+import {
+  DEVICE_CONFIG_OFFSET,
+  lockIrq,
+  MSIX_VECTORS,
+  msixWord,
+  NOTIFY_STOP,
+  unlockIrq,
+  W,
+} from "./transport_state.ts";
+
+/** MSI-X message control bits (as in the capability). */
+const MSIX_ENABLE = 0x8000;
+const MSIX_FUNCTION_MASK = 0x4000;
+
+/** Where a function's MSI-X capability is, and how to send a message. */
+export interface MsixDelivery {
+  /** The function's PCI config state (its message control says whether MSI-X is on). */
+  readonly config: SharedArrayBuffer;
+  /** The MSI-X capability's offset in config space. */
+  readonly cap: number;
+  /** Sends one message (KVM_SIGNAL_MSI). */
+  readonly signal: (addressLo: number, addressHi: number, data: number) => void;
+}
+
+/** A device worker that failed to start or reported an error. */
+export class DeviceWorkerError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DeviceWorkerError";
+  }
+}
+
+/** What to start. */
+export interface DeviceSpawnOptions {
+  /** The permission-table row (`virtio-blk` or `virtio-rng`). */
+  readonly row: "virtio-blk" | "virtio-rng";
+  /** A label for the worker (e.g. `virtio-blk0`). */
+  readonly label: string;
+  /** Policy facts (for virtio-blk: its disk's paths). */
+  readonly policy: PolicyContext;
+  /** Guest RAM. */
+  readonly memory: GuestMemoryShare;
+  /** The function's transport state. */
+  readonly state: SharedArrayBuffer;
+  /** virtio-blk: the disk. */
+  readonly disk?: BlkDiskInit;
+  /** The INTx GSI. */
+  readonly gsi: number;
+  /** Drives the GSI (the VM fd's KVM_IRQ_LINE). */
+  readonly irqLine: (gsi: number, level: 0 | 1) => void;
+  /** MSI-X, when the function offers it. */
+  readonly msix?: MsixDelivery;
+}
+
+/** A running device worker. */
+export class DeviceHandle {
+  /** Its label. */
+  readonly label: string;
+  readonly #worker: Worker;
+  readonly #w: Int32Array;
+  readonly #gsi: number;
+  readonly #irqLine: (gsi: number, level: 0 | 1) => void;
+  readonly #msix: MsixDelivery | undefined;
+  readonly #msixCtrl: Uint8Array | undefined;
+  #pending: ((m: FromDeviceMessage) => void) | undefined;
+  #failure: string | undefined;
+  #stopped = false;
+  #pump: Promise<void> | undefined;
+
+  private constructor(o: DeviceSpawnOptions, worker: Worker) {
+    this.label = o.label;
+    this.#worker = worker;
+    this.#w = new Int32Array(o.state, 0, DEVICE_CONFIG_OFFSET / 4);
+    this.#gsi = o.gsi;
+    this.#irqLine = o.irqLine;
+    this.#msix = o.msix;
+    this.#msixCtrl = o.msix === undefined ? undefined : new Uint8Array(o.msix.config, o.msix.cap + 2, 2);
+    worker.onmessage = (e: MessageEvent<unknown>) => {
+      const why = validateFromDevice(e.data);
+      const m: FromDeviceMessage = why === undefined
+        ? e.data as FromDeviceMessage
+        : { type: "failed", message: `${this.label}: bad message from worker: ${why}` };
+      if (m.type === "failed") this.#failure = m.message;
+      const p = this.#pending;
+      this.#pending = undefined;
+      p?.(m);
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      this.#failure = `${this.label}: worker error: ${e.message}`;
+      const p = this.#pending;
+      this.#pending = undefined;
+      p?.({ type: "failed", message: this.#failure });
+    };
+  }
+
+  #ask(m: ToDeviceMessage): Promise<FromDeviceMessage> {
+    return new Promise((resolve) => {
+      this.#pending = resolve;
+      this.#worker.postMessage(m);
+    });
+  }
+
+  /** Spawns the worker and waits until its device is ready. Throws {@link DeviceWorkerError}. */
+  static async spawn(o: DeviceSpawnOptions): Promise<DeviceHandle> {
+    const worker = new Worker(entryUrl(o.row), workerOptions(o.row, o.policy, o.label));
+    const h = new DeviceHandle(o, worker);
+    const r = await h.#ask({ type: "init", memory: o.memory, state: o.state, disk: o.disk });
+    if (r.type !== "ready") {
+      worker.terminate();
+      throw new DeviceWorkerError(
+        `${o.label}: ${r.type === "failed" ? r.message : "unexpected answer"} (check the disk path and mode)`,
+      );
+    }
+    h.#pump = h.#interruptPump();
+    h.#pump.catch(() => {});
+    return h;
+  }
+
+  /** The worker's last reported failure, if any. */
+  get failure(): string | undefined {
+    return this.#failure;
+  }
+
+  /** Asks the running worker to try forbidden powers (reading `otherFile` among them). */
+  async probe(otherFile: string): Promise<DeviceProbeResult> {
+    const r = await this.#ask({ type: "probe", otherFile });
+    if (r.type !== "probe-result") throw new DeviceWorkerError(`${this.label}: probe failed`);
+    return r.result;
+  }
+
+  /** Waits on the interrupt doorbell and asserts the line while ISR is non-zero. */
+  async #interruptPump(): Promise<void> {
+    const w = this.#w;
+    let seen = Atomics.load(w, W.IRQ_SEQ);
+    while (!this.#stopped) {
+      const r = Atomics.waitAsync(w, W.IRQ_SEQ, seen);
+      if (r.async) await r.value;
+      seen = Atomics.load(w, W.IRQ_SEQ);
+      if (this.#stopped) return;
+      lockIrq(w);
+      try {
+        this.#deliver();
+      } catch (e) {
+        // After stop() the VM fd may be gone; anything else is worth knowing about.
+        if (!this.#stopped) {
+          this.#failure = `${this.label}: interrupt delivery failed: ${(e as Error).message}`;
+        }
+      }
+      unlockIrq(w);
+    }
+  }
+
+  /** With MSI-X on, sends each pending unmasked vector's message; otherwise drives INTx from ISR. */
+  #deliver(): void {
+    const w = this.#w;
+    const c = this.#msixCtrl;
+    const ctrl = c === undefined ? 0 : Atomics.load(c, 0) | (Atomics.load(c, 1) << 8);
+    if ((ctrl & MSIX_ENABLE) !== 0) {
+      if ((ctrl & MSIX_FUNCTION_MASK) !== 0) return;
+      const pending = Atomics.load(w, W.PENDING_VECTORS);
+      for (let v = 0; v < MSIX_VECTORS; v++) {
+        const bit = 1 << v;
+        if ((pending & bit) === 0 || (Atomics.load(w, msixWord(v, 3)) & 1) !== 0) continue;
+        Atomics.and(w, W.PENDING_VECTORS, ~bit);
+        this.#msix!.signal(
+          Atomics.load(w, msixWord(v, 0)) >>> 0,
+          Atomics.load(w, msixWord(v, 1)) >>> 0,
+          Atomics.load(w, msixWord(v, 2)) >>> 0,
+        );
+      }
+      return;
+    }
+    Atomics.store(w, W.PENDING_VECTORS, 0);
+    if (Atomics.load(w, W.ISR) !== 0 && Atomics.load(w, W.IRQ_ASSERTED) === 0) {
+      Atomics.store(w, W.IRQ_ASSERTED, 1);
+      this.#irqLine(this.#gsi, 1);
+    }
+  }
+
+  /** Stops the device loop and the worker (the interrupt pump ends on its next wake-up, which this rings). */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    Atomics.store(this.#w, W.STOP, 1);
+    Atomics.or(this.#w, W.NOTIFY, NOTIFY_STOP);
+    Atomics.notify(this.#w, W.NOTIFY);
+    Atomics.add(this.#w, W.IRQ_SEQ, 1);
+    Atomics.notify(this.#w, W.IRQ_SEQ);
+    this.#worker.terminate();
+  }
+}

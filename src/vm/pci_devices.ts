@@ -1,0 +1,185 @@
+/**
+ * The PCI devices of a VM: the host bridge at 00:00.0 and one virtio function per disk and for the entropy
+ * device from 00:01.0, with BARs the VMM assigns in the PCI hole before boot and one IOAPIC pin (GSI 16+)
+ * each. The main thread builds the shared state here, spawns the device workers and hands the vCPU workers
+ * their {@link PciFunctionSpec}s.
+ *
+ * @module
+ */
+import type { PciFunctionSpec } from "../devices/device_spec.ts";
+import { PCI_CAP_MSIX, VIRTIO_BAR_SIZE, virtioPciConfigSpace } from "../devices/virtio_pci.ts";
+import { openDisk } from "../disk/open.ts";
+import type { Disk } from "../disk/disk.ts";
+import type { GuestMemoryShare } from "../memory/guest_memory.ts";
+import { HOST_BRIDGE, PCI_MMIO_START } from "../pci/pci_bus.ts";
+import { PciConfigSpace } from "../pci/config_space.ts";
+import type { PolicyContext } from "../privsep/permission_table.ts";
+import { BLK_CONFIG_LENGTH } from "../virtio/blk.ts";
+import { DeviceHandle } from "../virtio/device_handle.ts";
+import { createTransportState } from "../virtio/transport_state.ts";
+
+/** A disk attached to a VM. */
+export interface VmDisk {
+  /** Its path (optionally `raw:` / `qcow2:` prefixed). */
+  readonly path: string;
+  /** Attach it read-only. */
+  readonly readOnly?: boolean;
+}
+
+/** A PCI function's INTx routing, for the MP table. */
+export interface PciIrq {
+  /** Its slot on bus 0. */
+  readonly slot: number;
+  /** Its IOAPIC pin. */
+  readonly gsi: number;
+}
+
+/** First GSI given to PCI functions (IOAPIC pins 16..23 belong to no ISA device). */
+export const PCI_GSI_BASE = 16;
+/** Most virtio functions per VM (one IOAPIC pin each). */
+export const MAX_VIRTIO_FUNCTIONS = 8;
+
+interface PlannedDevice {
+  readonly row: "virtio-blk" | "virtio-rng";
+  readonly label: string;
+  readonly slot: number;
+  readonly gsi: number;
+  readonly state: SharedArrayBuffer;
+  readonly disk?: VmDisk & { readonly id: string };
+  config?: SharedArrayBuffer;
+}
+
+/** Too many devices, or a device worker that would not start. */
+export class PciDevicesError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "PciDevicesError";
+  }
+}
+
+/** The paths a disk's worker must read: the image, then its backing chain (found by opening it read-only). */
+export async function diskChainPaths(spec: string): Promise<string[]> {
+  const disk = await openDisk(spec, { readOnly: true });
+  const paths: string[] = [];
+  try {
+    for (let d: Disk | undefined = disk; d !== undefined; d = (d as { backing?: Disk }).backing) {
+      paths.push(d.path);
+    }
+  } finally {
+    await disk.close();
+  }
+  return paths;
+}
+
+/** The MSI-X capability's offset in a virtio function's config space (every one we build has it). */
+function msixCap(config: SharedArrayBuffer): number {
+  const at = new PciConfigSpace(config).findCapability(PCI_CAP_MSIX);
+  if (at === undefined) throw new PciDevicesError("a virtio function lacks its MSI-X capability");
+  return at;
+}
+
+/** A VM's PCI bus 0 and its virtio devices. */
+export class PciDevices {
+  /** Functions for the vCPU workers' buses. */
+  readonly functions: readonly PciFunctionSpec[];
+  /** INTx routing for the MP table. */
+  readonly irqs: readonly PciIrq[];
+  readonly #planned: PlannedDevice[];
+  #handles: DeviceHandle[] = [];
+
+  /** Plans the bus: slots, BARs, GSIs and shared state; nothing runs yet. */
+  constructor(disks: readonly VmDisk[], rng: boolean) {
+    const planned: PlannedDevice[] = [];
+    const add = (row: PlannedDevice["row"], label: string, disk?: PlannedDevice["disk"]) => {
+      const slot = planned.length + 1;
+      planned.push({
+        row,
+        label,
+        slot,
+        gsi: PCI_GSI_BASE + planned.length,
+        state: createTransportState(),
+        disk,
+      });
+    };
+    disks.forEach((d, i) => add("virtio-blk", `virtio-blk${i}`, { ...d, id: `vmd-disk-${i}` }));
+    if (rng) add("virtio-rng", "virtio-rng");
+    if (planned.length > MAX_VIRTIO_FUNCTIONS) {
+      throw new PciDevicesError(
+        `${planned.length} virtio devices asked for; at most ${MAX_VIRTIO_FUNCTIONS} fit (one IOAPIC pin each)`,
+      );
+    }
+    this.#planned = planned;
+    const host = PciConfigSpace.create(HOST_BRIDGE);
+    const functions: PciFunctionSpec[] = [{ slot: 0, config: host.state }];
+    planned.forEach((p, i) => {
+      const blk = p.row === "virtio-blk";
+      const cfg = virtioPciConfigSpace(
+        blk ? "blk" : "rng",
+        PCI_MMIO_START + i * VIRTIO_BAR_SIZE,
+        p.gsi,
+        1,
+        blk ? BLK_CONFIG_LENGTH : 0,
+      );
+      p.config = cfg.state;
+      functions.push({
+        slot: p.slot,
+        config: cfg.state,
+        virtio: { state: p.state, gsi: p.gsi, name: p.label },
+      });
+    });
+    this.functions = functions;
+    this.irqs = planned.map((p) => ({ slot: p.slot, gsi: p.gsi }));
+  }
+
+  /** True when there is more than the host bridge. */
+  get hasDevices(): boolean {
+    return this.#planned.length > 0;
+  }
+
+  /** The running device workers. */
+  get handles(): readonly DeviceHandle[] {
+    return this.#handles;
+  }
+
+  /** Spawns every device worker (each from its permission-table row) and waits until all are ready. */
+  async spawn(
+    memory: GuestMemoryShare,
+    base: PolicyContext,
+    irqLine: (gsi: number, level: 0 | 1) => void,
+    signalMsi: (addressLo: number, addressHi: number, data: number) => void,
+  ): Promise<void> {
+    try {
+      for (const p of this.#planned) {
+        let policy: PolicyContext = base;
+        if (p.disk !== undefined) {
+          const readOnly = p.disk.readOnly ?? false;
+          policy = { ...base, disk: { paths: await diskChainPaths(p.disk.path), readOnly } };
+        }
+        this.#handles.push(
+          await DeviceHandle.spawn({
+            row: p.row,
+            label: p.label,
+            policy,
+            memory,
+            state: p.state,
+            disk: p.disk === undefined
+              ? undefined
+              : { spec: p.disk.path, readOnly: p.disk.readOnly ?? false, id: p.disk.id },
+            gsi: p.gsi,
+            irqLine,
+            msix: { config: p.config!, cap: msixCap(p.config!), signal: signalMsi },
+          }),
+        );
+      }
+    } catch (e) {
+      this.stop();
+      throw e;
+    }
+  }
+
+  /** Stops every device worker. */
+  stop(): void {
+    for (const h of this.#handles) h.stop();
+  }
+}

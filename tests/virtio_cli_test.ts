@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
+import { parseRunArgs } from "../src/cli/run.ts";
+import { kvmTest } from "./kvm_support.ts";
+import { patternImage } from "./virtio_support.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+async function vmd(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      "cli.ts",
+      ...args,
+    ],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+Deno.test("vmd run: -d attaches read-write disks, -r read-only ones, in that order", () => {
+  const o = parseRunArgs(["-b", "k", "-d", "a.img", "-r", "b.iso", "-d", "qcow2:c"]);
+  assert.deepEqual(o.disks, [{ path: "a.img" }, { path: "qcow2:c" }, { path: "b.iso", readOnly: true }]);
+});
+
+kvmTest("`vmd run -d image` serves the disk to the guest and the write lands in the file", async () => {
+  const guest = await buildKitGuest("virtio_blk");
+  const dir = await Deno.makeTempDir();
+  try {
+    const img = `${dir}/disk.img`;
+    await patternImage(img);
+    const r = await vmd("run", "-m", "64M", "-b", guest.path, "-d", img);
+    assert.equal(r.code, 0x20, r.stderr);
+    assert.match(r.stdout, /^read: 8 done, 8 ok, 0 bad bytes$/m);
+    const bytes = await Deno.readFile(img);
+    assert.equal(bytes[100 * 512 + 1], 0xa5 ^ 1);
+    const missing = await vmd("run", "-b", guest.path, "-d", `${dir}/nope.img`);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nope\.img: not found: check the path/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("`vmd policy` lists the virtio-blk and virtio-rng workers", async () => {
+  const p = await vmd("policy");
+  assert.equal(p.code, 0);
+  assert.match(p.stdout, /^virtio-blk\s+worker/m);
+  assert.match(p.stdout, /^virtio-rng\s+worker/m);
+});
