@@ -66,6 +66,12 @@ vm "b1" {
   memory 16M
   owner vmdtusrb
 }
+vm "t1" {
+  disable
+  boot "${echo}" { cmdline "vm=t1" }
+  memory 16M
+  allow instance { disk, owner vmdtusra }
+}
 vm "g1" {
   disable
   boot "${echo}" { cmdline "vm=g1" }
@@ -115,6 +121,20 @@ vm "g1" {
       // a group-owned VM: a member may start and stop it
       assert.equal((await d.vmctl(["start", "g1"], { as: a })).code, 0);
       assert.equal((await d.vmctl(["stop", "-w", "g1"], { as: a })).code, 0);
+
+      // instances: a may create one of t1 with its own disk, but not with a file that is not a's
+      const own = `${d.dir}/a-disk.img`;
+      await Deno.writeFile(own, new Uint8Array(1 << 20));
+      await Deno.chown(own, a.uid, a.gid);
+      const rootFile = `${d.dir}/root-disk.img`;
+      await Deno.writeFile(rootFile, new Uint8Array(1 << 20));
+      const stolen = await d.vmctl(["start", "-t", "t1", "-d", rootFile, "i1"], { as: a });
+      assert.equal(stolen.code, 1);
+      assert.match(stolen.stderr, /is not a file of uid/);
+      const inst = await d.vmctl(["start", "-t", "t1", "-d", own, "i2"], { as: a });
+      assert.equal(inst.code, 0, inst.stderr);
+      assert.equal((await d.vm("i2")).owner, "vmdtusra");
+      assert.equal((await d.vmctl(["start", "-t", "t1", "i3"], { as: as.vmdtusrb })).code, 1, "b may not");
 
       // b may stop its own VM
       const sb = await d.vmctl(["stop", "-w", "b1"], { as: as.vmdtusrb });

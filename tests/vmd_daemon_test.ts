@@ -3,7 +3,9 @@
  * vmctl as a subprocess, consoles through real ptys.
  */
 import assert from "node:assert/strict";
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { kvmTest } from "./kvm_support.ts";
+import { patternImage } from "./virtio_support.ts";
 import { ConsoleSession, kitPaths, TestDaemon, until } from "./vmd_support.ts";
 
 function twoVmConfig(echo: string): string {
@@ -252,7 +254,6 @@ kvmTest(
       for (
         const [args, why] of [
           [["start", "-L", "base"], /networking/],
-          [["start", "-d", "/tmp/disk.img", "base"], /disks .* virtio-blk/],
           [["start", "-r", "/tmp/x.iso", "base"], /BIOS/],
         ] as const
       ) {
@@ -298,6 +299,51 @@ kvmTest("vmd: staggered start starts one VM after the other", async () => {
     const log = d.log;
     assert.ok(log.indexOf("vm s1: running") >= 0);
     assert.ok(log.indexOf("vm s1: running") < log.indexOf("vm s2: started process"), log);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+kvmTest("vmd: a VM's disk from vm.conf is its virtio-blk disk; the guest reads and writes it", async () => {
+  const guest = (await buildKitGuest("virtio_blk")).path;
+  const d = await TestDaemon.start("");
+  try {
+    const disk = `${d.dir}/disk.img`;
+    await patternImage(disk);
+    await Deno.writeTextFile(
+      `${d.dir}/vm.conf`,
+      `vm "disky" {\n  boot "${guest}"\n  memory 32M\n  disk "${disk}"\n}\n`,
+    );
+    assert.equal((await d.vmctl(["reload"])).code, 0);
+    const vm = await d.waitState("disky", "stopped", 60_000).catch(async (e) => {
+      throw new Error(`${(e as Error).message}: ${JSON.stringify(await d.status())}`);
+    });
+    assert.equal(vm.lastExit, "guest wrote 32 to the exit port", d.log);
+    const img = await Deno.readFile(disk);
+    for (let j = 0; j < 8 * 512; j++) {
+      assert.equal(img[100 * 512 + j], (0xa5 ^ j) & 0xff, `byte ${j} of sectors 100..107`);
+    }
+    assert.equal(img[99 * 512 + 5], (99 ^ 5) & 0xff, "sector 99 untouched");
+
+    // an ad hoc VM on a qcow2 overlay: its process may read the backing image and write only the overlay
+    const base = `${d.dir}/base.img`;
+    await patternImage(base);
+    const overlay = `${d.dir}/overlay.qcow2`;
+    assert.equal((await d.vmctl(["create", "-b", base, overlay])).code, 0);
+    const started = await d.vmctl(["start", "-b", guest, "-m", "32M", "-d", overlay, "ovl"]);
+    assert.equal(started.code, 0, started.stderr);
+    const ovl = await d.waitState("ovl", "stopped", 60_000);
+    assert.equal(ovl.lastExit, "guest wrote 32 to the exit port", d.log);
+    const untouched = await Deno.readFile(base);
+    assert.deepEqual(
+      untouched,
+      await (async () => {
+        const p = `${d.dir}/fresh.img`;
+        await patternImage(p);
+        return await Deno.readFile(p);
+      })(),
+      "the backing image is untouched",
+    );
   } finally {
     await d.cleanup();
   }

@@ -44,8 +44,10 @@ export interface PolicyDisk {
 export interface VmFiles {
   /** Kernel and initrd paths. */
   readonly boot: readonly string[];
-  /** Disk image paths. */
+  /** Disk image paths (read and write). */
   readonly disks: readonly string[];
+  /** Backing images and read-only disks (read only). */
+  readonly readOnlyDisks?: readonly string[];
 }
 
 /** Devices every VM process opens: KVM (its console pty is opened by vmd and inherited). */
@@ -107,6 +109,7 @@ export const POLICY: readonly PolicyRow[] = [
           ...(ctx.programRoot === undefined ? [] : [`${ctx.programRoot}/src`, `${ctx.programRoot}/ffi`]),
           ...(ctx.vmFiles?.boot ?? []),
           ...(ctx.vmFiles?.disks ?? []),
+          ...(ctx.vmFiles?.readOnlyDisks ?? []),
         ],
         reason: "/dev/kvm, libc's path (to find it), the program's modules (its vCPU workers are loaded " +
           "from files), its kernel and initrd, its disks",

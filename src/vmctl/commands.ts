@@ -92,10 +92,6 @@ async function start(args: string[]): Promise<number> {
     console.error("vmctl: networking (-L, -i, -n) is not supported by this build of vmd yet");
     return 1;
   }
-  if (v.disk !== undefined) {
-    console.error("vmctl: disks (-d) need virtio-blk, which this build of vmd does not have yet");
-    return 1;
-  }
   if (v.cdrom !== undefined || v.bootdev !== undefined) {
     console.error("vmctl: -r and -B need the BIOS; this vmd boots kernels only (-b path)");
     return 1;
@@ -111,6 +107,7 @@ async function start(args: string[]): Promise<number> {
     cpus,
     memory: v.memory === undefined ? null : memoryArg(v.memory as string),
     template: (v.template as string | undefined) ?? null,
+    disks: (v.disk as string[] | undefined) ?? null,
   };
   const any = Object.values(options).some((x) => x !== null);
   const reply = await ask({ v: 1, type: "start", target: positionals[0], options: any ? options : null });

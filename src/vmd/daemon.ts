@@ -292,6 +292,15 @@ export class Daemon {
           `permission denied: uid ${peer.uid} may not create instances of ${o.template}`,
         );
       }
+      // files a user names for an instance are opened by vmd (root): they must be that user's own
+      if (peer.uid !== 0) {
+        for (const path of [...(o.disks ?? []), ...[o.kernel, o.initrd].filter((p) => p !== null)]) {
+          const owner = await Deno.stat(path).then((st) => st.uid, () => null);
+          if (owner !== peer.uid) {
+            return errorReply("denied", `permission denied: ${path} is not a file of uid ${peer.uid}`);
+          }
+        }
+      }
       const def = instanceDefinition(
         target,
         tentry.def,

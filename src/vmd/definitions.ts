@@ -44,7 +44,7 @@ export function definitionFromConfig(vm: VmConfig, db: UserDb): VmDefinition {
     cpus: vm.cpus,
     memory: vm.memoryBytes,
     owner,
-    disks: vm.disks.map((d) => resolve(d.path)),
+    disks: vm.disks.map((d) => ({ path: resolve(d.path), readOnly: false })),
     interfaces: vm.interfaces.length,
     fromConfig: true,
     enabled: vm.enabled,
@@ -62,7 +62,7 @@ export function adHocDefinition(name: string, o: StartOptions, owner: ResolvedOw
     cpus: o.cpus ?? 1,
     memory: o.memory ?? 512 * 2 ** 20,
     owner,
-    disks: [],
+    disks: (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false })),
     interfaces: 0,
     fromConfig: false,
     enabled: false,
@@ -82,6 +82,13 @@ export function instanceDefinition(
   };
   if (o.kernel !== null && !allow?.boot) refuse("the kernel (allow instance { boot })");
   if (o.memory !== null && !allow?.memory) refuse("memory (allow instance { memory })");
+  if (o.disks !== null && !allow?.disk) refuse("disks (allow instance { disk })");
+  // as vm.conf says: an instance never inherits its parent's disks, and may not use them
+  const disks = (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false }));
+  const shared = disks.find((d) => template.disks.some((t) => t.path === d.path));
+  if (shared !== undefined) {
+    throw new DefinitionError(`${shared.path} is a disk of ${template.name}; an instance needs its own disk`);
+  }
   return {
     ...template,
     name,
@@ -90,6 +97,7 @@ export function instanceDefinition(
     cmdline: o.cmdline ?? template.cmdline,
     cpus: o.cpus ?? template.cpus,
     memory: o.memory ?? template.memory,
+    disks,
     owner,
     fromConfig: false,
     enabled: false,

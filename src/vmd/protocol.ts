@@ -29,6 +29,8 @@ export interface StartOptions {
   readonly memory: number | null;
   /** Template VM for an instance (`-t`). */
   readonly template: string | null;
+  /** Disk images (`-d`), or null. */
+  readonly disks: readonly string[] | null;
 }
 
 /** A request from vmctl. `target` is a VM id (decimal) or name. */
@@ -132,9 +134,24 @@ export class RequestError extends Error {
 
 const TARGET_MAX = 256;
 
+function validateDiskList(value: unknown): string[] | null {
+  if (value === null) return null;
+  if (
+    !Array.isArray(value) || value.length > 4 ||
+    !value.every((p) => typeof p === "string" && p.length <= 4096)
+  ) {
+    throw new MessageError('field "disks" must be null or at most 4 paths');
+  }
+  return value;
+}
+
 function validateStartOptions(value: unknown): StartOptions | null {
   if (value === null) return null;
-  const o = record(value, ["kernel", "initrd", "cmdline", "cpus", "memory", "template"], "start options");
+  const o = record(
+    value,
+    ["kernel", "initrd", "cmdline", "cpus", "memory", "template", "disks"],
+    "start options",
+  );
   return {
     kernel: strOrNull(o, "kernel"),
     initrd: strOrNull(o, "initrd"),
@@ -142,6 +159,7 @@ function validateStartOptions(value: unknown): StartOptions | null {
     cpus: intOrNull(o, "cpus", 1, MAX_CPUS),
     memory: intOrNull(o, "memory", 2 ** 20, MAX_MEMORY),
     template: strOrNull(o, "template", TARGET_MAX),
+    disks: validateDiskList(o.disks),
   };
 }
 

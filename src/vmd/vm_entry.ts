@@ -10,8 +10,8 @@ import { openPty, type Pty } from "../../ffi/pty.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import type { ResolvedOwner } from "./access.ts";
 import type { VmState, VmStatus } from "./protocol.ts";
-import { spawnVmProcess } from "./vm_launcher.ts";
-import { type FromVm, validateFromVm, type VmSpec } from "./vm_messages.ts";
+import { spawnVmProcess, vmProcessCommand } from "./vm_launcher.ts";
+import { type FromVm, type SpecDisk, validateFromVm, type VmSpec } from "./vm_messages.ts";
 
 /** What a VM is: everything needed to start it. */
 export interface VmDefinition {
@@ -29,8 +29,8 @@ export interface VmDefinition {
   readonly memory: number;
   /** Owner. */
   readonly owner: ResolvedOwner;
-  /** Disk images (not supported by this build: a VM with disks does not start). */
-  readonly disks: readonly string[];
+  /** Disk images, each a virtio-blk function. */
+  readonly disks: readonly SpecDisk[];
   /** Network interfaces asked for (not supported by this build: reported at start). */
   readonly interfaces: number;
   /** Defined in vm.conf (true) or created by vmctl start (false). */
@@ -155,28 +155,42 @@ export class VmEntry {
     return this.#start();
   }
 
-  #start(): Promise<string> {
-    if (this.#state !== "stopped") {
-      return Promise.reject(new VmStateError(`vm ${this.def.name} is already ${this.#state}`));
-    }
-    if (this.def.disks.length > 0) {
-      return Promise.reject(
-        new VmStateError(
-          `vm ${this.def.name} has disks, which need virtio-blk; this build of vmd has no disk support yet`,
-        ),
-      );
-    }
+  async #start(): Promise<string> {
+    if (this.#state !== "stopped") throw new VmStateError(`vm ${this.def.name} is already ${this.#state}`);
     if (this.def.interfaces > 0) {
       this.#log(`vm ${this.def.name}: network interfaces are not supported yet; starting without them`);
     }
+    this.#state = "starting";
+    this.#userStop = false;
+    const fail = (why: string): never => {
+      this.#state = "stopped";
+      this.#lastExit = `failed: ${why}`;
+      this.#notifyStopped();
+      throw new VmStateError(`vm ${this.def.name} failed to start: ${why}`);
+    };
+    let command: Deno.Command;
+    try {
+      // resolves each disk's backing chain for the process's permissions
+      command = await vmProcessCommand({
+        name: this.def.name,
+        kernel: this.def.kernel,
+        initrd: this.def.initrd,
+        cmdline: this.def.cmdline,
+        cpus: this.def.cpus,
+        memory: this.def.memory,
+        disks: this.def.disks,
+      });
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+    if (this.#userStop) return fail("stopped before it started");
+    // from here to the spawn nothing awaits: the console fd is inheritable for this one spawn only
     // the daemon opens the console (the privileged part); the VM process inherits only the master
     let pty: Pty;
     try {
       pty = openPty();
     } catch (e) {
-      return Promise.reject(
-        new VmStateError(`vm ${this.def.name}: cannot open a pty: ${(e as Error).message}`),
-      );
+      return fail(`cannot open a pty: ${(e as Error).message}`);
     }
     this.#giveTty(pty.path);
     const spec: VmSpec = {
@@ -187,15 +201,14 @@ export class VmEntry {
       cpus: this.def.cpus,
       memory: this.def.memory,
       consoleFd: pty.master,
+      disks: this.def.disks,
     };
     let proc: Deno.ChildProcess;
     try {
-      proc = spawnVmProcess(spec);
+      proc = spawnVmProcess(command, pty.master);
     } catch (e) {
       closeFd(pty.slave);
-      return Promise.reject(
-        new VmStateError(`vm ${this.def.name}: cannot start its process: ${(e as Error).message}`),
-      );
+      return fail(`cannot start its process: ${(e as Error).message}`);
     } finally {
       closeFd(pty.master); // the VM process has its own copy
     }
@@ -204,8 +217,6 @@ export class VmEntry {
     this.#ptySlave = pty.slave;
     this.#ptyPath = pty.path;
     this.#proc = proc;
-    this.#state = "starting";
-    this.#userStop = false;
     this.#ended = undefined;
     this.#writer = proc.stdin.getWriter();
     const ready = new Promise<string>((resolve, reject) => this.#ready = { resolve, reject });
@@ -220,7 +231,11 @@ export class VmEntry {
     this.#exited = Promise.all([proc.status, reading]).then(([s]) => this.#onExit(s));
     this.#send({ type: "boot", spec });
     this.#log(`vm ${this.def.name}: started process ${proc.pid}`);
-    return ready.finally(() => clearTimeout(timer));
+    try {
+      return await ready;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #send(msg: unknown): void {

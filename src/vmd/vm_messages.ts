@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { int, MessageError, oneOf, record, str, strOrNull } from "./validate_fields.ts";
+import { bool, int, MessageError, oneOf, record, str, strOrNull } from "./validate_fields.ts";
 
 /** What a VM process boots. */
 export interface VmSpec {
@@ -23,7 +23,20 @@ export interface VmSpec {
   readonly memory: number;
   /** The console pty's master, an fd the daemon opened and the VM process inherited (same number). */
   readonly consoleFd: number;
+  /** Disk images, each a virtio-blk function, in the order the guest sees them. */
+  readonly disks: readonly SpecDisk[];
 }
+
+/** One disk of a VM. */
+export interface SpecDisk {
+  /** The image's path. */
+  readonly path: string;
+  /** Attached read-only. */
+  readonly readOnly: boolean;
+}
+
+/** Most disks a VM may have (vm.conf allows 4). */
+export const MAX_SPEC_DISKS = 4;
 
 /** Daemon → VM process. */
 export type ToVm =
@@ -46,7 +59,18 @@ export type FromVm =
 const END_KINDS: readonly EndKind[] = ["exit-port", "hlt", "shutdown", "reboot", "stopped", "error"];
 
 function validateSpec(value: unknown): VmSpec {
-  const o = record(value, ["name", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd"], "vm spec");
+  const o = record(
+    value,
+    ["name", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd", "disks"],
+    "vm spec",
+  );
+  if (!Array.isArray(o.disks) || o.disks.length > MAX_SPEC_DISKS) {
+    throw new MessageError(`field "disks" must be an array of at most ${MAX_SPEC_DISKS} disks`);
+  }
+  const disks = o.disks.map((d) => {
+    const r = record(d, ["path", "readOnly"], "disk");
+    return { path: str(r, "path"), readOnly: bool(r, "readOnly") };
+  });
   return {
     name: str(o, "name", 256),
     kernel: str(o, "kernel"),
@@ -55,6 +79,7 @@ function validateSpec(value: unknown): VmSpec {
     cpus: int(o, "cpus", 1, 64),
     memory: int(o, "memory", 2 ** 20, 128 * 2 ** 30),
     consoleFd: int(o, "consoleFd", 3, 2 ** 20),
+    disks,
   };
 }
 

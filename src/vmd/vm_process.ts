@@ -62,7 +62,14 @@ async function pumpPtyInput(vm: Vm, fd: number, done: () => boolean): Promise<vo
 async function boot(spec: VmSpec): Promise<Vm> {
   const kernel = await Deno.readFile(spec.kernel);
   const initrd = spec.initrd === null ? undefined : await Deno.readFile(spec.initrd);
-  const vm = Vm.create({ memory: spec.memory, vcpus: spec.cpus, platform: "pc" });
+  // like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function
+  const vm = Vm.create({
+    memory: spec.memory,
+    vcpus: spec.cpus,
+    platform: "pc",
+    disks: spec.disks,
+    rng: true,
+  });
   try {
     bootKernel(vm, kernel, {
       kernelName: spec.kernel,
