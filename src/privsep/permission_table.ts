@@ -130,7 +130,8 @@ export const POLICY: readonly PolicyRow[] = [
       {
         permission: "ffi",
         scope: [ctx.libcPath],
-        reason: "ioctl(KVM_RUN) and register ioctls on its vCPU fd, KVM_IRQ_LINE for its devices, gettid for kicks",
+        reason:
+          "ioctl(KVM_RUN) and register ioctls on its vCPU fd, KVM_IRQ_LINE for its devices, gettid for kicks",
       },
     ],
   },
