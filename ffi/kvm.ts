@@ -178,6 +178,21 @@ export class VmFd extends IoctlFd {
     );
   }
 
+  /** KVM_GET_CLOCK: the guest's kvmclock in nanoseconds (struct kvm_clock_data's first field). */
+  getClock(): bigint {
+    // struct kvm_clock_data { __u64 clock; __u32 flags; __u32 pad0; __u64 realtime; __u64 host_tsc; __u32 pad[4]; }
+    const buf = new Uint8Array(48);
+    this.ioctlBuffer(KVM.KVM_GET_CLOCK, buf);
+    return new DataView(buf.buffer).getBigUint64(0, true);
+  }
+
+  /** KVM_SET_CLOCK: sets the guest's kvmclock to `ns` nanoseconds (flags 0: no realtime adjustment). */
+  setClock(ns: bigint): void {
+    const buf = new Uint8Array(48);
+    new DataView(buf.buffer).setBigUint64(0, ns, true);
+    this.ioctlBuffer(KVM.KVM_SET_CLOCK, buf);
+  }
+
   /** KVM_SET_TSS_ADDR: three pages of guest-physical space KVM needs on Intel. */
   setTssAddr(addr: number): void {
     this.ioctlValue(KVM.KVM_SET_TSS_ADDR, BigInt(addr));

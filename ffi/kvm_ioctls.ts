@@ -42,6 +42,8 @@ export type KvmIoctlName =
   | "KVM_SIGNAL_MSI"
   | "KVM_CREATE_PIT2"
   | "KVM_IOEVENTFD"
+  | "KVM_GET_CLOCK"
+  | "KVM_SET_CLOCK"
   | "KVM_RUN"
   | "KVM_GET_REGS"
   | "KVM_SET_REGS"
@@ -76,6 +78,8 @@ export const KVM: Readonly<Record<KvmIoctlName, bigint>> = {
   KVM_IRQFD: iow(0x76, 32),
   KVM_CREATE_PIT2: iow(0x77, 64),
   KVM_IOEVENTFD: iow(0x79, 64),
+  KVM_SET_CLOCK: iow(0x7b, 48),
+  KVM_GET_CLOCK: ior(0x7c, 48),
   KVM_SIGNAL_MSI: iow(0xa5, 32),
   // vCPU ioctls
   KVM_RUN: io(0x80),

@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { vmctlCreate } from "../vmctl/create.ts";
 
 /** The commands of vmctl(8), in the order its manual lists them. */
 export const VMCTL_COMMANDS = [
@@ -31,7 +30,6 @@ export function vmctlUsage(): void {
 
 /** Runs `vmctl args...` and resolves to the exit status. */
 export async function vmctlMain(args: string[]): Promise<number> {
-  await Promise.resolve();
   const [command] = args;
   if (command === undefined) {
     vmctlUsage();
@@ -48,7 +46,11 @@ export async function vmctlMain(args: string[]): Promise<number> {
     return 1;
   }
   const resolved = matches.includes(command as typeof VMCTL_COMMANDS[number]) ? command : matches[0];
-  if (resolved === "create") return await vmctlCreate(args.slice(1));
-  console.error(`vmctl: ${resolved}: not available in this build yet (it needs the vmd daemon)`);
-  return 1;
+  // commands are imported when used (see main.ts): `create` needs the disk code, the rest the client
+  if (resolved === "create") return await (await import("../vmctl/create.ts")).vmctlCreate(args.slice(1));
+  if (resolved === "send" || resolved === "receive") {
+    console.error(`vmctl: ${resolved}: not available in this build (VM snapshots are not implemented)`);
+    return 1;
+  }
+  return await (await import("../vmctl/commands.ts")).runDaemonCommand(resolved, args.slice(1));
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { VM_PROCESS_COMMAND } from "../vmd/vm_process_command.ts";
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
@@ -25,6 +26,7 @@ export async function vmdMain(args: string[]): Promise<number> {
   if (sub === "demo") return await (await import("./demo.ts")).demoMain(rest);
   if (sub === "policy") return await (await import("./policy.ts")).policyMain(rest);
   if (sub === "run") return await (await import("./run.ts")).runMain(rest);
+  if (sub === VM_PROCESS_COMMAND) return await (await import("../vmd/vm_process.ts")).vmProcessMain();
   let parsed;
   try {
     parsed = parseArgs({
@@ -56,6 +58,21 @@ export async function vmdMain(args: string[]): Promise<number> {
       verbose: (parsed.values.verbose ?? []).length > 0,
     });
   }
-  console.error("vmd: the daemon is not available in this build yet; try `vmd demo` or `vmd policy`");
-  return 1;
+  const { parseDefine } = await import("../config/load.ts");
+  const { DEFAULT_CONFIG_PATH } = await import("../config/limits.ts");
+  const { daemonMain } = await import("../vmd/daemon_main.ts");
+  const defines: Record<string, string> = {};
+  for (const d of parsed.values.define ?? []) {
+    const kv = parseDefine(d);
+    if (kv === null) {
+      console.error(`vmd: invalid -D "${d}": expected name=value`);
+      return 1;
+    }
+    defines[kv[0]] = kv[1];
+  }
+  return await daemonMain({
+    configPath: parsed.values.file ?? DEFAULT_CONFIG_PATH,
+    defines,
+    verbose: (parsed.values.verbose ?? []).length > 0,
+  });
 }

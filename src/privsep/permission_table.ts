@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { LIBC_CANDIDATES } from "../../ffi/libc.ts";
 
 /** A Deno permission name. */
 export type PermissionName = "read" | "write" | "net" | "env" | "run" | "ffi" | "sys" | "import";
@@ -23,6 +24,10 @@ export interface Grant {
 export interface PolicyContext {
   /** libc's resolved path (ffi permission matches the literal string). */
   readonly libcPath: string;
+  /** For the `vm` process row: the files of that one VM. */
+  readonly vmFiles?: VmFiles;
+  /** For process rows: the program's root folder (workers are loaded from its `src/` and `ffi/`). */
+  readonly programRoot?: string;
   /** For a `virtio-blk` row: the disk it serves — its image, then its backing chain — and its mode. */
   readonly disk?: PolicyDisk;
 }
@@ -34,6 +39,19 @@ export interface PolicyDisk {
   /** True when the image is attached read-only. */
   readonly readOnly: boolean;
 }
+
+/** The files one VM process may open: its kernel and initrd (read), its disks (read and write). */
+export interface VmFiles {
+  /** Kernel and initrd paths. */
+  readonly boot: readonly string[];
+  /** Disk image paths (read and write). */
+  readonly disks: readonly string[];
+  /** Backing images and read-only disks (read only). */
+  readonly readOnlyDisks?: readonly string[];
+}
+
+/** Devices every VM process opens: KVM (its console pty is opened by vmd and inherited). */
+export const VM_DEVICES: readonly string[] = ["/dev/kvm"];
 
 /** One process or worker. */
 export interface PolicyRow {
@@ -71,6 +89,39 @@ export const POLICY: readonly PolicyRow[] = [
     ],
   },
   {
+    name: "vm",
+    kind: "process",
+    entry: "cli.ts",
+    role: "one per running VM (cli.ts vm-process): guest RAM, vCPU workers, devices, its console (an " +
+      "inherited pty master)",
+    grants: (ctx) => [
+      {
+        permission: "ffi",
+        scope: true,
+        reason: "KVM ioctls, console reads/writes and tgkill via libc; unscoped for the same reason as " +
+          "vmd's (the RAM SharedArrayBuffer's address)",
+      },
+      {
+        permission: "read",
+        scope: [
+          ...VM_DEVICES,
+          ...LIBC_CANDIDATES,
+          ...(ctx.programRoot === undefined ? [] : [`${ctx.programRoot}/src`, `${ctx.programRoot}/ffi`]),
+          ...(ctx.vmFiles?.boot ?? []),
+          ...(ctx.vmFiles?.disks ?? []),
+          ...(ctx.vmFiles?.readOnlyDisks ?? []),
+        ],
+        reason: "/dev/kvm, libc's path (to find it), the program's modules (its vCPU workers are loaded " +
+          "from files), its kernel and initrd, its disks",
+      },
+      {
+        permission: "write",
+        scope: [...VM_DEVICES, ...(ctx.vmFiles?.disks ?? [])],
+        reason: "/dev/kvm (opened O_RDWR), its disks",
+      },
+    ],
+  },
+  {
     name: "vcpu",
     kind: "worker",
     entry: "src/vcpu/vcpu_worker.ts",
@@ -79,7 +130,8 @@ export const POLICY: readonly PolicyRow[] = [
       {
         permission: "ffi",
         scope: [ctx.libcPath],
-        reason: "ioctl(KVM_RUN) and register ioctls on its vCPU fd, KVM_IRQ_LINE for its devices, gettid for kicks",
+        reason:
+          "ioctl(KVM_RUN) and register ioctls on its vCPU fd, KVM_IRQ_LINE for its devices, gettid for kicks",
       },
     ],
   },
@@ -156,6 +208,33 @@ export function workerOptions(name: string, ctx: PolicyContext, label = name): W
   const row = policyRow(name);
   if (row.kind !== "worker") throw new PolicyError(`${name} is a process, not a worker`);
   return { type: "module", name: label, deno: { permissions: permissionsFor(name, ctx) } } as WorkerOptions;
+}
+
+/** A path that cannot be passed in a `--allow-*` flag (Deno separates paths with commas). */
+export function unsafeFlagPath(path: string): boolean {
+  return path.includes(",") || path.includes("\n") || path.length === 0;
+}
+
+/**
+ * `deno run` permission flags for a process row: one `--allow-<name>` per grant, nothing else (Deno denies
+ * the rest). Throws {@link PolicyError} for a path that cannot be expressed as a flag.
+ */
+export function processFlags(name: string, ctx: PolicyContext): string[] {
+  const row = policyRow(name);
+  if (row.kind !== "process") throw new PolicyError(`${name} is a worker, not a process`);
+  const flags: string[] = [];
+  for (const g of row.grants(ctx)) {
+    if (g.scope === true) {
+      flags.push(`--allow-${g.permission}`);
+      continue;
+    }
+    const bad = g.scope.find(unsafeFlagPath);
+    if (bad !== undefined) {
+      throw new PolicyError(`path ${JSON.stringify(bad)} contains a comma; rename the file`);
+    }
+    flags.push(`--allow-${g.permission}=${[...new Set(g.scope)].join(",")}`);
+  }
+  return flags;
 }
 
 /** The table as text: one line per grant, with its reason. */

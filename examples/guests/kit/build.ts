@@ -40,6 +40,11 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     status: 0x22,
     purpose: "virtio-blk with hostile descriptors; good requests still succeed",
   },
+  echo: { status: 0, purpose: "prints its cmdline, then echoes console input in upper case until stopped" },
+  reboot: {
+    status: 0,
+    purpose: "asks for a reboot through the i8042 at once (never exits by the exit port)",
+  },
 };
 
 /** The helper library every guest links with (besides crt0.S). */

@@ -1,0 +1,147 @@
+/**
+ * Density: start N test-guest VMs through the daemon and N QEMU processes in the same run; measure the time
+ * until every guest has printed its marker (`echo: ready`) and the total resident memory (vmd plus its VM
+ * processes; the N QEMU processes). Prints VMs/s, MiB per VM and the ratios (vmd ÷ QEMU).
+ *
+ * Usage: `deno run -A bench/density.ts [N ...]` (default 10 25 50). Needs /dev/kvm, gcc and
+ * qemu-system-x86_64.
+ *
+ * @module
+ */
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
+import { sendRequest } from "../src/vmctl/client.ts";
+import { processRss } from "../src/vmd/vm_entry.ts";
+
+const MARKER = "echo: ready";
+const MEMORY_MIB = 16;
+const TIMEOUT_MS = 180_000;
+const cli = new URL("../cli.ts", import.meta.url).pathname;
+
+interface Result {
+  readonly seconds: number;
+  readonly rssBytes: number;
+}
+
+async function readUntil(stream: ReadableStream<Uint8Array>, marker: string): Promise<void> {
+  const dec = new TextDecoder();
+  let text = "";
+  for await (const chunk of stream) {
+    text += dec.decode(chunk, { stream: true });
+    if (text.includes(marker)) return;
+  }
+  throw new Error(`stream ended before ${JSON.stringify(marker)}`);
+}
+
+async function ttyMarker(tty: string): Promise<void> {
+  const f = await Deno.open(tty, { read: true });
+  try {
+    await readUntil(f.readable, MARKER);
+  } catch { /* readable closes the file */ }
+}
+
+async function runVmd(n: number, kernel: string): Promise<Result> {
+  const dir = await Deno.makeTempDir({ prefix: "vmd-density-" });
+  const conf = Array.from(
+    { length: n },
+    (_, i) => `vm "d${i}" {\n  boot "${kernel}"\n  memory ${MEMORY_MIB}M\n}\n`,
+  );
+  await Deno.writeTextFile(`${dir}/vm.conf`, conf.join(""));
+  const socket = `${dir}/vmd.sock`;
+  const t0 = performance.now();
+  const vmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "-f", `${dir}/vm.conf`],
+    env: { VMD_SOCKET: socket },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const seen = new Set<string>();
+    const waits: Promise<void>[] = [];
+    const end = Date.now() + TIMEOUT_MS;
+    while (seen.size < n) {
+      if (Date.now() > end) throw new Error("vmd: timed out");
+      try {
+        const r = await sendRequest({ v: 1, type: "status", target: null }, socket);
+        if (r.type === "status") {
+          for (const vm of r.vms) {
+            if (vm.tty !== null && !seen.has(vm.name)) {
+              seen.add(vm.name);
+              waits.push(ttyMarker(vm.tty));
+            }
+          }
+        }
+      } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await Promise.all(waits);
+    const seconds = (performance.now() - t0) / 1000;
+    const r = await sendRequest({ v: 1, type: "status", target: null }, socket);
+    let rss = processRss(vmd.pid) ?? 0;
+    if (r.type === "status") { for (const vm of r.vms) rss += vm.pid === null ? 0 : processRss(vm.pid) ?? 0; }
+    return { seconds, rssBytes: rss };
+  } finally {
+    vmd.kill("SIGTERM");
+    await vmd.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function runQemu(n: number, kernel: string): Promise<Result> {
+  const t0 = performance.now();
+  const procs = Array.from({ length: n }, () =>
+    new Deno.Command("qemu-system-x86_64", {
+      args: [
+        "-accel",
+        "kvm",
+        "-machine",
+        "microvm",
+        "-nodefaults",
+        "-nographic",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-m",
+        `${MEMORY_MIB}M`,
+        "-kernel",
+        kernel,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn());
+  try {
+    await Promise.all(procs.map((p) => readUntil(p.stdout, MARKER)));
+    const seconds = (performance.now() - t0) / 1000;
+    const rss = procs.reduce((sum, p) => sum + (processRss(p.pid) ?? 0), 0);
+    return { seconds, rssBytes: rss };
+  } finally {
+    for (const p of procs) {
+      try {
+        p.kill("SIGKILL");
+      } catch { /* gone */ }
+      await p.status;
+    }
+  }
+}
+
+if (import.meta.main) {
+  const counts = Deno.args.length > 0 ? Deno.args.map(Number) : [10, 25, 50];
+  const kernel = (await buildKitGuest("echo")).path;
+  console.log("    N  vmd VMs/s  qemu VMs/s  ratio   vmd MiB/VM  qemu MiB/VM  ratio");
+  for (const n of counts) {
+    const v = await runVmd(n, kernel);
+    const q = await runQemu(n, kernel);
+    const vRate = n / v.seconds;
+    const qRate = n / q.seconds;
+    const vMib = v.rssBytes / n / 2 ** 20;
+    const qMib = q.rssBytes / n / 2 ** 20;
+    console.log(
+      `${String(n).padStart(5)} ${vRate.toFixed(1).padStart(10)} ${qRate.toFixed(1).padStart(11)} ${
+        (vRate / qRate).toFixed(2).padStart(6)
+      } ${vMib.toFixed(1).padStart(12)} ${qMib.toFixed(1).padStart(12)} ${
+        (vMib / qMib).toFixed(2).padStart(6)
+      }`,
+    );
+  }
+}

@@ -1,0 +1,342 @@
+/**
+ * The daemon's state: the configuration, the VMs (one {@link VmEntry} each), and the answer to every
+ * control request. The socket, signals and command line live in `daemon_main.ts`.
+ *
+ * @module
+ */
+import { fileReader } from "../config/file_reader.ts";
+import { loadConfig } from "../config/load.ts";
+import type { VmConfig, VmdConfig } from "../config/types.ts";
+import type { PeerCredentials } from "../../ffi/unix_socket.ts";
+import { mayAdminister, mayControl, resolveOwner } from "./access.ts";
+import {
+  adHocDefinition,
+  DefinitionError,
+  definitionFromConfig,
+  instanceDefinition,
+  peerOwner,
+} from "./definitions.ts";
+import { errorReply, type Reply, type Request, type StartOptions, type VmStatus } from "./protocol.ts";
+import { UserDb } from "./user_db.ts";
+import { type EntryTiming, VmEntry, VmStateError } from "./vm_entry.ts";
+
+/** The daemon's log: `info` always, `debug` only when verbose. */
+export interface Logger {
+  /** A line that is always logged. */
+  info(msg: string): void;
+  /** A line logged when verbose. */
+  debug(msg: string): void;
+  /** Verbosity (changed by `vmctl log`). */
+  verbose: boolean;
+}
+
+/** How the daemon was started. */
+export interface DaemonOptions {
+  /** vm.conf's path. */
+  readonly configPath: string;
+  /** `-D` macros. */
+  readonly defines: Readonly<Record<string, string>>;
+  /** Entry timing (stop timeout, reboot limit). */
+  readonly timing: EntryTiming;
+  /** The log. */
+  readonly log: Logger;
+}
+
+const ok = (message: string, vm: VmStatus | null = null): Reply => ({ v: 1, type: "ok", message, vm });
+
+/** The daemon. */
+export class Daemon {
+  readonly #o: DaemonOptions;
+  #config: VmdConfig;
+  #entries: VmEntry[] = [];
+  #nextId = 1;
+  #db: UserDb;
+
+  private constructor(o: DaemonOptions, config: VmdConfig, db: UserDb) {
+    this.#o = o;
+    this.#config = config;
+    this.#db = db;
+  }
+
+  /** Reads the configuration (throws ConfigError) and builds the daemon; no VM is started yet. */
+  static async create(o: DaemonOptions): Promise<Daemon> {
+    const config = Daemon.readConfig(o.configPath, o.defines);
+    const d = new Daemon(o, config, await UserDb.load());
+    d.#apply(config, false);
+    return d;
+  }
+
+  /** Parses and validates a configuration file; throws ConfigError with every diagnostic. */
+  static readConfig(path: string, defines: Readonly<Record<string, string>>): VmdConfig {
+    const r = fileReader(path);
+    if (!r.ok) throw new DefinitionError(`cannot read ${path}: ${r.reason}`);
+    return loadConfig(path, r.text, { reader: fileReader, defines });
+  }
+
+  /** The configuration in force. */
+  get config(): VmdConfig {
+    return this.#config;
+  }
+
+  /** Every VM. */
+  get entries(): readonly VmEntry[] {
+    return this.#entries;
+  }
+
+  /** The log. */
+  get log(): Logger {
+    return this.#o.log;
+  }
+
+  /**
+   * Merges `config` into the VM table: new VMs are added, stopped ones take their new definition, running
+   * ones keep running; with `prune`, stopped VMs from the old config that the new one lacks are removed.
+   * Returns the enabled, stopped VMs, to be started.
+   */
+  #apply(config: VmdConfig, prune: boolean): VmEntry[] {
+    const toStart: VmEntry[] = [];
+    for (const vm of config.vms) {
+      let def;
+      try {
+        def = definitionFromConfig(vm, this.#db);
+      } catch (e) {
+        this.log.info(`${(e as Error).message}; skipped`);
+        continue;
+      }
+      const existing = this.#entries.find((e) => e.def.name === vm.name);
+      if (existing === undefined) {
+        const entry = new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m));
+        this.#entries.push(entry);
+        if (def.enabled) toStart.push(entry);
+      } else if (existing.state === "stopped") {
+        existing.def = def;
+        if (def.enabled) toStart.push(existing);
+      } else {
+        this.log.debug(
+          `vm ${vm.name} is running; its new definition applies once it is stopped and reloaded`,
+        );
+      }
+    }
+    if (prune) {
+      const names = new Set(config.vms.map((v) => v.name));
+      this.#entries = this.#entries.filter((e) =>
+        !e.def.fromConfig || names.has(e.def.name) || e.state !== "stopped"
+      );
+    }
+    return toStart;
+  }
+
+  /** Starts `entries`, `staggered start` permitting: in groups, each waited for (up to the delay). */
+  async startAll(entries: readonly VmEntry[] = this.#entries.filter((e) => e.def.enabled)): Promise<void> {
+    const s = this.#config.global.staggeredStart;
+    const startOne = (e: VmEntry) =>
+      e.start().then(
+        (tty) => this.log.info(`vm ${e.def.name}: running, console ${tty}`),
+        (err) => this.log.info(`vm ${e.def.name}: ${(err as Error).message}`),
+      );
+    if (s.kind === "off") {
+      await Promise.all(entries.map(startOne));
+      return;
+    }
+    for (let i = 0; i < entries.length; i += s.parallel) {
+      const group = entries.slice(i, i + s.parallel).map(startOne);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const delay = new Promise<void>((r) => timer = setTimeout(r, s.delaySeconds * 1000));
+      await Promise.race([Promise.all(group), delay]);
+      clearTimeout(timer);
+    }
+  }
+
+  /** Re-reads vm.conf (SIGHUP, `vmctl reload`) and starts what it enables. */
+  async reload(): Promise<string> {
+    this.#db = await UserDb.load();
+    const config = Daemon.readConfig(this.#o.configPath, this.#o.defines);
+    this.#config = config;
+    const toStart = this.#apply(config, true);
+    void this.startAll(toStart);
+    return `reloaded ${this.#o.configPath}: ${config.vms.length} vm(s), starting ${toStart.length}`;
+  }
+
+  /** Stops every VM (graceful, forced after the timeout) — for SIGTERM and `vmctl reset`. */
+  async stopAll(): Promise<void> {
+    await Promise.all(
+      this.#entries.filter((e) => e.state !== "stopped").map((e) =>
+        e.stop(false).catch((err) => this.log.info(`vm ${e.def.name}: ${(err as Error).message}`))
+      ),
+    );
+  }
+
+  #find(target: string): VmEntry | undefined {
+    if (/^\d+$/.test(target)) return this.#entries.find((e) => e.id === Number(target));
+    return this.#entries.find((e) => e.def.name === target);
+  }
+
+  #templateConfig(name: string): VmConfig | undefined {
+    return this.#config.vms.find((v) => v.name === name);
+  }
+
+  /** Answers one request from `peer`. */
+  async handle(req: Request, peer: PeerCredentials): Promise<Reply> {
+    try {
+      return await this.#handle(req, peer);
+    } catch (e) {
+      if (e instanceof VmStateError) return errorReply("state", e.message);
+      if (e instanceof DefinitionError) return errorReply("failed", e.message);
+      return errorReply("failed", e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  async #handle(req: Request, peer: PeerCredentials): Promise<Reply> {
+    this.log.debug(`control: ${req.type} from uid ${peer.uid} (pid ${peer.pid})`);
+    const denied = () =>
+      errorReply("denied", `permission denied: uid ${peer.uid} may not ${req.type} this vm`);
+    const admin = () => errorReply("denied", `permission denied: only root may ${req.type}`);
+    switch (req.type) {
+      case "status": {
+        if (req.target === null) return { v: 1, type: "status", vms: this.#entries.map((e) => e.status()) };
+        const e = this.#find(req.target);
+        if (e === undefined) return errorReply("no-such-vm", `vm ${req.target} does not exist`);
+        return { v: 1, type: "status", vms: [e.status()] };
+      }
+      case "start":
+        return await this.#start(req.target, req.options, peer);
+      case "stop": {
+        const targets = req.target === null
+          ? this.#entries.filter((e) => e.state !== "stopped" && mayControl(peer, e.def.owner, this.#db))
+          : [this.#find(req.target)];
+        if (targets[0] === undefined && req.target !== null) {
+          return errorReply("no-such-vm", `vm ${req.target} does not exist`);
+        }
+        const list = targets as VmEntry[];
+        if (!list.every((e) => mayControl(peer, e.def.owner, this.#db))) return denied();
+        if (req.target !== null && list[0].state === "stopped") {
+          return errorReply("state", `vm ${list[0].def.name} is not running`);
+        }
+        const stopping = Promise.all(list.map((e) => e.stop(req.force).catch(() => {})));
+        if (req.wait) {
+          await stopping;
+          return ok(
+            list.map((e) => `vm ${e.def.name} stopped`).join("\n"),
+            list.length === 1 ? list[0].status() : null,
+          );
+        }
+        const how = req.force ? "forced to stop" : "requested to shut down";
+        return ok(list.map((e) => `vm ${e.def.name} ${how}`).join("\n"), null);
+      }
+      case "pause":
+      case "unpause":
+      case "console":
+      case "wait": {
+        const e = this.#find(req.target);
+        if (e === undefined) return errorReply("no-such-vm", `vm ${req.target} does not exist`);
+        if (!mayControl(peer, e.def.owner, this.#db)) return denied();
+        if (req.type === "pause") {
+          await e.pause();
+          return ok(`paused vm ${e.def.name}`, e.status());
+        }
+        if (req.type === "unpause") {
+          await e.unpause();
+          return ok(`unpaused vm ${e.def.name}`, e.status());
+        }
+        if (req.type === "console") {
+          if (e.tty === null) return errorReply("state", `vm ${e.def.name} is not running`);
+          return { v: 1, type: "console", tty: e.tty, vm: e.status() };
+        }
+        await e.waitStopped();
+        return ok(`vm ${e.def.name} stopped: ${e.status().lastExit ?? "not started"}`, e.status());
+      }
+      case "load": {
+        if (!mayAdminister(peer)) return admin();
+        const config = Daemon.readConfig(req.path, this.#o.defines);
+        const toStart = this.#apply(config, false);
+        void this.startAll(toStart);
+        return ok(`loaded ${req.path}: ${config.vms.length} vm(s), starting ${toStart.length}`);
+      }
+      case "reload":
+        if (!mayAdminister(peer)) return admin();
+        return ok(await this.reload());
+      case "reset":
+        if (!mayAdminister(peer)) return admin();
+        if (req.what === "switches") return ok("no switches to reset: this build has no networking");
+        await this.stopAll();
+        this.#entries = [];
+        return ok(`reset: every vm stopped; ${await this.reload()}`);
+      case "log":
+        if (!mayAdminister(peer)) return admin();
+        this.log.verbose = req.level === "verbose";
+        return ok(`logging is ${req.level}`);
+    }
+  }
+
+  async #start(
+    target: string,
+    o: StartOptions | null,
+    peer: PeerCredentials,
+  ): Promise<Reply> {
+    let e = this.#find(target);
+    if (o !== null && o.template !== null) {
+      if (e !== undefined) {
+        return errorReply("state", `vm ${target} already exists; pick another instance name`);
+      }
+      const tcfg = this.#templateConfig(o.template);
+      const tentry = this.#find(o.template);
+      if (tcfg === undefined || tentry === undefined) {
+        return errorReply("no-such-vm", `template vm ${o.template} does not exist`);
+      }
+      const allowOwner = tcfg.allowInstance.owner === null
+        ? null
+        : resolveOwner(tcfg.allowInstance.owner, this.#db);
+      if (peer.uid !== 0 && (allowOwner === null || !mayControl(peer, allowOwner, this.#db))) {
+        return errorReply(
+          "denied",
+          `permission denied: uid ${peer.uid} may not create instances of ${o.template}`,
+        );
+      }
+      // files a user names for an instance are opened by vmd (root): they must be that user's own
+      if (peer.uid !== 0) {
+        for (const path of [...(o.disks ?? []), ...[o.kernel, o.initrd].filter((p) => p !== null)]) {
+          const owner = await Deno.stat(path).then((st) => st.uid, () => null);
+          if (owner !== peer.uid) {
+            return errorReply("denied", `permission denied: ${path} is not a file of uid ${peer.uid}`);
+          }
+        }
+      }
+      const def = instanceDefinition(
+        target,
+        tentry.def,
+        tcfg.allowInstance,
+        o,
+        peerOwner(peer.uid, this.#db),
+      );
+      e = new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m));
+      this.#entries.push(e);
+    } else if (e === undefined) {
+      if (o === null || o.kernel === null) {
+        return errorReply("no-such-vm", `vm ${target} does not exist; give a kernel with -b`);
+      }
+      if (!mayAdminister(peer)) return errorReply("denied", "permission denied: only root may create vms");
+      if (/^\d+$/.test(target)) {
+        return errorReply("bad-message", `a new vm's name cannot be a number (${target})`);
+      }
+      e = new VmEntry(
+        this.#nextId++,
+        adHocDefinition(target, o, peerOwner(peer.uid, this.#db)),
+        this.#o.timing,
+        (m) => this.log.info(m),
+      );
+      this.#entries.push(e);
+    } else {
+      if (!mayControl(peer, e.def.owner, this.#db)) {
+        return errorReply("denied", `permission denied: uid ${peer.uid} may not start vm ${e.def.name}`);
+      }
+      if (o !== null && Object.values(o).some((v) => v !== null)) {
+        return errorReply(
+          "state",
+          `vm ${e.def.name} is defined already; -b, -m and friends apply only to new vms`,
+        );
+      }
+    }
+    const tty = await e.start();
+    return ok(`started vm ${e.id} successfully, tty ${tty}`, e.status());
+  }
+}

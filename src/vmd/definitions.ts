@@ -1,0 +1,110 @@
+/**
+ * From vm.conf's resolved VMs (and vmctl's ad hoc options) to what the daemon starts: absolute paths,
+ * owners resolved to ids, and a reason when this build cannot start the VM at all.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import type { VmConfig } from "../config/types.ts";
+import { type ResolvedOwner, resolveOwner } from "./access.ts";
+import type { StartOptions } from "./protocol.ts";
+import type { UserDb } from "./user_db.ts";
+import type { VmDefinition } from "./vm_entry.ts";
+
+/** The command line a VM gets when vm.conf and vmctl give none. */
+export const DEFAULT_CMDLINE = "console=ttyS0";
+
+/** A definition the daemon cannot build (unknown owner, no kernel). */
+export class DefinitionError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DefinitionError";
+  }
+}
+
+/** The definition of a VM from vm.conf. Throws {@link DefinitionError}. */
+export function definitionFromConfig(vm: VmConfig, db: UserDb): VmDefinition {
+  if (vm.boot.kind !== "kernel") {
+    throw new DefinitionError(
+      `vm ${vm.name} boots the BIOS, which this vmd does not have; give it a kernel with boot "path"`,
+    );
+  }
+  let owner: ResolvedOwner;
+  try {
+    owner = resolveOwner(vm.owner, db);
+  } catch (e) {
+    throw new DefinitionError(`vm ${vm.name}: ${(e as Error).message}`);
+  }
+  return {
+    name: vm.name,
+    kernel: resolve(vm.boot.path),
+    initrd: vm.boot.initrd === null ? null : resolve(vm.boot.initrd),
+    cmdline: vm.boot.cmdline ?? DEFAULT_CMDLINE,
+    cpus: vm.cpus,
+    memory: vm.memoryBytes,
+    owner,
+    disks: vm.disks.map((d) => ({ path: resolve(d.path), readOnly: false })),
+    interfaces: vm.interfaces.length,
+    fromConfig: true,
+    enabled: vm.enabled,
+  };
+}
+
+/** An ad hoc VM from `vmctl start -b kernel ... name`, owned by the user who created it. */
+export function adHocDefinition(name: string, o: StartOptions, owner: ResolvedOwner): VmDefinition {
+  if (o.kernel === null) throw new DefinitionError(`vm ${name} is not defined; give a kernel with -b path`);
+  return {
+    name,
+    kernel: resolve(o.kernel),
+    initrd: o.initrd === null ? null : resolve(o.initrd),
+    cmdline: o.cmdline ?? DEFAULT_CMDLINE,
+    cpus: o.cpus ?? 1,
+    memory: o.memory ?? 512 * 2 ** 20,
+    owner,
+    disks: (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false })),
+    interfaces: 0,
+    fromConfig: false,
+    enabled: false,
+  };
+}
+
+/** An instance of `template` (`vmctl start -t template name`), with the options `allow instance` permits. */
+export function instanceDefinition(
+  name: string,
+  template: VmDefinition,
+  allow: VmConfig["allowInstance"] | null,
+  o: StartOptions,
+  owner: ResolvedOwner,
+): VmDefinition {
+  const refuse = (what: string) => {
+    throw new DefinitionError(`vm ${template.name} does not allow instances to change ${what}`);
+  };
+  if (o.kernel !== null && !allow?.boot) refuse("the kernel (allow instance { boot })");
+  if (o.memory !== null && !allow?.memory) refuse("memory (allow instance { memory })");
+  if (o.disks !== null && !allow?.disk) refuse("disks (allow instance { disk })");
+  // as vm.conf says: an instance never inherits its parent's disks, and may not use them
+  const disks = (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false }));
+  const shared = disks.find((d) => template.disks.some((t) => t.path === d.path));
+  if (shared !== undefined) {
+    throw new DefinitionError(`${shared.path} is a disk of ${template.name}; an instance needs its own disk`);
+  }
+  return {
+    ...template,
+    name,
+    kernel: o.kernel === null ? template.kernel : resolve(o.kernel),
+    initrd: o.initrd === null ? template.initrd : resolve(o.initrd),
+    cmdline: o.cmdline ?? template.cmdline,
+    cpus: o.cpus ?? template.cpus,
+    memory: o.memory ?? template.memory,
+    disks,
+    owner,
+    fromConfig: false,
+    enabled: false,
+  };
+}
+
+/** The owner of something a peer creates: the peer's own user (by id, named when known). */
+export function peerOwner(uid: number, db: UserDb): ResolvedOwner {
+  return { uid, gid: null, text: db.userById(uid)?.name ?? String(uid) };
+}

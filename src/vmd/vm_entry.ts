@@ -1,0 +1,412 @@
+/**
+ * One VM as the daemon knows it: its definition, its state, and — while it runs — its VM process. The entry
+ * starts the process, talks to it over its pipe, notices at once when it ends (for any reason, `kill -9`
+ * included), and restarts the VM after a guest reboot unless the guest rebooted too often too quickly.
+ *
+ * @module
+ */
+import { closeFd } from "../../ffi/fd.ts";
+import { openPty, type Pty } from "../../ffi/pty.ts";
+import { encodeFrame, FrameDecoder } from "./framing.ts";
+import type { ResolvedOwner } from "./access.ts";
+import type { VmState, VmStatus } from "./protocol.ts";
+import { spawnVmProcess, vmProcessCommand } from "./vm_launcher.ts";
+import { type FromVm, type SpecDisk, validateFromVm, type VmSpec } from "./vm_messages.ts";
+
+/** What a VM is: everything needed to start it. */
+export interface VmDefinition {
+  /** Name. */
+  readonly name: string;
+  /** Absolute kernel path. */
+  readonly kernel: string;
+  /** Absolute initrd path, or null. */
+  readonly initrd: string | null;
+  /** Kernel command line. */
+  readonly cmdline: string;
+  /** vCPUs. */
+  readonly cpus: number;
+  /** Memory in bytes. */
+  readonly memory: number;
+  /** Owner. */
+  readonly owner: ResolvedOwner;
+  /** Disk images, each a virtio-blk function. */
+  readonly disks: readonly SpecDisk[];
+  /** Network interfaces asked for (not supported by this build: reported at start). */
+  readonly interfaces: number;
+  /** Defined in vm.conf (true) or created by vmctl start (false). */
+  readonly fromConfig: boolean;
+  /** Started when the daemon starts or reloads. */
+  readonly enabled: boolean;
+}
+
+/** Timing of an entry. */
+export interface EntryTiming {
+  /** A graceful stop becomes a forced one after this long. */
+  readonly stopTimeoutMs: number;
+  /** A VM process that has not reported ready after this long is killed. */
+  readonly readyTimeoutMs: number;
+  /** Reboots allowed within {@link rebootWindowMs} before the VM is left stopped. */
+  readonly rebootLimit: number;
+  /** The reboot window. */
+  readonly rebootWindowMs: number;
+}
+
+/** vmd's timing: 3 reboots within 6 s, 20 s to stop gracefully. */
+export const DEFAULT_TIMING: EntryTiming = {
+  stopTimeoutMs: 20_000,
+  readyTimeoutMs: 30_000,
+  rebootLimit: 3,
+  rebootWindowMs: 6_000,
+};
+
+/** A request the VM's state does not allow, or a VM that failed to start. */
+export class VmStateError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "VmStateError";
+  }
+}
+
+/** The resident set size of process `pid` in bytes (from /proc), or null. */
+export function processRss(pid: number): number | null {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m === null ? null : Number(m[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+interface Waiter<T> {
+  resolve(v: T): void;
+  reject(e: Error): void;
+}
+
+/** One VM. */
+export class VmEntry {
+  /** The VM's id. */
+  readonly id: number;
+  /** Its definition (replaced by reload while stopped). */
+  def: VmDefinition;
+  #state: VmState = "stopped";
+  #proc: Deno.ChildProcess | undefined;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #tty: string | null = null;
+  #ptyPath: string | null = null;
+  #ptySlave: number | null = null;
+  #restarts = 0;
+  #rebootTimes: number[] = [];
+  #lastExit: string | null = null;
+  #userStop = false;
+  #ended: Extract<FromVm, { type: "ended" }> | undefined;
+  #ready: Waiter<string> | undefined;
+  #replies: { kind: "paused" | "resumed"; waiter: Waiter<void> }[] = [];
+  #stopWaiters: (() => void)[] = [];
+  #exited: Promise<void> = Promise.resolve();
+  readonly #timing: EntryTiming;
+  readonly #log: (msg: string) => void;
+
+  /** Builds a stopped entry. */
+  constructor(id: number, def: VmDefinition, timing: EntryTiming, log: (msg: string) => void) {
+    this.id = id;
+    this.def = def;
+    this.#timing = timing;
+    this.#log = log;
+  }
+
+  /** The state. */
+  get state(): VmState {
+    return this.#state;
+  }
+
+  /** The VM process's pid while it runs. */
+  get pid(): number | null {
+    return this.#proc?.pid ?? null;
+  }
+
+  /** The console's pty while it runs. */
+  get tty(): string | null {
+    return this.#tty;
+  }
+
+  /** The status row. */
+  status(): VmStatus {
+    const pid = this.pid;
+    return {
+      id: this.id,
+      name: this.def.name,
+      pid,
+      vcpus: this.def.cpus,
+      maxmem: this.def.memory,
+      curmem: pid === null ? null : processRss(pid),
+      tty: this.#tty,
+      owner: this.def.owner.text,
+      state: this.#state,
+      restarts: this.#restarts,
+      lastExit: this.#lastExit,
+    };
+  }
+
+  /** Starts the VM (a user's start: the reboot count starts afresh); resolves with its tty once it runs. */
+  start(): Promise<string> {
+    this.#restarts = 0;
+    this.#rebootTimes = [];
+    return this.#start();
+  }
+
+  async #start(): Promise<string> {
+    if (this.#state !== "stopped") throw new VmStateError(`vm ${this.def.name} is already ${this.#state}`);
+    if (this.def.interfaces > 0) {
+      this.#log(`vm ${this.def.name}: network interfaces are not supported yet; starting without them`);
+    }
+    this.#state = "starting";
+    this.#userStop = false;
+    const fail = (why: string): never => {
+      this.#state = "stopped";
+      this.#lastExit = `failed: ${why}`;
+      this.#notifyStopped();
+      throw new VmStateError(`vm ${this.def.name} failed to start: ${why}`);
+    };
+    let command: Deno.Command;
+    try {
+      // resolves each disk's backing chain for the process's permissions
+      command = await vmProcessCommand({
+        name: this.def.name,
+        kernel: this.def.kernel,
+        initrd: this.def.initrd,
+        cmdline: this.def.cmdline,
+        cpus: this.def.cpus,
+        memory: this.def.memory,
+        disks: this.def.disks,
+      });
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+    if (this.#userStop) return fail("stopped before it started");
+    // from here to the spawn nothing awaits: the console fd is inheritable for this one spawn only
+    // the daemon opens the console (the privileged part); the VM process inherits only the master
+    let pty: Pty;
+    try {
+      pty = openPty();
+    } catch (e) {
+      return fail(`cannot open a pty: ${(e as Error).message}`);
+    }
+    this.#giveTty(pty.path);
+    const spec: VmSpec = {
+      name: this.def.name,
+      kernel: this.def.kernel,
+      initrd: this.def.initrd,
+      cmdline: this.def.cmdline,
+      cpus: this.def.cpus,
+      memory: this.def.memory,
+      consoleFd: pty.master,
+      disks: this.def.disks,
+    };
+    let proc: Deno.ChildProcess;
+    try {
+      proc = spawnVmProcess(command, pty.master);
+    } catch (e) {
+      closeFd(pty.slave);
+      return fail(`cannot start its process: ${(e as Error).message}`);
+    } finally {
+      closeFd(pty.master); // the VM process has its own copy
+    }
+    // vmd keeps the (raw-mode) slave open while the VM runs: the master then never reads EIO between
+    // console sessions, and the terminal settings stay put
+    this.#ptySlave = pty.slave;
+    this.#ptyPath = pty.path;
+    this.#proc = proc;
+    this.#ended = undefined;
+    this.#writer = proc.stdin.getWriter();
+    const ready = new Promise<string>((resolve, reject) => this.#ready = { resolve, reject });
+    const timer = setTimeout(() => {
+      this.#ready?.reject(
+        new VmStateError(`vm ${this.def.name} did not start within ${this.#timing.readyTimeoutMs} ms`),
+      );
+      this.#kill();
+    }, this.#timing.readyTimeoutMs);
+    // the exit is handled once every message the process wrote has been read (its last may say why)
+    const reading = this.#readMessages(proc);
+    this.#exited = Promise.all([proc.status, reading]).then(([s]) => this.#onExit(s));
+    this.#send({ type: "boot", spec });
+    this.#log(`vm ${this.def.name}: started process ${proc.pid}`);
+    try {
+      return await ready;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #send(msg: unknown): void {
+    this.#writer?.write(encodeFrame(msg)).catch(() => {/* the process is gone; its exit is handled */});
+  }
+
+  async #readMessages(proc: Deno.ChildProcess): Promise<void> {
+    const decoder = new FrameDecoder();
+    try {
+      for await (const chunk of proc.stdout) {
+        for (const ev of decoder.push(chunk)) {
+          if (ev.kind !== "frame") throw new Error(`bad frame (${ev.kind})`);
+          this.#onMessage(validateFromVm(ev.value));
+        }
+      }
+    } catch (e) {
+      if (this.#proc === proc) {
+        this.#log(`vm ${this.def.name}: bad message from its process (${(e as Error).message}); killing it`);
+        this.#kill();
+      }
+    }
+  }
+
+  #onMessage(msg: FromVm): void {
+    switch (msg.type) {
+      case "ready":
+        this.#tty = this.#ptyPath;
+        this.#state = "running";
+        this.#ready?.resolve(this.#ptyPath ?? "");
+        this.#ready = undefined;
+        return;
+      case "paused":
+      case "resumed": {
+        const i = this.#replies.findIndex((r) => r.kind === msg.type);
+        if (i >= 0) this.#replies.splice(i, 1)[0].waiter.resolve();
+        if (this.#state === "running" || this.#state === "paused") {
+          this.#state = msg.type === "paused" ? "paused" : "running";
+        }
+        return;
+      }
+      case "ended":
+        this.#ended = msg;
+        return;
+      case "failed":
+        this.#lastExit = `failed: ${msg.message}`;
+        this.#log(`vm ${this.def.name}: ${msg.message}`);
+        this.#ready?.reject(new VmStateError(`vm ${this.def.name} failed to start: ${msg.message}`));
+        this.#ready = undefined;
+        return;
+    }
+  }
+
+  /** Hands the console to the VM's owner (as vmd does): owner uid, and the owner group with group access. */
+  #giveTty(tty: string): void {
+    const { uid, gid } = this.def.owner;
+    try {
+      Deno.chownSync(tty, uid ?? 0, gid);
+      Deno.chmodSync(tty, gid === null ? 0o600 : 0o660);
+    } catch (e) {
+      this.#log(`vm ${this.def.name}: cannot give ${tty} to its owner: ${(e as Error).message}`);
+    }
+  }
+
+  #onExit(s: Deno.CommandStatus): void {
+    const ended = this.#ended;
+    if (this.#ptySlave !== null) closeFd(this.#ptySlave);
+    this.#ptySlave = null;
+    this.#ptyPath = null;
+    this.#proc = undefined;
+    this.#writer = undefined;
+    this.#tty = null;
+    this.#state = "stopped";
+    const how = s.signal !== null ? `signal ${s.signal}` : `exit status ${s.code}`;
+    if (ended !== undefined) this.#lastExit = ended.reason;
+    else if (this.#lastExit === null || !this.#lastExit.startsWith("failed")) {
+      this.#lastExit = `vm process died (${how})`;
+    }
+    this.#log(`vm ${this.def.name}: stopped: ${this.#lastExit}`);
+    const gone = new VmStateError(`vm ${this.def.name} stopped: ${this.#lastExit}`);
+    this.#ready?.reject(gone);
+    this.#ready = undefined;
+    for (const r of this.#replies.splice(0)) r.waiter.reject(gone);
+    if (!this.#userStop && ended !== undefined && (ended.kind === "reboot" || ended.kind === "shutdown")) {
+      const now = Date.now();
+      this.#rebootTimes = this.#rebootTimes.filter((t) => now - t < this.#timing.rebootWindowMs);
+      if (this.#rebootTimes.length >= this.#timing.rebootLimit) {
+        this.#lastExit = `${ended.reason}; rebooted ${this.#timing.rebootLimit} times within ` +
+          `${this.#timing.rebootWindowMs / 1000} s, left stopped`;
+        this.#log(`vm ${this.def.name}: ${this.#lastExit}`);
+      } else {
+        this.#rebootTimes.push(now);
+        this.#restarts++;
+        this.#log(`vm ${this.def.name}: guest rebooted; restarting (${this.#restarts})`);
+        this.#start().catch((e) => {
+          this.#log(`vm ${this.def.name}: restart failed: ${(e as Error).message}`);
+          this.#notifyStopped();
+        });
+        return;
+      }
+    }
+    this.#notifyStopped();
+  }
+
+  #notifyStopped(): void {
+    if (this.#state !== "stopped") return;
+    for (const w of this.#stopWaiters.splice(0)) w();
+  }
+
+  #kill(): void {
+    try {
+      this.#proc?.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }
+
+  /** Resolves when the VM is stopped (at once if it is), through restarts after guest reboots. */
+  waitStopped(): Promise<void> {
+    if (this.#state === "stopped") return Promise.resolve();
+    return new Promise((resolve) => this.#stopWaiters.push(resolve));
+  }
+
+  /**
+   * Stops the VM: `force` kills its process at once; otherwise it is asked to stop its vCPUs and exit, and is
+   * killed if it has not after the stop timeout. Resolves when it has stopped.
+   */
+  async stop(force: boolean): Promise<void> {
+    if (this.#state === "stopped") throw new VmStateError(`vm ${this.def.name} is not running`);
+    this.#userStop = true;
+    const stopped = this.waitStopped();
+    if (force) {
+      this.#kill();
+    } else {
+      this.#state = "stopping";
+      this.#send({ type: "stop" });
+      const timer = setTimeout(() => {
+        this.#log(`vm ${this.def.name}: did not stop within ${this.#timing.stopTimeoutMs} ms; killing it`);
+        this.#kill();
+      }, this.#timing.stopTimeoutMs);
+      await stopped.finally(() => clearTimeout(timer));
+    }
+    await stopped;
+    await this.#exited;
+  }
+
+  /** Pauses every vCPU of a running VM. */
+  pause(): Promise<void> {
+    if (this.#state !== "running") {
+      return Promise.reject(new VmStateError(`vm ${this.def.name} is ${this.#state}, not running`));
+    }
+    return this.#request("pause", "paused");
+  }
+
+  /** Resumes a paused VM. */
+  unpause(): Promise<void> {
+    if (this.#state !== "paused") {
+      return Promise.reject(new VmStateError(`vm ${this.def.name} is ${this.#state}, not paused`));
+    }
+    return this.#request("resume", "resumed");
+  }
+
+  #request(type: "pause" | "resume", reply: "paused" | "resumed"): Promise<void> {
+    const done = new Promise<void>((resolve, reject) =>
+      this.#replies.push({ kind: reply, waiter: { resolve, reject } })
+    );
+    this.#send({ type });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new VmStateError(`vm ${this.def.name} did not ${type} within 10 s`)),
+        10_000,
+      );
+    });
+    return Promise.race([done, timeout]).finally(() => clearTimeout(timer));
+  }
+}

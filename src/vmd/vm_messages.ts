@@ -1,0 +1,128 @@
+/**
+ * Messages between the daemon and one VM process, over the child's stdin (daemon → VM) and stdout
+ * (VM → daemon), framed as in `framing.ts`. Each type has its own validator; the daemon treats a VM process
+ * as untrusted (it runs guest-facing code) and checks everything it says.
+ *
+ * @module
+ */
+import { bool, int, MessageError, oneOf, record, str, strOrNull } from "./validate_fields.ts";
+
+/** What a VM process boots. */
+export interface VmSpec {
+  /** The VM's name (for logs). */
+  readonly name: string;
+  /** Kernel path (PVH ELF or bzImage). */
+  readonly kernel: string;
+  /** Initrd path, or null. */
+  readonly initrd: string | null;
+  /** Kernel command line. */
+  readonly cmdline: string;
+  /** vCPUs. */
+  readonly cpus: number;
+  /** Guest memory in bytes. */
+  readonly memory: number;
+  /** The console pty's master, an fd the daemon opened and the VM process inherited (same number). */
+  readonly consoleFd: number;
+  /** Disk images, each a virtio-blk function, in the order the guest sees them. */
+  readonly disks: readonly SpecDisk[];
+}
+
+/** One disk of a VM. */
+export interface SpecDisk {
+  /** The image's path. */
+  readonly path: string;
+  /** Attached read-only. */
+  readonly readOnly: boolean;
+}
+
+/** Most disks a VM may have (vm.conf allows 4). */
+export const MAX_SPEC_DISKS = 4;
+
+/** Daemon → VM process. */
+export type ToVm =
+  | { readonly type: "boot"; readonly spec: VmSpec }
+  | { readonly type: "pause" }
+  | { readonly type: "resume" }
+  | { readonly type: "stop" };
+
+/** How a guest's run ended, as the VM process reports it. */
+export type EndKind = "exit-port" | "hlt" | "shutdown" | "reboot" | "stopped" | "error";
+
+/** VM process → daemon. */
+export type FromVm =
+  | { readonly type: "ready" }
+  | { readonly type: "paused" }
+  | { readonly type: "resumed" }
+  | { readonly type: "ended"; readonly kind: EndKind; readonly reason: string }
+  | { readonly type: "failed"; readonly message: string };
+
+const END_KINDS: readonly EndKind[] = ["exit-port", "hlt", "shutdown", "reboot", "stopped", "error"];
+
+function validateSpec(value: unknown): VmSpec {
+  const o = record(
+    value,
+    ["name", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd", "disks"],
+    "vm spec",
+  );
+  if (!Array.isArray(o.disks) || o.disks.length > MAX_SPEC_DISKS) {
+    throw new MessageError(`field "disks" must be an array of at most ${MAX_SPEC_DISKS} disks`);
+  }
+  const disks = o.disks.map((d) => {
+    const r = record(d, ["path", "readOnly"], "disk");
+    return { path: str(r, "path"), readOnly: bool(r, "readOnly") };
+  });
+  return {
+    name: str(o, "name", 256),
+    kernel: str(o, "kernel"),
+    initrd: strOrNull(o, "initrd"),
+    cmdline: str(o, "cmdline"),
+    cpus: int(o, "cpus", 1, 64),
+    memory: int(o, "memory", 2 ** 20, 128 * 2 ** 30),
+    consoleFd: int(o, "consoleFd", 3, 2 ** 20),
+    disks,
+  };
+}
+
+const TO_VM: { readonly [K in ToVm["type"]]: (o: unknown) => ToVm } = {
+  boot: (x) => ({ type: "boot", spec: validateSpec(record(x, ["type", "spec"], "boot").spec) }),
+  pause: (x) => (record(x, ["type"], "pause"), { type: "pause" }),
+  resume: (x) => (record(x, ["type"], "resume"), { type: "resume" }),
+  stop: (x) => (record(x, ["type"], "stop"), { type: "stop" }),
+};
+
+const FROM_VM: { readonly [K in FromVm["type"]]: (o: unknown) => FromVm } = {
+  ready: (x) => (record(x, ["type"], "ready"), { type: "ready" }),
+  paused: (x) => (record(x, ["type"], "paused"), { type: "paused" }),
+  resumed: (x) => (record(x, ["type"], "resumed"), { type: "resumed" }),
+  ended: (x) => {
+    const o = record(x, ["type", "kind", "reason"], "ended");
+    return { type: "ended", kind: oneOf(o, "kind", END_KINDS), reason: str(o, "reason", 1024) };
+  },
+  failed: (x) => ({
+    type: "failed",
+    message: str(record(x, ["type", "message"], "failed"), "message", 4096),
+  }),
+};
+
+function dispatch<T extends { type: string }>(
+  table: { readonly [k: string]: (o: unknown) => T },
+  value: unknown,
+  what: string,
+): T {
+  if (typeof value !== "object" || value === null) throw new MessageError(`${what} must be a JSON object`);
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== "string" || !Object.hasOwn(table, type)) {
+    throw new MessageError(`unknown ${what} type ${JSON.stringify(type)}`);
+  }
+  return table[type](value);
+}
+
+/** Validates a message to a VM process; throws MessageError. */
+export function validateToVm(value: unknown): ToVm {
+  return dispatch(TO_VM, value, "message to the VM process");
+}
+
+/** Validates a message from a VM process; throws MessageError. */
+export function validateFromVm(value: unknown): FromVm {
+  return dispatch(FROM_VM, value, "message from the VM process");
+}

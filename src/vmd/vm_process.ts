@@ -1,0 +1,157 @@
+/**
+ * The VM process: one per running VM, started by the daemon as `cli.ts vm-process` with only the
+ * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM,
+ * reports `ready`, copies between COM1 and the console pty's master (an fd the daemon opened and this process
+ * inherited), obeys pause/resume/stop, and reports how the guest ended. If the daemon goes away (stdin
+ * closes) the VM stops.
+ *
+ * @module
+ */
+import { closeFd } from "../../ffi/fd.ts";
+import { readPty, writePty } from "../../ffi/pty.ts";
+import { pollFds, POLLIN } from "../../ffi/poll.ts";
+import { describeVcpuExit } from "../vcpu/vcpu_exit.ts";
+import { bootKernel } from "../vm/boot_kernel.ts";
+import { Vm } from "../vm/vm.ts";
+import { encodeFrame, FrameDecoder } from "./framing.ts";
+import { pauseKeepingClock, resumeKeepingClock } from "./guest_clock.ts";
+import { type EndKind, type FromVm, type ToVm, validateToVm, type VmSpec } from "./vm_messages.ts";
+
+let writing: Promise<void> = Promise.resolve();
+
+/** Sends one message to the daemon (in order). */
+function send(msg: FromVm): Promise<void> {
+  const frame = encodeFrame(msg);
+  writing = writing.then(async () => {
+    let at = 0;
+    while (at < frame.length) at += await Deno.stdout.write(frame.subarray(at));
+  }).catch(() => {});
+  return writing;
+}
+
+/** Yields each valid message from the daemon; ends when stdin closes or a message is invalid. */
+async function* messages(): AsyncGenerator<ToVm> {
+  const decoder = new FrameDecoder();
+  for await (const chunk of Deno.stdin.readable) {
+    for (const ev of decoder.push(chunk)) {
+      if (ev.kind !== "frame") {
+        console.error(`vm-process: bad frame from the daemon (${ev.kind}); stopping`);
+        return;
+      }
+      yield validateToVm(ev.value);
+    }
+  }
+}
+
+/** Copies console input from the pty master `fd` to the guest until `done()` says the VM has ended. */
+async function pumpPtyInput(vm: Vm, fd: number, done: () => boolean): Promise<void> {
+  const buf = new Uint8Array(1024);
+  while (!done()) {
+    const [ev] = await pollFds([{ fd, events: POLLIN }], 200);
+    if ((ev & POLLIN) === 0) continue;
+    const n = readPty(fd, buf);
+    if (n === null || n === 0) continue;
+    let bytes = buf.slice(0, n);
+    while (bytes.length > 0 && !done()) {
+      bytes = bytes.subarray(vm.consoleInput(bytes));
+      if (bytes.length > 0) await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+async function boot(spec: VmSpec): Promise<Vm> {
+  const kernel = await Deno.readFile(spec.kernel);
+  const initrd = spec.initrd === null ? undefined : await Deno.readFile(spec.initrd);
+  // like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function
+  const vm = Vm.create({
+    memory: spec.memory,
+    vcpus: spec.cpus,
+    platform: "pc",
+    disks: spec.disks,
+    rng: true,
+  });
+  try {
+    bootKernel(vm, kernel, {
+      kernelName: spec.kernel,
+      cmdline: spec.cmdline,
+      initrd,
+      initrdName: spec.initrd ?? "initrd",
+    });
+    return vm;
+  } catch (e) {
+    vm.close();
+    throw e;
+  }
+}
+
+/** Runs the VM-process role; resolves to the process's exit status. */
+export async function vmProcessMain(): Promise<number> {
+  const incoming = messages();
+  const first = await incoming.next();
+  if (first.done || first.value.type !== "boot") {
+    console.error("vm-process: expected a boot message first");
+    return 1;
+  }
+  const spec = first.value.spec;
+  let vm: Vm;
+  try {
+    vm = await boot(spec);
+  } catch (e) {
+    await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });
+    return 1;
+  }
+  const master = spec.consoleFd;
+  let ended = false;
+  try {
+    await vm.start();
+    await send({ type: "ready" });
+    const output = vm.pumpConsole((bytes) => {
+      // A console nobody reads fills the pty's queue; what does not fit is dropped, as on a serial line.
+      let rest = bytes;
+      while (rest.length > 0) {
+        const n = writePty(master, rest);
+        if (n === 0) return;
+        rest = rest.subarray(n);
+      }
+    });
+    const input = pumpPtyInput(vm, master, () => ended);
+    // obeys the daemon until the VM ends; a closed pipe (the daemon is gone) stops the VM
+    let clock: bigint | undefined; // the guest's clock while paused
+    void (async () => {
+      for await (const msg of incoming) {
+        if (msg.type === "pause") {
+          clock ??= await pauseKeepingClock(vm);
+          await send({ type: "paused" });
+        } else if (msg.type === "resume") {
+          if (clock !== undefined) await resumeKeepingClock(vm, clock);
+          clock = undefined;
+          await send({ type: "resumed" });
+        } else if (msg.type === "stop") {
+          await vm.stop();
+          return;
+        }
+      }
+      if (!ended) await vm.stop(); // the daemon went away
+    })().catch(async (e) => {
+      console.error(`vm-process: ${e instanceof Error ? e.message : String(e)}; stopping the VM`);
+      if (!ended) await vm.stop();
+    });
+    const { exit } = await vm.wait();
+    ended = true;
+    await output;
+    await input;
+    const kind: EndKind = exit.kind === "exit-port" || exit.kind === "hlt" || exit.kind === "shutdown" ||
+        exit.kind === "reboot" || exit.kind === "stopped"
+      ? exit.kind
+      : "error";
+    await send({ type: "ended", kind, reason: describeVcpuExit(exit) });
+    return 0;
+  } catch (e) {
+    await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });
+    return 1;
+  } finally {
+    ended = true;
+    closeFd(master);
+    vm.close();
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * The daemon end to end through cli.ts: a real vmd on a private socket, real VM processes on real KVM,
+ * vmctl as a subprocess, consoles through real ptys.
+ */
+import assert from "node:assert/strict";
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
+import { kvmTest } from "./kvm_support.ts";
+import { patternImage } from "./virtio_support.ts";
+import { ConsoleSession, kitPaths, TestDaemon, until } from "./vmd_support.ts";
+
+function twoVmConfig(echo: string): string {
+  return `
+vm "one" {
+  boot "${echo}" { cmdline "vm=one" }
+  memory 32M
+  allow instance { memory }
+}
+vm "two" {
+  boot "${echo}" { cmdline "vm=two" }
+  memory 48M
+}
+vm "three" {
+  disable
+  boot "${echo}" { cmdline "vm=three" }
+  memory 32M
+}
+`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+kvmTest(
+  "vmd: two VMs from vm.conf, status, consoles through ptys, pause/unpause, stop/start/wait, kill -9, reload, -t, SIGTERM",
+  async () => {
+    const { echo } = await kitPaths();
+    const d = await TestDaemon.start(twoVmConfig(echo));
+    const pids: number[] = [];
+    try {
+      // both enabled VMs run, each in its own VM process with real memory; the disabled one does not
+      const one = await d.waitState("one", "running");
+      const two = await d.waitState("two", "running");
+      assert.equal((await d.vm("three")).state, "stopped");
+      for (const vm of [one, two]) {
+        assert.ok(vm.pid !== null && alive(vm.pid));
+        pids.push(vm.pid);
+        const cmdline = Deno.readTextFileSync(`/proc/${vm.pid}/cmdline`).split("\0");
+        assert.ok(cmdline.includes("vm-process"), cmdline.join(" "));
+        assert.ok(
+          !cmdline.includes("-A") && !cmdline.includes("--allow-all"),
+          "VM processes get narrow flags",
+        );
+        assert.ok(vm.curmem !== null && vm.curmem > 1 << 20, `curmem ${vm.curmem}`);
+        assert.match(vm.tty ?? "", /^\/dev\/pts\/\d+$/);
+      }
+      assert.notEqual(one.pid, two.pid);
+
+      // a VM process holds its console's master (opened by vmd, inherited) and none of vmd's other fds
+      const listenInode = Deno.readTextFileSync("/proc/net/unix").split("\n")
+        .find((l) => l.endsWith(` ${d.socket}`))?.split(/\s+/)[6];
+      assert.ok(listenInode !== undefined, "vmd's socket is in /proc/net/unix");
+      for (const vm of [one, two]) {
+        const links = [...Deno.readDirSync(`/proc/${vm.pid}/fd`)].map((e) => {
+          try {
+            return Deno.readLinkSync(`/proc/${vm.pid}/fd/${e.name}`);
+          } catch {
+            return "";
+          }
+        });
+        assert.equal(links.filter((l) => l === "/dev/ptmx").length, 1, links.join(" "));
+        assert.ok(!links.some((l) => l.startsWith("/dev/pts/")), "the slave stays with vmd");
+        assert.ok(!links.includes(`socket:[${listenInode}]`), "the control socket is not inherited");
+        assert.ok(!links.some((l) => l.endsWith("vm.conf")), "nor vm.conf");
+      }
+      assert.equal(one.maxmem, 32 << 20);
+      assert.equal(two.maxmem, 48 << 20);
+
+      const st = await d.vmctl(["status"]);
+      assert.equal(st.code, 0, st.stderr);
+      const lines = st.stdout.trimEnd().split("\n");
+      assert.match(lines[0], /^\s+ID\s+PID\s+VCPUS\s+MAXMEM\s+CURMEM\s+TTY\s+OWNER\s+STATE\s+NAME$/);
+      assert.match(
+        lines[1],
+        new RegExp(`^\\s+1\\s+${one.pid}\\s+1\\s+32\\.0M\\s+\\S+M\\s+pts/\\d+\\s+root\\s+running one$`),
+      );
+      assert.match(lines[3], /^\s+3\s+-\s+1\s+32\.0M\s+-\s+-\s+root\s+stopped three$/);
+      const shown = await d.vmctl(["sho", "-r"]); // a prefix; -r lists running VMs only
+      assert.equal(shown.stdout.trimEnd().split("\n").length, 3);
+
+      // each console shows what its guest printed at boot, and the guest answers input
+      for (const name of ["one", "two"]) {
+        const c = new ConsoleSession(d, name);
+        await c.expect(`echo: ready vm=${name}\n`);
+        await c.send(`ping ${name}\r`);
+        await c.expect(`PING ${name.toUpperCase()}\r\n`);
+        assert.equal(await c.detach(), 0);
+      }
+      assert.equal((await d.vm("one")).state, "running", "detaching leaves the VM running");
+
+      // pause: the guest does not answer until unpaused
+      assert.equal((await d.vmctl(["pause", "one"])).code, 0);
+      assert.equal((await d.vm("one")).state, "paused");
+      const c = new ConsoleSession(d, "one");
+      await c.send("zz\r");
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(!c.output.includes("ZZ"), "a paused guest does not run");
+      assert.equal((await d.vmctl(["unpause", "1"])).code, 0);
+      await c.expect("ZZ\r\n");
+      assert.equal(await c.detach(), 0);
+      const again = await d.vmctl(["unpause", "one"]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /not paused/);
+
+      // wait returns when the VM stops; stop -w waits too
+      const waiting = d.vmctl(["wait", "one"]);
+      await new Promise((r) => setTimeout(r, 300));
+      const stopped = await d.vmctl(["stop", "-w", "one"]);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.equal((await waiting).code, 0);
+      assert.equal((await d.vm("one")).state, "stopped");
+      assert.ok(!alive(pids[0]), "the stopped VM's process is gone");
+      assert.equal((await d.vmctl(["stop", "one"])).code, 1, "stopping a stopped VM fails");
+
+      // start again: a new process and console
+      const started = await d.vmctl(["start", "one"]);
+      assert.equal(started.code, 0, started.stderr);
+      assert.match(started.stderr, /started vm 1 successfully, tty \/dev\/pts\/\d+/);
+      const restarted = await d.waitState("one", "running");
+      assert.notEqual(restarted.pid, pids[0]);
+      pids.push(restarted.pid!);
+
+      // kill -9 of one VM process: noticed within a second; the other keeps running and answering
+      Deno.kill(restarted.pid!, "SIGKILL");
+      const t0 = Date.now();
+      const dead = await d.waitState("one", "stopped", 1000);
+      assert.ok(Date.now() - t0 <= 1000);
+      assert.match(dead.lastExit ?? "", /vm process died \(signal SIGKILL\)/);
+      const other = await d.vm("two");
+      assert.equal(other.state, "running");
+      assert.equal(other.pid, pids[1]);
+      const c2 = new ConsoleSession(d, "two");
+      await c2.send("still\r");
+      await c2.expect("STILL\r\n");
+      assert.equal(await c2.detach(), 0);
+
+      // -t: an instance of "one" with more memory (allow instance { memory })
+      const inst = await d.vmctl(["start", "-t", "one", "-m", "40M", "inst"]);
+      assert.equal(inst.code, 0, inst.stderr);
+      const iv = await d.waitState("inst", "running");
+      assert.equal(iv.maxmem, 40 << 20);
+      pids.push(iv.pid!);
+      const denied = await d.vmctl(["start", "-t", "two", "-m", "40M", "inst2"]);
+      assert.equal(denied.code, 1);
+      assert.match(denied.stderr, /does not allow instances|may not create/);
+
+      // reload: a changed definition applies to a stopped VM, and a newly enabled one starts
+      await Deno.writeTextFile(
+        `${d.dir}/vm.conf`,
+        twoVmConfig(echo).replace("memory 32M\n  allow", "memory 24M\n  allow").replace("  disable\n", ""),
+      );
+      const rl = await d.vmctl(["reload"]);
+      assert.equal(rl.code, 0, rl.stderr);
+      assert.equal((await d.vm("one")).maxmem, 24 << 20);
+      const three = await d.waitState("three", "running");
+      pids.push(three.pid!);
+      assert.equal((await d.vm("two")).pid, pids[1], "reload leaves running VMs alone");
+
+      // SIGTERM stops every VM and exits, leaving no VM process behind
+      assert.equal(await d.terminate(), 0);
+      for (const pid of pids) assert.ok(!alive(pid), `VM process ${pid} is gone`);
+      assert.ok(!(await Deno.stat(d.socket).then(() => true, () => false)), "the socket is removed");
+    } catch (e) {
+      console.error(d.log);
+      throw e;
+    } finally {
+      await d.cleanup();
+    }
+  },
+);
+
+kvmTest("vmd: a guest that reboots in a loop is restarted 3 times and then left stopped", async () => {
+  const { reboot } = await kitPaths();
+  const d = await TestDaemon.start(`vm "looper" {\n  boot "${reboot}"\n  memory 16M\n}\n`);
+  try {
+    const vm = await until("looper left stopped", 30_000, async () => {
+      const v = await d.vm("looper");
+      return v.state === "stopped" && v.restarts > 0 ? v : undefined;
+    });
+    assert.equal(vm.restarts, 3);
+    assert.match(vm.lastExit ?? "", /rebooted 3 times within 6 s, left stopped/);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await d.vm("looper")).state, "stopped", "it stays stopped");
+    assert.equal(d.log.match(/guest rebooted; restarting/g)?.length, 3);
+  } catch (e) {
+    console.error(d.log);
+    throw e;
+  } finally {
+    await d.cleanup();
+  }
+});
+
+kvmTest(
+  "vmd: ad hoc start -b and start -c, load, log, stop -a, reset; unsupported flags say so",
+  async () => {
+    const { echo, hello } = await kitPaths();
+    const d = await TestDaemon.start(`vm "base" {\n  disable\n  boot "${echo}"\n  memory 16M\n}\n`);
+    try {
+      // an ad hoc VM with our Linux extensions, attached at once with -c; it keeps running after ~.
+      const c = new ConsoleSession(d, [
+        "start",
+        "-c",
+        "-b",
+        echo,
+        "--cmdline",
+        "adhoc=1",
+        "--cpus",
+        "1",
+        "-m",
+        "24M",
+        "adhoc",
+      ]);
+      await c.expect("echo: ready adhoc=1\n");
+      await c.send("hi\r");
+      await c.expect("HI\r\n");
+      assert.equal(await c.detach(), 0);
+      const adhoc = await d.waitState("adhoc", "running");
+      assert.equal(adhoc.maxmem, 24 << 20);
+
+      // a kernel that cannot be read: the start fails with the reason
+      const missing = await d.vmctl(["start", "-b", `${d.dir}/no-such-kernel`, "nokernel"]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /failed to start: .*no-such-kernel/);
+
+      // a guest that ends by itself: status says how
+      assert.equal((await d.vmctl(["start", "-b", hello, "-m", "16M", "short"])).code, 0);
+      const short = await d.waitState("short", "stopped");
+      assert.equal(short.lastExit, "guest wrote 16 to the exit port");
+
+      // load adds the VMs of another file and starts the enabled ones
+      await Deno.writeTextFile(`${d.dir}/more.conf`, `vm "loaded" {\n  boot "${echo}"\n  memory 16M\n}\n`);
+      assert.equal((await d.vmctl(["load", `${d.dir}/more.conf`])).code, 0);
+      await d.waitState("loaded", "running");
+
+      assert.equal((await d.vmctl(["log", "brief"])).code, 0);
+      assert.equal((await d.vmctl(["log", "loud"])).code, 1);
+
+      // networking, disks and BIOS devices are refused with a reason, not faked
+      for (
+        const [args, why] of [
+          [["start", "-L", "base"], /networking/],
+          [["start", "-r", "/tmp/x.iso", "base"], /BIOS/],
+        ] as const
+      ) {
+        const r = await d.vmctl([...args]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, why);
+      }
+      assert.match((await d.vmctl(["st"])).stderr, /ambiguous/);
+
+      // stop -a stops every running VM
+      const all = await d.vmctl(["stop", "-a", "-w"]);
+      assert.equal(all.code, 0, all.stderr);
+      assert.ok((await d.status()).every((v) => v.state === "stopped"));
+
+      // SIGHUP re-reads vm.conf: a VM added to the file starts
+      await Deno.writeTextFile(
+        `${d.dir}/vm.conf`,
+        `vm "base" {\n  disable\n  boot "${echo}"\n  memory 16M\n}\nvm "hup" {\n  boot "${echo}"\n  memory 16M\n}\n`,
+      );
+      d.proc.kill("SIGHUP");
+      await d.waitState("hup", "running");
+
+      // reset forgets ad hoc VMs and re-reads vm.conf
+      await d.vmctl(["start", "adhoc"]);
+      assert.equal((await d.vmctl(["reset"])).code, 0);
+      assert.deepEqual((await d.status()).map((v) => v.name), ["base", "hup"]);
+    } catch (e) {
+      console.error(d.log);
+      throw e;
+    } finally {
+      await d.cleanup();
+    }
+  },
+);
+
+kvmTest("vmd: staggered start starts one VM after the other", async () => {
+  const { echo } = await kitPaths();
+  const vm = (name: string) => `vm "${name}" {\n  boot "${echo}"\n  memory 16M\n}\n`;
+  const d = await TestDaemon.start(`staggered start parallel 1 delay 30\n${vm("s1")}${vm("s2")}`);
+  try {
+    await d.waitState("s1", "running");
+    await d.waitState("s2", "running");
+    const log = d.log;
+    assert.ok(log.indexOf("vm s1: running") >= 0);
+    assert.ok(log.indexOf("vm s1: running") < log.indexOf("vm s2: started process"), log);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+kvmTest("vmd: a VM's disk from vm.conf is its virtio-blk disk; the guest reads and writes it", async () => {
+  const guest = (await buildKitGuest("virtio_blk")).path;
+  const d = await TestDaemon.start("");
+  try {
+    const disk = `${d.dir}/disk.img`;
+    await patternImage(disk);
+    await Deno.writeTextFile(
+      `${d.dir}/vm.conf`,
+      `vm "disky" {\n  boot "${guest}"\n  memory 32M\n  disk "${disk}"\n}\n`,
+    );
+    assert.equal((await d.vmctl(["reload"])).code, 0);
+    const vm = await d.waitState("disky", "stopped", 60_000).catch(async (e) => {
+      throw new Error(`${(e as Error).message}: ${JSON.stringify(await d.status())}`);
+    });
+    assert.equal(vm.lastExit, "guest wrote 32 to the exit port", d.log);
+    const img = await Deno.readFile(disk);
+    for (let j = 0; j < 8 * 512; j++) {
+      assert.equal(img[100 * 512 + j], (0xa5 ^ j) & 0xff, `byte ${j} of sectors 100..107`);
+    }
+    assert.equal(img[99 * 512 + 5], (99 ^ 5) & 0xff, "sector 99 untouched");
+
+    // an ad hoc VM on a qcow2 overlay: its process may read the backing image and write only the overlay
+    const base = `${d.dir}/base.img`;
+    await patternImage(base);
+    const overlay = `${d.dir}/overlay.qcow2`;
+    assert.equal((await d.vmctl(["create", "-b", base, overlay])).code, 0);
+    const started = await d.vmctl(["start", "-b", guest, "-m", "32M", "-d", overlay, "ovl"]);
+    assert.equal(started.code, 0, started.stderr);
+    const ovl = await d.waitState("ovl", "stopped", 60_000);
+    assert.equal(ovl.lastExit, "guest wrote 32 to the exit port", d.log);
+    const untouched = await Deno.readFile(base);
+    assert.deepEqual(
+      untouched,
+      await (async () => {
+        const p = `${d.dir}/fresh.img`;
+        await patternImage(p);
+        return await Deno.readFile(p);
+      })(),
+      "the backing image is untouched",
+    );
+  } finally {
+    await d.cleanup();
+  }
+});
