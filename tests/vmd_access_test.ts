@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
-import { type AsUser, ConsoleSession, kitPaths, TestDaemon } from "./vmd_support.ts";
+import { type AsUser, ConsoleSession, kitPaths, stagedForOtherUsers, TestDaemon } from "./vmd_support.ts";
 
 const GROUP = "vmdtgrp";
 const USERS = ["vmdtusra", "vmdtusrb", "vmdtusrc"] as const;
@@ -39,6 +39,7 @@ kvmTest(
       return;
     }
     const { echo } = await kitPaths();
+    await stagedForOtherUsers();
     await removeUsers();
     const denoDir = await Deno.makeTempDir({ prefix: "vmd-test-deno-" });
     await Deno.chmod(denoDir, 0o1777);

@@ -53,10 +53,46 @@ export interface AsUser {
   readonly denoDir: string;
 }
 
-/** The command line of `vmctl args...`, run as another user through setpriv(1) when `as` is given. */
+let staged: Promise<{ deno: string; cli: string }> | undefined;
+let stagedPaths: { deno: string; cli: string } | undefined;
+
+/**
+ * A copy of the Deno binary and of the client's sources in a world-readable temp folder, for running vmctl as
+ * another user: the checkout itself may sit below folders only root can enter (CI clones into a 0700 temp
+ * folder).
+ */
+export function stagedForOtherUsers(): Promise<{ deno: string; cli: string }> {
+  staged ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "vmd-as-user-" });
+    const copy = async (from: string, to: string) => {
+      const r = await new Deno.Command("cp", { args: ["-r", from, to], stderr: "piped" }).output();
+      if (!r.success) throw new Error(`cp ${from}: ${new TextDecoder().decode(r.stderr)}`);
+    };
+    await Deno.copyFile(Deno.execPath(), `${dir}/deno`);
+    for (const entry of ["cli.ts", "deno.json", "package.json", "src", "ffi", "examples", "scripts"]) {
+      await copy(`${root}${entry}`, `${dir}/${entry}`);
+    }
+    await Deno.mkdir(`${dir}/node_modules`);
+    await copy(`${root}node_modules/ts-pattern`, `${dir}/node_modules/ts-pattern`);
+    const r = await new Deno.Command("chmod", { args: ["-R", "a+rX", dir] }).output();
+    if (!r.success) throw new Error(`chmod -R a+rX ${dir} failed`);
+    await Deno.chmod(`${dir}/deno`, 0o755);
+    stagedPaths = { deno: `${dir}/deno`, cli: `${dir}/cli.ts` };
+    return stagedPaths;
+  })();
+  return staged;
+}
+
+/**
+ * The command line of `vmctl args...`, run as another user through setpriv(1) when `as` is given (after
+ * {@link stagedForOtherUsers} has resolved).
+ */
 function vmctlCommand(args: readonly string[], as?: AsUser): string[] {
-  const deno = [Deno.execPath(), "run", "-A", cli, "vmctl", ...args];
-  if (as === undefined) return deno;
+  if (as === undefined) return [Deno.execPath(), "run", "-A", cli, "vmctl", ...args];
+  if (stagedPaths === undefined) {
+    throw new Error("await stagedForOtherUsers() before running vmctl as another user");
+  }
+  const deno = [stagedPaths.deno, "run", "-A", stagedPaths.cli, "vmctl", ...args];
   return [
     "setpriv",
     `--reuid=${as.uid}`,
