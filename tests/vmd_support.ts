@@ -64,6 +64,7 @@ let stagedPaths: { deno: string; cli: string } | undefined;
 export function stagedForOtherUsers(): Promise<{ deno: string; cli: string }> {
   staged ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "vmd-as-user-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
     const copy = async (from: string, to: string) => {
       const r = await new Deno.Command("cp", { args: ["-r", from, to], stderr: "piped" }).output();
       if (!r.success) throw new Error(`cp ${from}: ${new TextDecoder().decode(r.stderr)}`);
