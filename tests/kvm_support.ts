@@ -109,3 +109,15 @@ export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): P
     vm.close();
   }
 }
+
+/** Whether this host has hardware virtualisation (vmx/svm), which a stock Linux guest needs; and why not. */
+export function hardwareKvm(): { present: boolean; why: string } {
+  const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
+  const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].split(" ") ?? [];
+  if (flags.includes("vmx") || flags.includes("svm")) return { present: true, why: "vmx/svm present" };
+  return {
+    present: false,
+    why: "no vmx/svm in /proc/cpuinfo: this host's /dev/kvm is PVM (KVM without hardware virtualisation), " +
+      "where a stock kernel cannot boot to init under any VMM",
+  };
+}

@@ -6,18 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { prepareGuests } from "../scripts/prepare_guests.ts";
-import { kvmTest, runKernel } from "./kvm_support.ts";
-
-function hardwareKvm(): { present: boolean; why: string } {
-  const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
-  const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].split(" ") ?? [];
-  if (flags.includes("vmx") || flags.includes("svm")) return { present: true, why: "vmx/svm present" };
-  return {
-    present: false,
-    why: "no vmx/svm in /proc/cpuinfo: this host's /dev/kvm is PVM (KVM without hardware virtualisation), " +
-      "where a stock kernel cannot boot to init under any VMM",
-  };
-}
+import { hardwareKvm, kvmTest, runKernel } from "./kvm_support.ts";
 
 /** Boots `kernel` with the initrd until the kernel has reported its memory map and initrd, then stops it. */
 async function bootToFirstLines(kernel: string, timeoutMs: number): Promise<void> {

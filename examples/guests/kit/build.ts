@@ -53,6 +53,7 @@ export const KIT_LIBRARY: readonly string[] = [
   "printf.c",
   "exit.c",
   "pci.c",
+  "irq.c",
   "string.c",
   "virtio.c",
 ];

@@ -46,6 +46,14 @@ struct pci_function {
 /* Calls visit for each present function on `bus` (all 8 functions of multi-function devices); returns the count. */
 int pci_scan_bus(uint8_t bus, void (*visit)(const struct pci_function *f, void *ctx), void *ctx);
 
+/*
+ * irq.c: legacy interrupts. irq_route_isa points vector 0x20 + irq (irq < 8) at `stub`, loads the IDT,
+ * software-enables the local APIC with LINT0 as ExtINT, remaps the PICs and unmasks only that line.
+ * uart_enable_rx_irq turns on COM1's received-data interrupt (and OUT2, which gates IRQ 4 on PCs).
+ */
+void irq_route_isa(int irq, void (*stub)(void));
+void uart_enable_rx_irq(void);
+
 /* string.c */
 void *memset(void *dst, int c, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);

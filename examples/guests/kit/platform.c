@@ -40,23 +40,6 @@ void after_irq(void) {
 	exit(0x14);
 }
 
-struct __attribute__((packed)) idt_ptr {
-	uint16_t limit;
-	uint32_t base;
-};
-
-static uint64_t idt[256];
-
-static void set_gate(int vector, void (*handler)(void)) {
-	uint16_t cs;
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	uint32_t off = (uint32_t)handler;
-	idt[vector] = (uint64_t)(off & 0xffff) | ((uint64_t)cs << 16) | ((uint64_t)0x8e00 << 32) |
-		      ((uint64_t)(off >> 16) << 48);
-}
-
-static void mmio_write32(uint32_t addr, uint32_t v) { *(volatile uint32_t *)addr = v; }
-
 uint32_t kmain(const struct hvm_start_info *info) {
 	(void)info;
 	uart_init();
@@ -75,24 +58,9 @@ uint32_t kmain(const struct hvm_start_info *info) {
 	}
 	printf("i8042: self-test 0x%x\n", inb(0x60));
 
-	/* Interrupts: IDT vector 0x24 for IRQ 4; LAPIC on with LINT0 as ExtINT; PIC remapped to 0x20. */
-	set_gate(0x24, irq4_stub);
-	struct idt_ptr p = {sizeof(idt) - 1, (uint32_t)idt};
-	__asm__ volatile("lidt %0" : : "m"(p));
-	mmio_write32(0xfee000f0, 0x1ff); /* spurious vector 0xff, APIC software-enabled */
-	mmio_write32(0xfee00350, 0x700); /* LVT LINT0: ExtINT, unmasked */
-	outb(0x20, 0x11); /* ICW1: edge, cascade, ICW4 */
-	outb(0x21, 0x20); /* ICW2: vectors 0x20.. */
-	outb(0x21, 0x04); /* ICW3: slave on IRQ 2 */
-	outb(0x21, 0x01); /* ICW4: 8086 mode */
-	outb(0xa0, 0x11);
-	outb(0xa1, 0x28);
-	outb(0xa1, 0x02);
-	outb(0xa1, 0x01);
-	outb(0x21, 0xef); /* unmask IRQ 4 only */
-	outb(0xa1, 0xff);
-	outb(COM1_BASE + 4, 0x0b); /* MCR: DTR, RTS, OUT2 (the IRQ gate on PCs) */
-	outb(COM1_BASE + 1, 0x01); /* IER: received-data interrupt */
+	/* Interrupts: IRQ 4 through the PIC and LINT0 (vector 0x24), COM1 receive interrupt on. */
+	irq_route_isa(4, irq4_stub);
+	uart_enable_rx_irq();
 	printf("waiting for input\n");
 	for (;;) __asm__ volatile("sti; hlt; cli");
 }
