@@ -348,3 +348,55 @@ kvmTest("vmd: a VM's disk from vm.conf is its virtio-blk disk; the guest reads a
     await d.cleanup();
   }
 });
+
+kvmTest(
+  "vmd: stop without -f sends Ctrl-Alt-Del and the guest's reset ends it as stopped; stop -f kills at once",
+  async () => {
+    const kbd = (await buildKitGuest("kbd")).path;
+    const d = await TestDaemon.start(`vm "kbd" {\n  boot "${kbd}"\n  memory 16M\n}\n`);
+    try {
+      const first = await d.waitState("kbd", "running");
+      const c = new ConsoleSession(d, "kbd");
+      await c.expect("kbd: ready, id 0xab 0x41\n");
+      // graceful: the guest reads the keys through IRQ 1 and resets; the VM is stopped, not restarted
+      const t0 = Date.now();
+      const stopped = await d.vmctl(["stop", "-w", "kbd"]);
+      const took = Date.now() - t0;
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.ok(took < 5_000, `a graceful stop took ${took} ms (the force timeout is 20 s)`);
+      await c.expect("kbd: ctrl-alt-del, resetting\n");
+      await c.ended(); // the console ends with the VM
+      assert.match(c.output, /scancode 0x1d\r?\nscancode 0x38\r?\nscancode 0xe0\r?\nscancode 0x53\r?\n/);
+      const vm = await d.vm("kbd");
+      assert.equal(vm.state, "stopped");
+      assert.equal(vm.restarts, 0);
+      assert.match(vm.lastExit ?? "", /asked to shut down/);
+      assert.ok(first.pid !== null && !alive(first.pid));
+      assert.match(d.log, /vm kbd: sent Ctrl-Alt-Del/);
+      assert.doesNotMatch(d.log, /guest rebooted; restarting|killing it/);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await d.vm("kbd")).state, "stopped", "it stays stopped");
+
+      // forced: killed at once, whatever the guest would do
+      assert.equal((await d.vmctl(["start", "kbd"])).code, 0);
+      const again = await d.waitState("kbd", "running");
+      const c2 = new ConsoleSession(d, "kbd");
+      await c2.expect("kbd: ready");
+      await c2.detach();
+      const t1 = Date.now();
+      const forced = await d.vmctl(["stop", "-f", "-w", "kbd"]);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.ok(Date.now() - t1 < 5_000);
+      const killed = await d.vm("kbd");
+      assert.equal(killed.state, "stopped");
+      assert.match(killed.lastExit ?? "", /signal/);
+      assert.ok(again.pid !== null && !alive(again.pid));
+      assert.equal(d.log.match(/sent Ctrl-Alt-Del/g)?.length, 1);
+    } catch (e) {
+      console.error(d.log);
+      throw e;
+    } finally {
+      await d.cleanup();
+    }
+  },
+);

@@ -105,6 +105,13 @@ Deno.test("replies and VM-process messages are validated too", () => {
   assert.throws(() => validateFromVm({ type: "ended", kind: "exploded", reason: "" }), MessageError);
   assert.throws(() => validateToVm({ type: "boot", spec: { name: "x" } }), MessageError);
   assert.throws(() => validateToVm({ type: "constructor" }), MessageError);
+  assert.deepEqual(validateToVm({ type: "shutdown" }), { type: "shutdown" });
+  assert.throws(() => validateToVm({ type: "stop" }), MessageError, "a graceful stop is a shutdown request");
+  assert.deepEqual(validateFromVm({ type: "shutting-down", asked: true }), {
+    type: "shutting-down",
+    asked: true,
+  });
+  assert.throws(() => validateFromVm({ type: "shutting-down", asked: "yes" }), MessageError);
 });
 
 Deno.test("status table: vmctl's columns, scaled sizes, dashes for a stopped VM", () => {

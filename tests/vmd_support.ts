@@ -275,6 +275,16 @@ export class ConsoleSession {
     );
   }
 
+  /** Resolves to vmctl's exit status once it has ended by itself (the VM stopped); killed after `ms`. */
+  async ended(ms = 10_000): Promise<number> {
+    const timer = setTimeout(() => this.#child.kill("SIGKILL"), ms);
+    const s = await this.#child.status;
+    clearTimeout(timer);
+    await this.#reading;
+    await this.#writer.close().catch(() => {});
+    return s.code;
+  }
+
   /** Sends `~.` and resolves to vmctl's exit status (killed after 10 s). */
   async detach(): Promise<number> {
     await this.#writer.write(new TextEncoder().encode("\r~."));

@@ -7,7 +7,7 @@
 import { BusError, MmioBus, PioBus } from "./bus.ts";
 import { CmosRtc } from "./cmos_rtc.ts";
 import { DEBUG_EXIT_SIZE, DebugExit } from "./debug_exit.ts";
-import { I8042 } from "./i8042.ts";
+import { I8042, I8042_IRQ } from "./i8042.ts";
 import { PciConfigPorts } from "./pci_host.ts";
 import { PortSink } from "./port_sink.ts";
 import { PCI_MMIO_END, PCI_MMIO_START, PciBus } from "../pci/pci_bus.ts";
@@ -144,7 +144,10 @@ export function buildBuses(specs: readonly PioDeviceSpec[], hooks: BusHooks): Bu
         pio.register(spec.base, 2, new CmosRtc(spec.state));
         break;
       case "i8042": {
-        const kbc = new I8042(spec.state, () => hooks.requestReboot());
+        const kbc = new I8042(spec.state, () => hooks.requestReboot(), () => {
+          hooks.irqLine(I8042_IRQ, 1);
+          hooks.irqLine(I8042_IRQ, 0);
+        });
         pio.register(spec.base, 1, kbc);
         pio.register(spec.base + 4, 1, {
           name: "i8042",

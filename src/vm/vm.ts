@@ -14,7 +14,7 @@ import { DEBUG_EXIT_PORT } from "../devices/debug_exit.ts";
 import type { PioDeviceSpec } from "../devices/device_spec.ts";
 import { createUartShare, Uart16550, type UartShare } from "../devices/uart_16550.ts";
 import { createCmosState } from "../devices/cmos_rtc.ts";
-import { createI8042State } from "../devices/i8042.ts";
+import { createI8042State, CTRL_ALT_DEL_SET1, I8042, I8042_IRQ } from "../devices/i8042.ts";
 import { writeMpTable } from "../boot/mptable.ts";
 import { configurePcVcpu } from "./vcpu_setup.ts";
 import { GuestMemory, type MemoryRegion } from "../memory/guest_memory.ts";
@@ -91,6 +91,7 @@ export class Vm {
   readonly #uartModel: Uart16550;
   readonly #rtc: SharedArrayBuffer;
   readonly #i8042 = createI8042State();
+  readonly #keyboard: I8042;
   readonly #pciHost = new SharedArrayBuffer(4);
   readonly #vcpuFds: VcpuFd[];
   readonly #mmapSize: number;
@@ -122,6 +123,11 @@ export class Vm {
       if (this.platform !== "pc") return;
       this.fd.irqLine(COM1_IRQ, 1);
       this.fd.irqLine(COM1_IRQ, 0);
+    });
+    // the main thread's model of the i8042 only types keys; a reset comes from a vCPU's model
+    this.#keyboard = new I8042(this.#i8042, () => {}, () => {
+      this.fd.irqLine(I8042_IRQ, 1);
+      this.fd.irqLine(I8042_IRQ, 0);
     });
     const below4g = memory.regions[0].size;
     this.#rtc = createCmosState({ below4g, above4g: memory.size - below4g });
@@ -240,6 +246,16 @@ export class Vm {
   /** Sends console input to the guest (COM1), raising its interrupt; returns how many bytes fitted. */
   consoleInput(bytes: Uint8Array): number {
     return this.#uartModel.receive(bytes);
+  }
+
+  /**
+   * Presses and releases Ctrl-Alt-Del on the i8042 keyboard (`pc` platform), which a stock Linux guest
+   * answers by rebooting (or by what its init makes of it). Returns false, sending nothing, when no guest
+   * driver has set the keyboard up to take keys (see {@link I8042.typeKeys}).
+   */
+  sendCtrlAltDel(): boolean {
+    if (this.platform !== "pc") return false;
+    return this.#keyboard.typeKeys(CTRL_ALT_DEL_SET1);
   }
 
   /** Spawns one worker per vCPU and lets them run. */

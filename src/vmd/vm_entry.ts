@@ -99,6 +99,7 @@ export class VmEntry {
   #rebootTimes: number[] = [];
   #lastExit: string | null = null;
   #userStop = false;
+  #askedToShutDown = false;
   #ended: Extract<FromVm, { type: "ended" }> | undefined;
   #ready: Waiter<string> | undefined;
   #replies: { kind: "paused" | "resumed"; waiter: Waiter<void> }[] = [];
@@ -162,6 +163,7 @@ export class VmEntry {
     }
     this.#state = "starting";
     this.#userStop = false;
+    this.#askedToShutDown = false;
     const fail = (why: string): never => {
       this.#state = "stopped";
       this.#lastExit = `failed: ${why}`;
@@ -279,6 +281,14 @@ export class VmEntry {
       case "ended":
         this.#ended = msg;
         return;
+      case "shutting-down":
+        this.#askedToShutDown = msg.asked;
+        this.#log(
+          msg.asked
+            ? `vm ${this.def.name}: sent Ctrl-Alt-Del; waiting up to ${this.#timing.stopTimeoutMs} ms for the guest`
+            : `vm ${this.def.name}: the guest has no keyboard driver to ask; stopped its vCPUs`,
+        );
+        return;
       case "failed":
         this.#lastExit = `failed: ${msg.message}`;
         this.#log(`vm ${this.def.name}: ${msg.message}`);
@@ -309,8 +319,10 @@ export class VmEntry {
     this.#tty = null;
     this.#state = "stopped";
     const how = s.signal !== null ? `signal ${s.signal}` : `exit status ${s.code}`;
-    if (ended !== undefined) this.#lastExit = ended.reason;
-    else if (this.#lastExit === null || !this.#lastExit.startsWith("failed")) {
+    if (ended !== undefined) {
+      const asked = this.#askedToShutDown && (ended.kind === "reboot" || ended.kind === "shutdown");
+      this.#lastExit = asked ? `${ended.reason} (asked to shut down)` : ended.reason;
+    } else if (this.#lastExit === null || !this.#lastExit.startsWith("failed")) {
       this.#lastExit = `vm process died (${how})`;
     }
     this.#log(`vm ${this.def.name}: stopped: ${this.#lastExit}`);
@@ -357,8 +369,10 @@ export class VmEntry {
   }
 
   /**
-   * Stops the VM: `force` kills its process at once; otherwise it is asked to stop its vCPUs and exit, and is
-   * killed if it has not after the stop timeout. Resolves when it has stopped.
+   * Stops the VM: `force` kills its process at once; otherwise the guest is asked to shut down (Ctrl-Alt-Del
+   * on its i8042 keyboard; a guest without a keyboard driver has its vCPUs stopped at once), the reboot or
+   * power-off that follows ends the VM as stopped (not restarted, not counted as a reboot), and the process
+   * is killed if it has not ended after the stop timeout. Resolves when it has stopped.
    */
   async stop(force: boolean): Promise<void> {
     if (this.#state === "stopped") throw new VmStateError(`vm ${this.def.name} is not running`);
@@ -368,7 +382,7 @@ export class VmEntry {
       this.#kill();
     } else {
       this.#state = "stopping";
-      this.#send({ type: "stop" });
+      this.#send({ type: "shutdown" });
       const timer = setTimeout(() => {
         this.#log(`vm ${this.def.name}: did not stop within ${this.#timing.stopTimeoutMs} ms; killing it`);
         this.#kill();

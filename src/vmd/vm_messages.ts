@@ -43,7 +43,11 @@ export type ToVm =
   | { readonly type: "boot"; readonly spec: VmSpec }
   | { readonly type: "pause" }
   | { readonly type: "resume" }
-  | { readonly type: "stop" };
+  /**
+   * A graceful stop: type Ctrl-Alt-Del on the guest's keyboard and let the guest end the VM (reboot or
+   * power off); a guest with no keyboard driver cannot be asked, and its vCPUs are stopped at once.
+   */
+  | { readonly type: "shutdown" };
 
 /** How a guest's run ended, as the VM process reports it. */
 export type EndKind = "exit-port" | "hlt" | "shutdown" | "reboot" | "stopped" | "error";
@@ -54,6 +58,8 @@ export type FromVm =
   | { readonly type: "paused" }
   | { readonly type: "resumed" }
   | { readonly type: "ended"; readonly kind: EndKind; readonly reason: string }
+  /** The answer to `shutdown`: whether the guest was asked (Ctrl-Alt-Del) or stopped at once. */
+  | { readonly type: "shutting-down"; readonly asked: boolean }
   | { readonly type: "failed"; readonly message: string };
 
 const END_KINDS: readonly EndKind[] = ["exit-port", "hlt", "shutdown", "reboot", "stopped", "error"];
@@ -87,7 +93,7 @@ const TO_VM: { readonly [K in ToVm["type"]]: (o: unknown) => ToVm } = {
   boot: (x) => ({ type: "boot", spec: validateSpec(record(x, ["type", "spec"], "boot").spec) }),
   pause: (x) => (record(x, ["type"], "pause"), { type: "pause" }),
   resume: (x) => (record(x, ["type"], "resume"), { type: "resume" }),
-  stop: (x) => (record(x, ["type"], "stop"), { type: "stop" }),
+  shutdown: (x) => (record(x, ["type"], "shutdown"), { type: "shutdown" }),
 };
 
 const FROM_VM: { readonly [K in FromVm["type"]]: (o: unknown) => FromVm } = {
@@ -98,6 +104,10 @@ const FROM_VM: { readonly [K in FromVm["type"]]: (o: unknown) => FromVm } = {
     const o = record(x, ["type", "kind", "reason"], "ended");
     return { type: "ended", kind: oneOf(o, "kind", END_KINDS), reason: str(o, "reason", 1024) };
   },
+  "shutting-down": (x) => ({
+    type: "shutting-down",
+    asked: bool(record(x, ["type", "asked"], "shutting-down"), "asked"),
+  }),
   failed: (x) => ({
     type: "failed",
     message: str(record(x, ["type", "message"], "failed"), "message", 4096),

@@ -2,7 +2,8 @@
  * The VM process: one per running VM, started by the daemon as `cli.ts vm-process` with only the
  * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM,
  * reports `ready`, copies between COM1 and the console pty's master (an fd the daemon opened and this process
- * inherited), obeys pause/resume/stop, and reports how the guest ended. If the daemon goes away (stdin
+ * inherited), obeys pause/resume/shutdown (Ctrl-Alt-Del to the guest, or a stop at once when the guest has no
+ * keyboard driver to answer it), and reports how the guest ended. If the daemon goes away (stdin
  * closes) the VM stops.
  *
  * @module
@@ -126,9 +127,16 @@ export async function vmProcessMain(): Promise<number> {
           if (clock !== undefined) await resumeKeepingClock(vm, clock);
           clock = undefined;
           await send({ type: "resumed" });
-        } else if (msg.type === "stop") {
-          await vm.stop();
-          return;
+        } else if (msg.type === "shutdown") {
+          // a paused guest cannot answer: it runs again to take the keys
+          if (clock !== undefined) await resumeKeepingClock(vm, clock);
+          clock = undefined;
+          const asked = vm.sendCtrlAltDel();
+          await send({ type: "shutting-down", asked });
+          if (!asked) {
+            await vm.stop();
+            return;
+          }
         }
       }
       if (!ended) await vm.stop(); // the daemon went away

@@ -41,6 +41,10 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     purpose: "virtio-blk with hostile descriptors; good requests still succeed",
   },
   echo: { status: 0, purpose: "prints its cmdline, then echoes console input in upper case until stopped" },
+  kbd: {
+    status: 0,
+    purpose: "sets up the i8042 keyboard, prints each IRQ 1 scancode, resets through 0xFE on Ctrl-Alt-Del",
+  },
   reboot: {
     status: 0,
     purpose: "asks for a reboot through the i8042 at once (never exits by the exit port)",
