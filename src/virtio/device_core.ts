@@ -50,6 +50,11 @@ export interface VirtioBackend {
    * Must not throw for anything the guest controls.
    */
   handle(q: number, chain: Chain, mem: GuestMemory): number | Promise<number>;
+  /**
+   * Whether queue `q` should be served now; absent means always. virtio-net's receive queue holds its
+   * buffers until a frame is waiting.
+   */
+  ready?(q: number): boolean;
 }
 
 /** Counters a test or `vmctl status` can read. */
@@ -139,6 +144,7 @@ export class VirtioDevice {
       if (queue === undefined) continue;
       const chain = this.#chains[q];
       for (;;) {
+        if (this.#backend.ready !== undefined && !this.#backend.ready(q)) break;
         const r = queue.pop(chain);
         if (r === "empty") break;
         if (r === "broken") {

@@ -11,6 +11,7 @@ import { entryUrl } from "../privsep/permission_table.ts";
 import type {
   BlkDiskInit,
   DeviceProbeResult,
+  NetInit,
   FromDeviceMessage,
   ToDeviceMessage,
 } from "./device_messages.ts";
@@ -51,7 +52,7 @@ export class DeviceWorkerError extends Error {
 /** What to start. */
 export interface DeviceSpawnOptions {
   /** The permission-table row (`virtio-blk` or `virtio-rng`). */
-  readonly row: "virtio-blk" | "virtio-rng";
+  readonly row: "virtio-blk" | "virtio-rng" | "virtio-net";
   /** A label for the worker (e.g. `virtio-blk0`). */
   readonly label: string;
   /** Policy facts (for virtio-blk: its disk's paths). */
@@ -62,6 +63,8 @@ export interface DeviceSpawnOptions {
   readonly state: SharedArrayBuffer;
   /** virtio-blk: the disk. */
   readonly disk?: BlkDiskInit;
+  /** virtio-net: the tap. */
+  readonly net?: NetInit;
   /** The INTx GSI. */
   readonly gsi: number;
   /** Drives the GSI (the VM fd's KVM_IRQ_LINE). */
@@ -123,11 +126,11 @@ export class DeviceHandle {
   static async spawn(o: DeviceSpawnOptions): Promise<DeviceHandle> {
     const worker = new Worker(entryUrl(o.row), workerOptions(o.row, o.policy, o.label));
     const h = new DeviceHandle(o, worker);
-    const r = await h.#ask({ type: "init", memory: o.memory, state: o.state, disk: o.disk });
+    const r = await h.#ask({ type: "init", memory: o.memory, state: o.state, disk: o.disk, net: o.net });
     if (r.type !== "ready") {
       worker.terminate();
       throw new DeviceWorkerError(
-        `${o.label}: ${r.type === "failed" ? r.message : "unexpected answer"} (check the disk path and mode)`,
+        `${o.label}: ${r.type === "failed" ? r.message : "unexpected answer"}${o.row === "virtio-blk" ? " (check the disk path and mode)" : ""}`,
       );
     }
     h.#pump = h.#interruptPump();
