@@ -45,7 +45,9 @@ export class InterfaceNameError extends Error {
 export function validateInterfaceName(name: string): string {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name) || name === "." || name === ".." || name.startsWith("-")) {
     throw new InterfaceNameError(
-      `bad interface name ${JSON.stringify(name)}: 1-${IFNAMSIZ - 1} of A-Z a-z 0-9 _ . - (not starting with -)`,
+      `bad interface name ${JSON.stringify(name)}: 1-${
+        IFNAMSIZ - 1
+      } of A-Z a-z 0-9 _ . - (not starting with -)`,
     );
   }
   return name;

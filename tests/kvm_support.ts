@@ -79,6 +79,8 @@ export interface KernelRunOptions {
   readonly rng?: boolean;
   /** virtio-net functions on taps. */
   readonly nics?: readonly VmNic[];
+  /** Called after the VM has ended, before it is closed (its device workers still answer). */
+  readonly afterRun?: (vm: Vm) => Promise<void>;
   /** Called after the VM's workers are up, before its vCPUs run. */
   readonly beforeRun?: (vm: Vm) => Promise<void>;
 }
@@ -112,7 +114,9 @@ export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): P
       if (o.until !== undefined && output.includes(o.until)) void vm.stop();
     });
     clearTimeout(timer);
-    return { output, result: await vm.wait() };
+    const result = await vm.wait();
+    await o.afterRun?.(vm);
+    return { output, result };
   } finally {
     vm.close();
   }

@@ -48,3 +48,11 @@ export async function linkExists(name: string, ns?: string): Promise<boolean> {
   const args = ns === undefined ? ["link", "show", name] : ["-n", ns, "link", "show", name];
   return (await new Deno.Command("ip", { args, stdout: "null", stderr: "null" }).output()).success;
 }
+
+/** Frames the host side of `tap` in `ns` has received (what the device wrote to the tap). */
+export async function tapRxPackets(ns: string, tap: string): Promise<number> {
+  const j = JSON.parse(await sh("ip", "-n", ns, "-s", "-j", "link", "show", tap)) as {
+    stats64: { rx: { packets: number } };
+  }[];
+  return j[0].stats64.rx.packets;
+}

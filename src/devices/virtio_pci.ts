@@ -54,7 +54,11 @@ export const VIRTIO_VENDOR = 0x1af4;
 /** Virtio device types this VMM offers. */
 export const VIRTIO_DEVICE_TYPE = { net: 1, blk: 2, rng: 4 } as const;
 
-const CLASS: Record<keyof typeof VIRTIO_DEVICE_TYPE, number> = { net: 0x020000, blk: 0x018000, rng: 0x00ff00 };
+const CLASS: Record<keyof typeof VIRTIO_DEVICE_TYPE, number> = {
+  net: 0x020000,
+  blk: 0x018000,
+  rng: 0x00ff00,
+};
 
 function virtioCap(cfgType: number, offset: number, length: number, extra?: number): Uint8Array {
   const len = extra === undefined ? 16 : 20;

@@ -32,7 +32,9 @@ export interface DhcpLink {
 export function isDhcpRequest(frame: Uint8Array): boolean {
   if (frame.length < ETH + 20 + 8 || frame[12] !== 0x08 || frame[13] !== 0x00) return false;
   const ihl = (frame[ETH] & 0x0f) * 4;
-  if ((frame[ETH] >> 4) !== 4 || ihl < 20 || frame.length < ETH + ihl + 8 || frame[ETH + 9] !== 17) return false;
+  if ((frame[ETH] >> 4) !== 4 || ihl < 20 || frame.length < ETH + ihl + 8 || frame[ETH + 9] !== 17) {
+    return false;
+  }
   const udp = ETH + ihl;
   return ((frame[udp + 2] << 8) | frame[udp + 3]) === 67;
 }

@@ -46,7 +46,9 @@ export function formatIpv4(n: number): string {
 /** The host and guest addresses of NIC `index` (from 0) of VM `vmId` (from 1) in `prefix`. */
 export function localAddresses(vmId: number, index: number, prefix = DEFAULT_LOCAL_PREFIX): LocalAddresses {
   const m = /^([\d.]+)\/(\d{1,2})$/.exec(prefix);
-  if (m === null || Number(m[2]) > 30) throw new LocalPrefixError(`bad local prefix ${JSON.stringify(prefix)}`);
+  if (m === null || Number(m[2]) > 30) {
+    throw new LocalPrefixError(`bad local prefix ${JSON.stringify(prefix)}`);
+  }
   const length = Number(m[2]);
   const mask = length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0;
   const base = (parseIpv4(m[1]) & mask) >>> 0;

@@ -166,7 +166,8 @@ export const POLICY: readonly PolicyRow[] = [
     name: "virtio-net",
     kind: "worker",
     entry: "src/virtio/net_worker.ts",
-    role: "one per NIC: moves frames between its virtqueues and its tap fd; answers DHCP on a local interface",
+    role:
+      "one per NIC: moves frames between its virtqueues and its tap fd; answers DHCP on a local interface",
     grants: (ctx) => [
       {
         permission: "ffi",

@@ -55,6 +55,8 @@ export interface VirtioBackend {
    * buffers until a frame is waiting.
    */
   ready?(q: number): boolean;
+  /** Device-type counters (virtio-net: frames, drops), reported with the loop's own. */
+  stats?(): Record<string, number>;
 }
 
 /** Counters a test or `vmctl status` can read. */
@@ -74,6 +76,10 @@ export class VirtioDevice {
   readonly #w: Int32Array;
   readonly #mem: GuestMemory;
   readonly #backend: VirtioBackend;
+  /** The loop's counters and the backend's, by name. */
+  stats(): Record<string, number> {
+    return { ...this.counters, ...this.#backend.stats?.() };
+  }
   readonly #chains: Chain[];
   #queues: (SplitQueue | undefined)[] = [];
   #epoch = -1;

@@ -11,8 +11,8 @@ import { entryUrl } from "../privsep/permission_table.ts";
 import type {
   BlkDiskInit,
   DeviceProbeResult,
-  NetInit,
   FromDeviceMessage,
+  NetInit,
   ToDeviceMessage,
 } from "./device_messages.ts";
 import { validateFromDevice } from "./device_messages.ts";
@@ -130,7 +130,9 @@ export class DeviceHandle {
     if (r.type !== "ready") {
       worker.terminate();
       throw new DeviceWorkerError(
-        `${o.label}: ${r.type === "failed" ? r.message : "unexpected answer"}${o.row === "virtio-blk" ? " (check the disk path and mode)" : ""}`,
+        `${o.label}: ${r.type === "failed" ? r.message : "unexpected answer"}${
+          o.row === "virtio-blk" ? " (check the disk path and mode)" : ""
+        }`,
       );
     }
     h.#pump = h.#interruptPump();
@@ -148,6 +150,13 @@ export class DeviceHandle {
     const r = await this.#ask({ type: "probe", otherFile });
     if (r.type !== "probe-result") throw new DeviceWorkerError(`${this.label}: probe failed`);
     return r.result;
+  }
+
+  /** The device's counters (the loop's, and the device type's: virtio-net's frames and drops). */
+  async stats(): Promise<Readonly<Record<string, number>>> {
+    const r = await this.#ask({ type: "stats" });
+    if (r.type !== "stats") throw new DeviceWorkerError(`${this.label}: stats failed`);
+    return r.counters;
   }
 
   /** Waits on the interrupt doorbell and asserts the line while ISR is non-zero. */

@@ -51,8 +51,13 @@ export interface DeviceProbeMessage {
   readonly otherFile: string;
 }
 
+/** Main → worker: report the device's counters. */
+export interface DeviceStatsMessage {
+  readonly type: "stats";
+}
+
 /** Main → worker messages. */
-export type ToDeviceMessage = DeviceInitMessage | DeviceProbeMessage;
+export type ToDeviceMessage = DeviceInitMessage | DeviceProbeMessage | DeviceStatsMessage;
 
 /** What a device worker's probe found: the common probe plus dlopen and reading another file. */
 export interface DeviceProbeResult extends ProbeResult {
@@ -66,6 +71,7 @@ export interface DeviceProbeResult extends ProbeResult {
 export type FromDeviceMessage =
   | { readonly type: "ready" }
   | { readonly type: "probe-result"; readonly result: DeviceProbeResult }
+  | { readonly type: "stats"; readonly counters: Readonly<Record<string, number>> }
   | { readonly type: "failed"; readonly message: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
@@ -76,6 +82,8 @@ export function validateToDevice(v: unknown): string | undefined {
   switch (v.type) {
     case "probe":
       return typeof v.otherFile === "string" ? undefined : "probe: otherFile must be a path";
+    case "stats":
+      return undefined;
     case "init": {
       const m = v.memory;
       if (!isObject(m) || !(m.sab instanceof SharedArrayBuffer) || typeof m.offset !== "number") {
@@ -129,6 +137,10 @@ export function validateFromDevice(v: unknown): string | undefined {
       return undefined;
     case "probe-result":
       return isObject(v.result) ? undefined : "probe-result: result is malformed";
+    case "stats":
+      return isObject(v.counters) && Object.values(v.counters).every((n) => typeof n === "number")
+        ? undefined
+        : "stats: counters must be numbers";
     case "failed":
       return typeof v.message === "string" ? undefined : "failed: message must be a string";
     default:

@@ -101,6 +101,11 @@ export class NetBackend implements VirtioBackend {
     this.#w = new Int32Array(state, 0, W.NOTIFY + 1);
   }
 
+  /** The counters, for the stats message. */
+  stats(): Record<string, number> {
+    return { ...this.counters };
+  }
+
   /** Fills mac and status (link up). */
   writeConfig(config: Uint8Array): void {
     config.set(this.#opts.mac, 0);

@@ -132,7 +132,8 @@ static int receive(uint32_t spins, uint32_t *len) {
 
 static void give_back(int id) { submit(&rxq, (uint16_t)id, 0); }
 
-static void dhcp_send(uint8_t type) {
+/* Builds a DHCP request of `type` in txbuf; returns its length. */
+static uint32_t dhcp_build(uint8_t type) {
 	uint8_t *f = txbuf + NET_HDR;
 	memset(f, 0, 342);
 	memset(f, 0xff, 6);
@@ -161,8 +162,10 @@ static void dhcp_send(uint8_t type) {
 		*o++ = 54, *o++ = 4, put32(o, server_ip), o += 4;
 	}
 	*o++ = 255;
-	send(342);
+	return 342;
 }
+
+static void dhcp_send(uint8_t type) { send(dhcp_build(type)); }
 
 /* Waits for a DHCP answer of `want` type to our xid; fills my_ip, router_ip, server_ip. */
 static int dhcp_wait(uint8_t want) {
@@ -238,6 +241,34 @@ static int answer(uint8_t *f, uint32_t len) {
 	return 0;
 }
 
+/*
+ * "hostile" on the cmdline: frames the device must drop without harm — too short, too long, a spoofed source
+ * MAC, a DHCP request whose options overrun it — then two good broadcast frames (ethertype 0x88b5).
+ */
+static void hostile(void) {
+	uint8_t *f = txbuf + NET_HDR;
+	memset(f, 0, 1600);
+	memset(f, 0xff, 6);
+	memcpy(f + 6, mac, 6);
+	put16(f + 12, 0x88b5);
+	send(8);
+	send(1600);
+	f[11] ^= 0x55;
+	send(60);
+	f[11] ^= 0x55;
+	dhcp_build(1);
+	uint8_t *o = f + 14 + 20 + 8 + 240;
+	o[0] = 53, o[1] = 200, o[2] = 1;
+	memset(o + 3, 0, 50);
+	send(342);
+	memset(f + 12, 0, 330);
+	memset(f, 0xff, 6);
+	put16(f + 12, 0x88b5);
+	send(60);
+	send(60);
+	printf("virtio_net: hostile frames sent\n");
+}
+
 static uint32_t parse_ip(const char *s) {
 	uint32_t ip = 0, part = 0;
 	int dots = 0;
@@ -270,6 +301,7 @@ uint32_t kmain(const struct hvm_start_info *info) {
 	}
 	printf("virtio_net: mac %02x:%02x:%02x:%02x:%02x:%02x link %u\n", mac[0], mac[1], mac[2], mac[3], mac[4],
 	       mac[5], dev.device[6] & 1);
+	if (arg(cmdline, "hostile") != 0) hostile();
 	const char *fixed = arg(cmdline, "ip=");
 	if (fixed != 0) {
 		my_ip = parse_ip(fixed);
