@@ -118,8 +118,8 @@ export class TapIo {
   }
 
   /** Writes one frame; returns the bytes written or -1. */
-  write(frame: Uint8Array<ArrayBuffer>): number {
-    // frame is the caller's buffer; write(2) reads exactly frame.length bytes of it.
+  write(frame: Uint8Array): number {
+    // frame is the caller's buffer (possibly a view of guest RAM); write(2) reads exactly frame.length bytes.
     return Number(this.#lib.symbols.write(this.#fd, frame, BigInt(frame.length)));
   }
 

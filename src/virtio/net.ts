@@ -177,12 +177,18 @@ export class NetBackend implements VirtioBackend {
       this.counters.malformed++;
       return 0;
     }
-    let off = 0;
-    for (let i = 0; i < chain.readable; i++) {
-      this.#txBuf.set(mem.bytes.subarray(chain.at[i], chain.at[i] + chain.len[i]), off);
-      off += chain.len[i];
+    let frame: Uint8Array;
+    if (chain.readable === 1) {
+      // header and frame in one buffer (what drivers do): send straight from guest memory, no copy
+      frame = mem.bytes.subarray(chain.at[0] + NET_HDR_LEN, chain.at[0] + total);
+    } else {
+      let off = 0;
+      for (let i = 0; i < chain.readable; i++) {
+        this.#txBuf.set(mem.bytes.subarray(chain.at[i], chain.at[i] + chain.len[i]), off);
+        off += chain.len[i];
+      }
+      frame = this.#txBuf.subarray(NET_HDR_LEN, total);
     }
-    const frame = this.#txBuf.subarray(NET_HDR_LEN, total);
     const mac = this.#opts.mac;
     if (this.#opts.lockedLladdr && !mac.every((b, i) => frame[6 + i] === b)) {
       this.counters.spoofed++;
