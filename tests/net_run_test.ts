@@ -13,8 +13,11 @@ import { linkExists, pingFrom, sh, withNetns } from "./net_support.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
-/** Runs `vmd run args` in `ns`; pings `address` once the guest serves; returns status, output and pings. */
-async function runInNetns(ns: string, address: string, args: string[]) {
+/**
+ * Runs `vmd run args` in `ns`; once the guest serves, awaits `serving()` (if given), then pings `address`;
+ * returns status, output and pings.
+ */
+async function runInNetns(ns: string, address: string, args: string[], serving?: () => Promise<unknown>) {
   const child = new Deno.Command("ip", {
     args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", "cli.ts", "run", ...args],
     cwd: root,
@@ -29,7 +32,11 @@ async function runInNetns(ns: string, address: string, args: string[]) {
   let ping: Promise<number> | undefined;
   for await (const chunk of child.stdout) {
     output += dec.decode(chunk, { stream: true });
-    if (ping === undefined && output.includes("virtio_net: serving")) ping = pingFrom(ns, address, 2);
+    if (ping === undefined && output.includes("virtio_net: serving")) {
+      ping = (serving?.() ?? Promise.resolve()).then(() =>
+        pingFrom(ns, address, args.includes("pings=1") ? 1 : 2)
+      );
+    }
   }
   const status = await child.status;
   clearTimeout(timer);
@@ -117,6 +124,47 @@ kvmTest(
       assert.equal(await linkExists("sw0", ns), true, "the test's own bridge stays");
       assert.equal(await linkExists("sw9", ns), false, "the bridge vmd created is gone");
       assert.equal(await linkExists("vm8-if0", ns), false);
+    });
+  },
+);
+
+kvmTest(
+  "vmd run: two guests on one switch — the listener hears the locked guest's two good frames and not its " +
+    "spoofed one",
+  async () => {
+    const guest = await buildKitGuest("virtio_net");
+    await withNetns(async (ns) => {
+      await sh("ip", "-n", ns, "link", "add", "name", "sw1", "type", "bridge");
+      await sh("ip", "-n", ns, "addr", "add", "10.78.0.1/24", "dev", "sw1");
+      await sh("ip", "-n", ns, "link", "set", "sw1", "up");
+      let talker: Awaited<ReturnType<typeof runInNetns>> | undefined;
+      const listener = await runInNetns(
+        ns,
+        "10.78.0.2",
+        ["-b", guest.path, "-n", "sw1", "--id", "11", "--cmdline", "ip=10.78.0.2 listen pings=1"],
+        async () => {
+          // the talker: locked, sends 2 good frames, 1 spoofed, 2 malformed, then ends
+          talker = await runInNetns(ns, "10.78.0.3", [
+            "-b",
+            guest.path,
+            "-n",
+            "sw1",
+            "--id",
+            "12",
+            "--lladdr",
+            "fe:e1:bb:d1:00:12",
+            "--locked-lladdr",
+            "--cmdline",
+            "hostile ip=10.78.0.3 bench=0",
+          ]);
+        },
+      );
+      assert.equal(talker?.code, 0x26, talker?.output);
+      assert.match(talker!.output, /hostile frames sent/);
+      assert.equal(listener.code, 0x26, listener.output + listener.stderr);
+      assert.equal(listener.pings, 1);
+      const heard = listener.output.split("\n").filter((l) => l.startsWith("virtio_net: heard"));
+      assert.deepEqual(heard, ["virtio_net: heard fe:e1:bb:d1:00:12", "virtio_net: heard fe:e1:bb:d1:00:12"]);
     });
   },
 );

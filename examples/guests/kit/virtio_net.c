@@ -1,8 +1,9 @@
 /*
  * virtio-net through a small two-queue driver: reads its MAC, gets an address by DHCP (DISCOVER, OFFER,
  * REQUEST, ACK) unless the cmdline gives one ("ip=a.b.c.d"), then answers ARP requests and ICMP echo
- * requests for that address until it has answered "pings=N" echoes (default 3). Exit 0x26; 1 when no device
- * or no lease.
+ * requests for that address until it has answered "pings=N" echoes (default 3); with "listen" it also prints
+ * the source of each frame of ethertype 0x88b5 it hears. "hostile" first sends frames the device must drop;
+ * "bench=N" sends N full-size frames instead of serving. Exit 0x26; 1 when no device or no lease.
  */
 #include "kit.h"
 #include "virtio.h"
@@ -386,12 +387,17 @@ uint32_t kmain(const struct hvm_start_info *info) {
 	const char *p = arg(cmdline, "pings=");
 	if (p != 0 && *p >= '1' && *p <= '9') pings = *p - '0';
 	int answered = 0;
+	int listen = arg(cmdline, "listen") != 0;
 	printf("virtio_net: serving\n");
 	while (answered < pings) {
 		uint32_t len;
 		int id = receive(0xffffffffu, &len);
 		if (id < 0) break;
-		if (answer(rxbuf[id] + NET_HDR, len)) {
+		uint8_t *f = rxbuf[id] + NET_HDR;
+		if (listen && len >= 14 && get16(f + 12) == 0x88b5) {
+			printf("virtio_net: heard %02x:%02x:%02x:%02x:%02x:%02x\n", f[6], f[7], f[8], f[9], f[10], f[11]);
+		}
+		if (answer(f, len)) {
 			answered++;
 			printf("virtio_net: echo %d\n", answered);
 		}
