@@ -6,7 +6,7 @@
  */
 import { buildFlatGuest } from "../examples/guests/build.ts";
 import { loadFlatGuest } from "../src/vm/flat_guest.ts";
-import { Vm, type VmDisk, type VmResult } from "../src/vm/vm.ts";
+import { Vm, type VmDisk, type VmNic, type VmResult } from "../src/vm/vm.ts";
 
 function hasKvm(): boolean {
   try {
@@ -77,6 +77,10 @@ export interface KernelRunOptions {
   readonly disks?: readonly VmDisk[];
   /** A virtio-rng device. */
   readonly rng?: boolean;
+  /** virtio-net functions on taps. */
+  readonly nics?: readonly VmNic[];
+  /** Called after the VM has ended, before it is closed (its device workers still answer). */
+  readonly afterRun?: (vm: Vm) => Promise<void>;
   /** Called after the VM's workers are up, before its vCPUs run. */
   readonly beforeRun?: (vm: Vm) => Promise<void>;
 }
@@ -84,7 +88,13 @@ export interface KernelRunOptions {
 /** Boots `kernelPath` (PVH ELF or bzImage) on the PC platform and collects its console until it ends. */
 export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): Promise<GuestRun> {
   const { bootKernel } = await import("../src/vm/boot_kernel.ts");
-  const vm = Vm.create({ memory: o.memory ?? 64 << 20, platform: "pc", disks: o.disks, rng: o.rng });
+  const vm = Vm.create({
+    memory: o.memory ?? 64 << 20,
+    platform: "pc",
+    disks: o.disks,
+    rng: o.rng,
+    nics: o.nics,
+  });
   try {
     bootKernel(vm, await Deno.readFile(kernelPath), {
       kernelName: kernelPath,
@@ -104,7 +114,9 @@ export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): P
       if (o.until !== undefined && output.includes(o.until)) void vm.stop();
     });
     clearTimeout(timer);
-    return { output, result: await vm.wait() };
+    const result = await vm.wait();
+    await o.afterRun?.(vm);
+    return { output, result };
   } finally {
     vm.close();
   }

@@ -35,6 +35,9 @@ Deno.test("the permission table: virtio-blk reads its chain and writes only its 
   const text = formatPolicy({ libcPath, disk: { paths: ["/v/a.img"], readOnly: false } });
   assert.match(text, /^virtio-blk\s+worker\s+one per disk/m);
   assert.match(text, /^virtio-rng\s+worker\s+entropy/m);
+  assert.deepEqual(permissionsFor("virtio-net", { libcPath }), { ...none, import: false, ffi: [libcPath] });
+  assert.match(text, /^virtio-net\s+worker\s+one per NIC/m);
+  assert.match(text, /ffi\s+\S+libc\S+\s+read\/write\/poll on its tap fd/);
 });
 
 kvmTest(

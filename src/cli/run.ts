@@ -4,10 +4,25 @@
  * (as in cu(1) and `vmctl console`). The exit status is the guest's exit-port value; 0 for a reboot or halt;
  * 1 with a one-line reason for a crash or an internal error. Each `-d disk` (read-write) and `-r disk`
  * (read-only) becomes a virtio-blk PCI function served by its own worker; every VM also gets virtio-rng.
+ * NICs are virtio-net functions on taps named `vm<id>-if<n>` (`--id`, default 1): `-L` a local interface
+ * (the host side gets its /31 from `--local-prefix`, the device answers DHCP), each `-n switch` one on that
+ * Linux bridge (created if missing, removed at the end if this run created it), `-i count` pads with plain
+ * taps that are only brought up; `--locked-lladdr` drops guest frames with another source MAC.
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { validateInterfaceName } from "../../ffi/tap.ts";
+import {
+  attachToSwitch,
+  bringUp,
+  bringUpLocal,
+  MAX_NICS,
+  parseLladdr,
+  randomLladdr,
+  removeBridge,
+} from "../net/host_link.ts";
+import { type LocalAddresses, localAddresses } from "../net/local_prefix.ts";
 import { BootError } from "../boot/boot_error.ts";
 import { DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES } from "../config/limits.ts";
 import { scanScaled } from "../config/size.ts";
@@ -16,7 +31,8 @@ import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm, type VmDisk } from "../vm/vm.ts";
 
 const USAGE = "usage: vmd run [-m size] -b kernel [--initrd file] [--cmdline text] [--cpus n] " +
-  "[-d disk]... [-r disk]...";
+  "[-d disk]... [-r disk]... [-L] [-i count] [-n switch]... [--lladdr mac] [--locked-lladdr] [--id n] " +
+  "[--local-prefix prefix]";
 
 /** A command-line mistake in `vmd run`. */
 export class RunUsageError extends Error {
@@ -41,6 +57,22 @@ export interface RunOptions {
   readonly cpus: number;
   /** Disk images, in the order the guest sees them (`-d` read-write, `-r` read-only). */
   readonly disks: readonly VmDisk[];
+  /** NICs, in the order the guest sees them: the local interface, then one per switch, then plain taps. */
+  readonly nics: readonly RunNic[];
+}
+
+/** One NIC of `vmd run`. */
+export interface RunNic {
+  /** Its tap, `vm<id>-if<n>`. */
+  readonly tap: string;
+  /** Its MAC. */
+  readonly mac: Uint8Array;
+  /** Drop frames with another source MAC. */
+  readonly lockedLladdr: boolean;
+  /** `-L`: its link addresses (the device answers DHCP). */
+  readonly local?: LocalAddresses;
+  /** `-n`: the bridge it joins. */
+  readonly switch?: string;
 }
 
 /** Parses `vmd run` arguments (pure). Throws {@link RunUsageError}. */
@@ -57,6 +89,13 @@ export function parseRunArgs(args: string[]): RunOptions {
         cpus: { type: "string" },
         disk: { type: "string", short: "d", multiple: true },
         "read-only-disk": { type: "string", short: "r", multiple: true },
+        local: { type: "boolean", short: "L" },
+        interfaces: { type: "string", short: "i" },
+        switch: { type: "string", short: "n", multiple: true },
+        lladdr: { type: "string" },
+        "locked-lladdr": { type: "boolean" },
+        id: { type: "string" },
+        "local-prefix": { type: "string" },
       },
       allowPositionals: false,
     });
@@ -81,6 +120,7 @@ export function parseRunArgs(args: string[]): RunOptions {
   }
   return {
     memory,
+    nics: nicsOf(v),
     kernel: v.boot,
     initrd: v.initrd,
     cmdline: v.cmdline ?? "console=ttyS0",
@@ -90,6 +130,82 @@ export function parseRunArgs(args: string[]): RunOptions {
       ...(v["read-only-disk"] ?? []).map((path) => ({ path, readOnly: true })),
     ],
   };
+}
+
+function nicsOf(v: {
+  local?: boolean;
+  interfaces?: string;
+  switch?: string[];
+  lladdr?: string;
+  "locked-lladdr"?: boolean;
+  id?: string;
+  "local-prefix"?: string;
+}): RunNic[] {
+  const id = v.id === undefined ? 1 : Number(v.id);
+  if (!Number.isInteger(id) || id < 1 || id > 9999) throw new RunUsageError(`--id ${v.id}: expected 1..9999`);
+  const switches = v.switch ?? [];
+  const planned: { local: boolean; switch?: string }[] = [];
+  if (v.local) planned.push({ local: true });
+  for (const sw of switches) {
+    try {
+      validateInterfaceName(sw);
+    } catch (e) {
+      throw new RunUsageError(`-n ${sw}: ${(e as Error).message}`);
+    }
+    planned.push({ local: false, switch: sw });
+  }
+  if (v.interfaces !== undefined) {
+    const count = Number(v.interfaces);
+    if (!Number.isInteger(count) || count < 0 || count > MAX_NICS) {
+      throw new RunUsageError(`-i ${v.interfaces}: expected 0..${MAX_NICS}`);
+    }
+    if (count < planned.length) {
+      throw new RunUsageError(`-i ${count}: -L and -n already ask for ${planned.length}`);
+    }
+    while (planned.length < count) planned.push({ local: false });
+  }
+  if (planned.length > MAX_NICS) throw new RunUsageError(`at most ${MAX_NICS} interfaces`);
+  if (v.lladdr !== undefined && planned.length !== 1) {
+    throw new RunUsageError("--lladdr needs exactly one interface");
+  }
+  if (v["locked-lladdr"] && planned.length === 0) {
+    throw new RunUsageError("--locked-lladdr needs an interface");
+  }
+  let fixed: Uint8Array | undefined;
+  try {
+    fixed = v.lladdr === undefined ? undefined : parseLladdr(v.lladdr);
+  } catch (e) {
+    throw new RunUsageError((e as Error).message);
+  }
+  return planned.map((p, i) => {
+    let local: LocalAddresses | undefined;
+    if (p.local) {
+      try {
+        local = localAddresses(id, i, v["local-prefix"]);
+      } catch (e) {
+        throw new RunUsageError((e as Error).message);
+      }
+    }
+    return {
+      tap: `vm${id}-if${i}`,
+      mac: fixed ?? randomLladdr(i),
+      lockedLladdr: v["locked-lladdr"] === true,
+      local,
+      switch: p.switch,
+    };
+  });
+}
+
+/** Sets up the host side of each NIC; returns the bridges it created (to remove at the end). */
+async function hostSide(nics: readonly RunNic[]): Promise<string[]> {
+  const created: string[] = [];
+  for (const n of nics) {
+    if (n.local !== undefined) await bringUpLocal(n.tap, n.local.host);
+    else if (n.switch !== undefined) {
+      if (await attachToSwitch(n.tap, n.switch)) created.push(n.switch);
+    } else await bringUp(n.tap);
+  }
+  return created;
 }
 
 /** The exit status and the one-line reason for how a VM ended. */
@@ -161,18 +277,37 @@ export async function runMain(args: string[]): Promise<number> {
     return 1;
   }
   let vm: Vm | undefined;
+  let bridges: string[] = [];
   try {
     const kernel = await readFile(o.kernel, "kernel");
     const initrd = o.initrd === undefined ? undefined : await readFile(o.initrd, "initrd");
     // Like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function.
-    vm = Vm.create({ memory: o.memory, vcpus: o.cpus, platform: "pc", disks: o.disks, rng: true });
+    vm = Vm.create({
+      memory: o.memory,
+      vcpus: o.cpus,
+      platform: "pc",
+      disks: o.disks,
+      rng: true,
+      nics: o.nics,
+    });
     bootKernel(vm, kernel, {
       kernelName: o.kernel,
       cmdline: o.cmdline,
       initrd,
       initrdName: o.initrd ?? "initrd",
     });
-    await vm.start();
+    await vm.spawn();
+    bridges = await hostSide(o.nics);
+    for (const n of o.nics) {
+      const mac = [...n.mac].map((b) => b.toString(16).padStart(2, "0")).join(":");
+      const what = n.local !== undefined
+        ? `local ${n.local.host}/31, guest ${n.local.guest}`
+        : n.switch !== undefined
+        ? `switch ${n.switch}`
+        : "no switch";
+      console.error(`vmd run: ${n.tap}: lladdr ${mac}${n.lockedLladdr ? " (locked)" : ""}, ${what}`);
+    }
+    vm.run();
     const running = vm;
     const stop = () => void running.stop();
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -195,5 +330,6 @@ export async function runMain(args: string[]): Promise<number> {
     return 1;
   } finally {
     vm?.close();
+    for (const b of bridges) await removeBridge(b).catch(() => {});
   }
 }

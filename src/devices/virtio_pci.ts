@@ -52,9 +52,13 @@ const COMMON_LENGTH = 0x38;
 /** The virtio vendor id. */
 export const VIRTIO_VENDOR = 0x1af4;
 /** Virtio device types this VMM offers. */
-export const VIRTIO_DEVICE_TYPE = { blk: 2, rng: 4 } as const;
+export const VIRTIO_DEVICE_TYPE = { net: 1, blk: 2, rng: 4 } as const;
 
-const CLASS: Record<keyof typeof VIRTIO_DEVICE_TYPE, number> = { blk: 0x018000, rng: 0x00ff00 };
+const CLASS: Record<keyof typeof VIRTIO_DEVICE_TYPE, number> = {
+  net: 0x020000,
+  blk: 0x018000,
+  rng: 0x00ff00,
+};
 
 function virtioCap(cfgType: number, offset: number, length: number, extra?: number): Uint8Array {
   const len = extra === undefined ? 16 : 20;

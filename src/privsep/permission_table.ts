@@ -162,6 +162,21 @@ export const POLICY: readonly PolicyRow[] = [
     role: "entropy for the guest from crypto.getRandomValues; needs no permission at all",
     grants: () => [],
   },
+  {
+    name: "virtio-net",
+    kind: "worker",
+    entry: "src/virtio/net_worker.ts",
+    role:
+      "one per NIC: moves frames between its virtqueues and its tap fd; answers DHCP on a local interface",
+    grants: (ctx) => [
+      {
+        permission: "ffi",
+        scope: [ctx.libcPath],
+        reason: "read/write/poll on its tap fd (opened by the main thread): Deno cannot adopt a raw fd, so " +
+          "the only way is libc; no files, no network, no other permission",
+      },
+    ],
+  },
 ];
 
 /** Error for a row that does not exist. */

@@ -50,6 +50,13 @@ export interface VirtioBackend {
    * Must not throw for anything the guest controls.
    */
   handle(q: number, chain: Chain, mem: GuestMemory): number | Promise<number>;
+  /**
+   * Whether queue `q` should be served now; absent means always. virtio-net's receive queue holds its
+   * buffers until a frame is waiting.
+   */
+  ready?(q: number): boolean;
+  /** Device-type counters (virtio-net: frames, drops), reported with the loop's own. */
+  stats?(): Record<string, number>;
 }
 
 /** Counters a test or `vmctl status` can read. */
@@ -69,6 +76,10 @@ export class VirtioDevice {
   readonly #w: Int32Array;
   readonly #mem: GuestMemory;
   readonly #backend: VirtioBackend;
+  /** The loop's counters and the backend's, by name. */
+  stats(): Record<string, number> {
+    return { ...this.counters, ...this.#backend.stats?.() };
+  }
   readonly #chains: Chain[];
   #queues: (SplitQueue | undefined)[] = [];
   #epoch = -1;
@@ -139,6 +150,7 @@ export class VirtioDevice {
       if (queue === undefined) continue;
       const chain = this.#chains[q];
       for (;;) {
+        if (this.#backend.ready !== undefined && !this.#backend.ready(q)) break;
         const r = queue.pop(chain);
         if (r === "empty") break;
         if (r === "broken") {

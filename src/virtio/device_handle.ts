@@ -12,6 +12,7 @@ import type {
   BlkDiskInit,
   DeviceProbeResult,
   FromDeviceMessage,
+  NetInit,
   ToDeviceMessage,
 } from "./device_messages.ts";
 import { validateFromDevice } from "./device_messages.ts";
@@ -51,7 +52,7 @@ export class DeviceWorkerError extends Error {
 /** What to start. */
 export interface DeviceSpawnOptions {
   /** The permission-table row (`virtio-blk` or `virtio-rng`). */
-  readonly row: "virtio-blk" | "virtio-rng";
+  readonly row: "virtio-blk" | "virtio-rng" | "virtio-net";
   /** A label for the worker (e.g. `virtio-blk0`). */
   readonly label: string;
   /** Policy facts (for virtio-blk: its disk's paths). */
@@ -62,6 +63,8 @@ export interface DeviceSpawnOptions {
   readonly state: SharedArrayBuffer;
   /** virtio-blk: the disk. */
   readonly disk?: BlkDiskInit;
+  /** virtio-net: the tap. */
+  readonly net?: NetInit;
   /** The INTx GSI. */
   readonly gsi: number;
   /** Drives the GSI (the VM fd's KVM_IRQ_LINE). */
@@ -123,11 +126,13 @@ export class DeviceHandle {
   static async spawn(o: DeviceSpawnOptions): Promise<DeviceHandle> {
     const worker = new Worker(entryUrl(o.row), workerOptions(o.row, o.policy, o.label));
     const h = new DeviceHandle(o, worker);
-    const r = await h.#ask({ type: "init", memory: o.memory, state: o.state, disk: o.disk });
+    const r = await h.#ask({ type: "init", memory: o.memory, state: o.state, disk: o.disk, net: o.net });
     if (r.type !== "ready") {
       worker.terminate();
       throw new DeviceWorkerError(
-        `${o.label}: ${r.type === "failed" ? r.message : "unexpected answer"} (check the disk path and mode)`,
+        `${o.label}: ${r.type === "failed" ? r.message : "unexpected answer"}${
+          o.row === "virtio-blk" ? " (check the disk path and mode)" : ""
+        }`,
       );
     }
     h.#pump = h.#interruptPump();
@@ -145,6 +150,13 @@ export class DeviceHandle {
     const r = await this.#ask({ type: "probe", otherFile });
     if (r.type !== "probe-result") throw new DeviceWorkerError(`${this.label}: probe failed`);
     return r.result;
+  }
+
+  /** The device's counters (the loop's, and the device type's: virtio-net's frames and drops). */
+  async stats(): Promise<Readonly<Record<string, number>>> {
+    const r = await this.#ask({ type: "stats" });
+    if (r.type !== "stats") throw new DeviceWorkerError(`${this.label}: stats failed`);
+    return r.counters;
   }
 
   /** Waits on the interrupt doorbell and asserts the line while ISR is non-zero. */

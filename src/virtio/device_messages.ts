@@ -18,6 +18,20 @@ export interface BlkDiskInit {
   readonly id: string;
 }
 
+/** The tap a virtio-net worker serves, and how. */
+export interface NetInit {
+  /** The tap fd (opened by the main thread; fds are shared by every thread of the process). */
+  readonly tapFd: number;
+  /** libc's path (the worker's only ffi grant). */
+  readonly libcPath: string;
+  /** The NIC's MAC, 6 bytes. */
+  readonly mac: readonly number[];
+  /** Drop guest frames with another source MAC. */
+  readonly lockedLladdr: boolean;
+  /** A `local interface`: answer DHCP with these addresses. */
+  readonly dhcp?: { readonly host: string; readonly guest: string; readonly hostMac: readonly number[] };
+}
+
 /** Main → worker: build the device over guest memory and the transport state. */
 export interface DeviceInitMessage {
   readonly type: "init";
@@ -27,6 +41,8 @@ export interface DeviceInitMessage {
   readonly state: SharedArrayBuffer;
   /** virtio-blk only: its disk. */
   readonly disk?: BlkDiskInit;
+  /** virtio-net only: its tap. */
+  readonly net?: NetInit;
 }
 
 /** Main → worker: try forbidden powers and report; `otherFile` is a file the worker must not read. */
@@ -35,8 +51,13 @@ export interface DeviceProbeMessage {
   readonly otherFile: string;
 }
 
+/** Main → worker: report the device's counters. */
+export interface DeviceStatsMessage {
+  readonly type: "stats";
+}
+
 /** Main → worker messages. */
-export type ToDeviceMessage = DeviceInitMessage | DeviceProbeMessage;
+export type ToDeviceMessage = DeviceInitMessage | DeviceProbeMessage | DeviceStatsMessage;
 
 /** What a device worker's probe found: the common probe plus dlopen and reading another file. */
 export interface DeviceProbeResult extends ProbeResult {
@@ -50,6 +71,7 @@ export interface DeviceProbeResult extends ProbeResult {
 export type FromDeviceMessage =
   | { readonly type: "ready" }
   | { readonly type: "probe-result"; readonly result: DeviceProbeResult }
+  | { readonly type: "stats"; readonly counters: Readonly<Record<string, number>> }
   | { readonly type: "failed"; readonly message: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
@@ -60,6 +82,8 @@ export function validateToDevice(v: unknown): string | undefined {
   switch (v.type) {
     case "probe":
       return typeof v.otherFile === "string" ? undefined : "probe: otherFile must be a path";
+    case "stats":
+      return undefined;
     case "init": {
       const m = v.memory;
       if (!isObject(m) || !(m.sab instanceof SharedArrayBuffer) || typeof m.offset !== "number") {
@@ -78,11 +102,31 @@ export function validateToDevice(v: unknown): string | undefined {
           return "init: disk.id must be a string of at most 20 bytes";
         }
       }
-      return undefined;
+      return v.net === undefined ? undefined : validateNetInit(v.net);
     }
     default:
       return `unknown message type ${String(v.type)}`;
   }
+}
+
+const isMac = (v: unknown): boolean =>
+  Array.isArray(v) && v.length === 6 && v.every((b) => Number.isInteger(b) && b >= 0 && b <= 255);
+const isIpv4 = (v: unknown): boolean =>
+  typeof v === "string" && /^\d{1,3}(\.\d{1,3}){3}$/.test(v) && v.split(".").every((p) => Number(p) <= 255);
+
+function validateNetInit(n: unknown): string | undefined {
+  if (!isObject(n)) return "init: net must be an object";
+  if (!Number.isInteger(n.tapFd) || (n.tapFd as number) < 0) return "init: net.tapFd must be an fd";
+  if (typeof n.libcPath !== "string") return "init: net.libcPath must be a path";
+  if (!isMac(n.mac)) return "init: net.mac must be 6 bytes";
+  if (typeof n.lockedLladdr !== "boolean") return "init: net.lockedLladdr must be a boolean";
+  if (n.dhcp !== undefined) {
+    const d = n.dhcp;
+    if (!isObject(d) || !isIpv4(d.host) || !isIpv4(d.guest) || !isMac(d.hostMac)) {
+      return "init: net.dhcp must have host and guest IPv4 addresses and a hostMac";
+    }
+  }
+  return undefined;
 }
 
 /** Validates a worker → main message; returns why it is malformed, or undefined. */
@@ -93,6 +137,10 @@ export function validateFromDevice(v: unknown): string | undefined {
       return undefined;
     case "probe-result":
       return isObject(v.result) ? undefined : "probe-result: result is malformed";
+    case "stats":
+      return isObject(v.counters) && Object.values(v.counters).every((n) => typeof n === "number")
+        ? undefined
+        : "stats: counters must be numbers";
     case "failed":
       return typeof v.message === "string" ? undefined : "failed: message must be a string";
     default:

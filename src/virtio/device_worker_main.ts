@@ -8,7 +8,12 @@
 import { GuestMemory } from "../memory/guest_memory.ts";
 import { probeConfinement } from "../privsep/confinement_probe.ts";
 import { type VirtioBackend, VirtioDevice } from "./device_core.ts";
-import type { DeviceInitMessage, DeviceProbeResult, FromDeviceMessage } from "./device_messages.ts";
+import type {
+  DeviceInitMessage,
+  DeviceProbeResult,
+  FromDeviceMessage,
+  ToDeviceMessage,
+} from "./device_messages.ts";
 import { validateToDevice } from "./device_messages.ts";
 
 async function attempt(f: () => unknown): Promise<string> {
@@ -24,13 +29,14 @@ async function attempt(f: () => unknown): Promise<string> {
 export function serveDeviceWorker(makeBackend: (m: DeviceInitMessage) => Promise<VirtioBackend>): void {
   const send = (m: FromDeviceMessage) => self.postMessage(m);
   let started = false;
+  let device: VirtioDevice | undefined;
   self.onmessage = async (event: MessageEvent<unknown>) => {
     const why = validateToDevice(event.data);
     if (why !== undefined) {
       send({ type: "failed", message: `device worker: bad message: ${why}` });
       return;
     }
-    const m = event.data as DeviceInitMessage | { type: "probe"; otherFile: string };
+    const m = event.data as ToDeviceMessage;
     try {
       if (m.type === "probe") {
         const base = await probeConfinement();
@@ -42,10 +48,14 @@ export function serveDeviceWorker(makeBackend: (m: DeviceInitMessage) => Promise
         send({ type: "probe-result", result });
         return;
       }
+      if (m.type === "stats") {
+        send({ type: "stats", counters: device?.stats() ?? {} });
+        return;
+      }
       if (started) throw new Error("init received twice");
       started = true;
       const memory = new GuestMemory(m.memory);
-      const device = new VirtioDevice(memory, m.state, await makeBackend(m));
+      device = new VirtioDevice(memory, m.state, await makeBackend(m));
       send({ type: "ready" });
       await device.run();
     } catch (e) {

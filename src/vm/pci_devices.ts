@@ -14,7 +14,12 @@ import type { GuestMemoryShare } from "../memory/guest_memory.ts";
 import { HOST_BRIDGE, PCI_MMIO_START } from "../pci/pci_bus.ts";
 import { PciConfigSpace } from "../pci/config_space.ts";
 import type { PolicyContext } from "../privsep/permission_table.ts";
+import { closeFd } from "../../ffi/fd.ts";
+import { openLibc } from "../../ffi/libc.ts";
+import { openTap, validateInterfaceName } from "../../ffi/tap.ts";
 import { BLK_CONFIG_LENGTH } from "../virtio/blk.ts";
+import type { NetInit } from "../virtio/device_messages.ts";
+import { NET_CONFIG_LENGTH } from "../virtio/net.ts";
 import { DeviceHandle } from "../virtio/device_handle.ts";
 import { createTransportState } from "../virtio/transport_state.ts";
 
@@ -24,6 +29,18 @@ export interface VmDisk {
   readonly path: string;
   /** Attach it read-only. */
   readonly readOnly?: boolean;
+}
+
+/** A NIC attached to a VM: a virtio-net function on a tap. */
+export interface VmNic {
+  /** The tap's name (validated before it is opened). */
+  readonly tap: string;
+  /** The guest NIC's MAC (6 bytes). */
+  readonly mac: Uint8Array;
+  /** Drop guest frames with another source MAC (`locked lladdr`). */
+  readonly lockedLladdr?: boolean;
+  /** A `local interface`: the device answers DHCP with these addresses. */
+  readonly local?: { readonly host: string; readonly guest: string };
 }
 
 /** A PCI function's INTx routing, for the MP table. */
@@ -40,13 +57,15 @@ export const PCI_GSI_BASE = 16;
 export const MAX_VIRTIO_FUNCTIONS = 8;
 
 interface PlannedDevice {
-  readonly row: "virtio-blk" | "virtio-rng";
+  readonly row: "virtio-blk" | "virtio-rng" | "virtio-net";
   readonly label: string;
   readonly slot: number;
   readonly gsi: number;
   readonly state: SharedArrayBuffer;
   readonly disk?: VmDisk & { readonly id: string };
+  readonly nic?: VmNic;
   config?: SharedArrayBuffer;
+  tapFd?: number;
 }
 
 /** Too many devices, or a device worker that would not start. */
@@ -89,9 +108,9 @@ export class PciDevices {
   #handles: DeviceHandle[] = [];
 
   /** Plans the bus: slots, BARs, GSIs and shared state; nothing runs yet. */
-  constructor(disks: readonly VmDisk[], rng: boolean) {
+  constructor(disks: readonly VmDisk[], rng: boolean, nics: readonly VmNic[] = []) {
     const planned: PlannedDevice[] = [];
-    const add = (row: PlannedDevice["row"], label: string, disk?: PlannedDevice["disk"]) => {
+    const add = (row: PlannedDevice["row"], label: string, disk?: PlannedDevice["disk"], nic?: VmNic) => {
       const slot = planned.length + 1;
       planned.push({
         row,
@@ -100,10 +119,16 @@ export class PciDevices {
         gsi: PCI_GSI_BASE + planned.length,
         state: createTransportState(),
         disk,
+        nic,
       });
     };
     disks.forEach((d, i) => add("virtio-blk", `virtio-blk${i}`, { ...d, id: `vmd-disk-${i}` }));
     if (rng) add("virtio-rng", "virtio-rng");
+    nics.forEach((n, i) => {
+      validateInterfaceName(n.tap);
+      if (n.mac.length !== 6) throw new PciDevicesError(`NIC ${i}: a MAC has 6 bytes`);
+      add("virtio-net", `virtio-net${i}`, undefined, n);
+    });
     if (planned.length > MAX_VIRTIO_FUNCTIONS) {
       throw new PciDevicesError(
         `${planned.length} virtio devices asked for; at most ${MAX_VIRTIO_FUNCTIONS} fit (one IOAPIC pin each)`,
@@ -113,13 +138,13 @@ export class PciDevices {
     const host = PciConfigSpace.create(HOST_BRIDGE);
     const functions: PciFunctionSpec[] = [{ slot: 0, config: host.state }];
     planned.forEach((p, i) => {
-      const blk = p.row === "virtio-blk";
+      const kind = p.row === "virtio-blk" ? "blk" : p.row === "virtio-net" ? "net" : "rng";
       const cfg = virtioPciConfigSpace(
-        blk ? "blk" : "rng",
+        kind,
         PCI_MMIO_START + i * VIRTIO_BAR_SIZE,
         p.gsi,
-        1,
-        blk ? BLK_CONFIG_LENGTH : 0,
+        kind === "net" ? 2 : 1,
+        kind === "blk" ? BLK_CONFIG_LENGTH : kind === "net" ? NET_CONFIG_LENGTH : 0,
       );
       p.config = cfg.state;
       functions.push({
@@ -156,6 +181,18 @@ export class PciDevices {
           const readOnly = p.disk.readOnly ?? false;
           policy = { ...base, disk: { paths: await diskChainPaths(p.disk.path), readOnly } };
         }
+        let net: NetInit | undefined;
+        if (p.nic !== undefined) {
+          const tap = openTap(p.nic.tap, openLibc(base.libcPath));
+          p.tapFd = tap.fd;
+          net = {
+            tapFd: tap.fd,
+            libcPath: base.libcPath,
+            mac: [...p.nic.mac],
+            lockedLladdr: p.nic.lockedLladdr ?? false,
+            dhcp: p.nic.local === undefined ? undefined : { ...p.nic.local, hostMac: [...tap.hostMac] },
+          };
+        }
         this.#handles.push(
           await DeviceHandle.spawn({
             row: p.row,
@@ -166,6 +203,7 @@ export class PciDevices {
             disk: p.disk === undefined
               ? undefined
               : { spec: p.disk.path, readOnly: p.disk.readOnly ?? false, id: p.disk.id },
+            net,
             gsi: p.gsi,
             irqLine,
             msix: { config: p.config!, cap: msixCap(p.config!), signal: signalMsi },
@@ -178,8 +216,12 @@ export class PciDevices {
     }
   }
 
-  /** Stops every device worker. */
+  /** Stops every device worker, then closes the taps (which removes them). */
   stop(): void {
     for (const h of this.#handles) h.stop();
+    for (const p of this.#planned) {
+      if (p.tapFd !== undefined) closeFd(p.tapFd);
+      p.tapFd = undefined;
+    }
   }
 }

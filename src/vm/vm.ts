@@ -22,10 +22,10 @@ import type { PolicyContext } from "../privsep/permission_table.ts";
 import { discardPrewarmedVcpuWorkers, prewarmVcpuWorkers, VcpuHandle } from "../vcpu/vcpu_handle.ts";
 import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { vcpuCpuid } from "./cpuid.ts";
-import { PciDevices, type VmDisk } from "./pci_devices.ts";
+import { PciDevices, type VmDisk, type VmNic } from "./pci_devices.ts";
 import type { DeviceHandle } from "../virtio/device_handle.ts";
 
-export type { VmDisk };
+export type { VmDisk, VmNic };
 
 /** COM1's base port. */
 export const COM1_PORT = 0x3f8;
@@ -56,6 +56,8 @@ export interface VmOptions {
   readonly disks?: readonly VmDisk[];
   /** A virtio-rng PCI function (`pc` platform only). */
   readonly rng?: boolean;
+  /** virtio-net functions on taps, after the disks and virtio-rng (`pc` platform only). */
+  readonly nics?: readonly VmNic[];
 }
 
 /** How a VM's run ended: the first vCPU exit that ended it. */
@@ -161,7 +163,7 @@ export class Vm {
       fd.setTssAddr(KVM_TSS_ADDR);
       fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
       const pc = options.platform === "pc";
-      const pci = new PciDevices(options.disks ?? [], options.rng ?? false);
+      const pci = new PciDevices(options.disks ?? [], options.rng ?? false, options.nics ?? []);
       if (pci.hasDevices && !pc) {
         throw new RangeError(
           "disks and virtio-rng need the pc platform (its PCI bus and interrupt controller)",

@@ -89,7 +89,9 @@ async function start(args: string[]): Promise<number> {
     cpus: { type: "string" },
   }, [1, 1]);
   if (v.local || v.interfaces !== undefined || v.switch !== undefined) {
-    console.error("vmctl: networking (-L, -i, -n) is not supported by this build of vmd yet");
+    console.error(
+      "vmctl: networking (-L, -i, -n) is not wired into the daemon yet; `vmd run -L/-i/-n` has it",
+    );
     return 1;
   }
   if (v.cdrom !== undefined || v.bootdev !== undefined) {

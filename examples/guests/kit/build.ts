@@ -40,6 +40,10 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     status: 0x22,
     purpose: "virtio-blk with hostile descriptors; good requests still succeed",
   },
+  virtio_net: {
+    status: 0x26,
+    purpose: "virtio-net: DHCP lease (or ip= on the cmdline), then answers ARP and pings",
+  },
   echo: { status: 0, purpose: "prints its cmdline, then echoes console input in upper case until stopped" },
   kbd: {
     status: 0,
