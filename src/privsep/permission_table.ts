@@ -79,13 +79,20 @@ export const POLICY: readonly PolicyRow[] = [
         permission: "ffi",
         scope: true,
         reason: "KVM ioctls and tgkill via libc; unscoped because registering the RAM SharedArrayBuffer " +
-          "needs its address (Deno's pointer API), which a path-scoped grant denies",
+          "needs its address (Deno's pointer API), which a path-scoped grant denies. Unscoped ffi is all power, " +
+          "so the installed vmd runs with --allow-all, which Deno also demands for /dev/pts (giving a console " +
+          "to its owner) and /proc/<pid> (a VM process's RSS)",
       },
       { permission: "read", scope: true, reason: "vm.conf, kernels, disk images, /dev/kvm" },
       { permission: "write", scope: true, reason: "disk images, the control socket, /dev/kvm (O_RDWR)" },
       { permission: "env", scope: true, reason: "VMD_SOCKET, CI and terminal settings" },
       { permission: "run", scope: true, reason: "re-executes itself once per VM (one process per VM)" },
       { permission: "sys", scope: true, reason: "host name and memory figures for status" },
+      {
+        permission: "net",
+        scope: true,
+        reason: "vmctl connects to the control socket (Deno counts a Unix-socket connect as net access)",
+      },
     ],
   },
   {
