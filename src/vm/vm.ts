@@ -269,14 +269,16 @@ export class Vm {
   /** Spawns one worker per vCPU, ready to run (their loops have not started). */
   async spawn(): Promise<void> {
     if (this.#vcpus.length > 0) throw new Error("VM already started");
-    await this.#pci.spawn(
+    // Device workers and vCPU workers start side by side: each is an isolate that loads its modules, and
+    // nothing in a vCPU's bus waits for a device worker (they meet through shared memory).
+    const devicesReady = this.#pci.spawn(
       this.memory.share(),
       this.policy,
       (gsi, level) => this.fd.irqLine(gsi, level),
       (lo, hi, data) => this.fd.signalMsi(lo, hi, data),
     );
     const devices = this.devices();
-    this.#vcpus = await Promise.all(
+    const vcpusReady = Promise.all(
       this.#vcpuFds.map((vcpu, id) =>
         VcpuHandle.spawn({
           id,
@@ -288,6 +290,14 @@ export class Vm {
         })
       ),
     );
+    const [devicesDone, vcpusDone] = await Promise.allSettled([devicesReady, vcpusReady]);
+    if (devicesDone.status === "rejected" || vcpusDone.status === "rejected") {
+      if (vcpusDone.status === "fulfilled") await Promise.all(vcpusDone.value.map((h) => h.stop()));
+      throw devicesDone.status === "rejected"
+        ? devicesDone.reason
+        : (vcpusDone as PromiseRejectedResult).reason;
+    }
+    this.#vcpus = vcpusDone.value;
     this.#result = Promise.race(this.#vcpus.map((h) => h.ended.then((exit) => ({ vcpu: h.id, exit }))))
       .then(async (first) => {
         await Promise.all(this.#vcpus.map((h) => h.stop()));
