@@ -100,3 +100,18 @@ kvmTest("stop a paused guest; a stopped vCPU refuses to resume", async () => {
   assert.ok(vm.vcpus[0].exits > 0);
   await assert.rejects(() => vm.vcpus[0].resume(), { name: "VcpuStateError" });
 });
+
+kvmTest("stop a vCPU that was spawned but never started: it ends at once with reason stopped", async () => {
+  const vm = Vm.create({ memory: 16 << 20 });
+  try {
+    loadFlatGuest(vm, await buildFlatGuest("spin"));
+    await vm.spawn();
+    const t0 = performance.now();
+    const exit = await vm.vcpus[0].stop();
+    assert.ok(performance.now() - t0 < 1000);
+    assert.deepEqual(exit, { kind: "stopped" });
+    assert.equal(vm.vcpus[0].exits, 0, "it never entered KVM_RUN");
+  } finally {
+    vm.close();
+  }
+});

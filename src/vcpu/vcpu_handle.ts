@@ -202,8 +202,12 @@ export class VcpuHandle {
   /** Stops the vCPU (from any state; again while a stop is under way) and resolves with its exit. */
   async stop(timeoutMs = 2000): Promise<VcpuExit> {
     if (this.#exit !== undefined) return this.#exit;
+    const wasCreated = this.#state === VcpuState.Created;
     if (this.#state !== VcpuState.Stopped) this.#state = nextVcpuState(this.#state, "stop");
     this.#control.setRequest(VcpuRequest.Stop);
+    // A vCPU that never started is still waiting for its "run" message: let it enter the loop, which then
+    // sees the stop request and ends at once.
+    if (wasCreated) this.#worker.postMessage({ type: "run" });
     await this.#kickUntil(VcpuState.Stopped, "stop", timeoutMs);
     return await this.ended;
   }
