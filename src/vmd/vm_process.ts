@@ -70,6 +70,13 @@ async function boot(spec: VmSpec): Promise<Vm> {
     platform: "pc",
     disks: spec.disks,
     rng: true,
+    nics: spec.nics.map((n) => ({
+      tap: n.tap,
+      mac: Uint8Array.from(n.mac),
+      lockedLladdr: n.lockedLladdr,
+      local: n.local ?? undefined,
+      opened: { fd: n.fd, hostMac: Uint8Array.from(n.hostMac) },
+    })),
   });
   try {
     bootKernel(vm, kernel, {
