@@ -332,7 +332,7 @@ export class Daemon {
       if (!mayControl(peer, e.def.owner, this.#db)) {
         return errorReply("denied", `permission denied: uid ${peer.uid} may not start vm ${e.def.name}`);
       }
-      if (o !== null && Object.values(o).some((v) => v !== null)) {
+      if (o !== null && Object.values(o).some((v) => v !== null && v !== false)) {
         return errorReply(
           "state",
           `vm ${e.def.name} is defined already; -b, -m and friends apply only to new vms`,

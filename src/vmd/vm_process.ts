@@ -1,6 +1,7 @@
 /**
  * The VM process: one per running VM, started by the daemon as `cli.ts vm-process` with only the
- * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM,
+ * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM
+ * (its virtio-net devices on the tap fds the daemon opened and this process inherited),
  * reports `ready`, copies between COM1 and the console pty's master (an fd the daemon opened and this process
  * inherited), obeys pause/resume/shutdown (Ctrl-Alt-Del to the guest, or a stop at once when the guest has no
  * keyboard driver to answer it), and reports how the guest ended. If the daemon goes away (stdin
