@@ -127,13 +127,21 @@ export class TestDaemon {
     })();
   }
 
-  /** Writes `config` to vm.conf in a new folder and starts vmd on it; resolves once the socket answers. */
-  static async start(config: string, env: Record<string, string> = {}): Promise<TestDaemon> {
+  /**
+   * Writes `config` to vm.conf in a new folder and starts vmd on it (under `wrap`, e.g. `ip netns exec ns`,
+   * when given); resolves once the socket answers.
+   */
+  static async start(
+    config: string,
+    env: Record<string, string> = {},
+    wrap: readonly string[] = [],
+  ): Promise<TestDaemon> {
     const dir = await Deno.makeTempDir({ prefix: "vmd-test-" });
     await Deno.chmod(dir, 0o755);
     await Deno.writeTextFile(`${dir}/vm.conf`, config);
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", cli, "-d", "-v", "-f", `${dir}/vm.conf`],
+    const argv = [...wrap, Deno.execPath(), "run", "-A", cli, "-d", "-v", "-f", `${dir}/vm.conf`];
+    const proc = new Deno.Command(argv[0], {
+      args: argv.slice(1),
       env: { VMD_SOCKET: `${dir}/vmd.sock`, ...env },
       stdin: "null",
       stdout: "null",

@@ -41,6 +41,11 @@ export interface VmNic {
   readonly lockedLladdr?: boolean;
   /** A `local interface`: the device answers DHCP with these addresses. */
   readonly local?: { readonly host: string; readonly guest: string };
+  /**
+   * A tap already open (vmd opened it and this process inherited it) with its host side's MAC; the tap is
+   * then not opened by name. Closed with the devices either way.
+   */
+  readonly opened?: { readonly fd: number; readonly hostMac: Uint8Array };
 }
 
 /** A PCI function's INTx routing, for the MP table. */
@@ -183,7 +188,7 @@ export class PciDevices {
         }
         let net: NetInit | undefined;
         if (p.nic !== undefined) {
-          const tap = openTap(p.nic.tap, openLibc(base.libcPath));
+          const tap = p.nic.opened ?? openTap(p.nic.tap, openLibc(base.libcPath));
           p.tapFd = tap.fd;
           net = {
             tapFd: tap.fd,

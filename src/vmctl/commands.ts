@@ -88,12 +88,6 @@ async function start(args: string[]): Promise<number> {
     cmdline: { type: "string" },
     cpus: { type: "string" },
   }, [1, 1]);
-  if (v.local || v.interfaces !== undefined || v.switch !== undefined) {
-    console.error(
-      "vmctl: networking (-L, -i, -n) is not wired into the daemon yet; `vmd run -L/-i/-n` has it",
-    );
-    return 1;
-  }
   if (v.cdrom !== undefined || v.bootdev !== undefined) {
     console.error("vmctl: -r and -B need the BIOS; this vmd boots kernels only (-b path)");
     return 1;
@@ -101,6 +95,10 @@ async function start(args: string[]): Promise<number> {
   const cpus = v.cpus === undefined ? null : Number(v.cpus);
   if (cpus !== null && (!Number.isInteger(cpus) || cpus < 1 || cpus > 64)) {
     throw new VmctlUsageError(`--cpus ${v.cpus}: expected 1..64`);
+  }
+  const interfaces = v.interfaces === undefined ? null : Number(v.interfaces);
+  if (interfaces !== null && (!Number.isInteger(interfaces) || interfaces < 0 || interfaces > 4)) {
+    throw new VmctlUsageError(`-i ${v.interfaces}: expected 0..4`);
   }
   const options: StartOptions = {
     kernel: (v.boot as string | undefined) ?? null,
@@ -110,8 +108,11 @@ async function start(args: string[]): Promise<number> {
     memory: v.memory === undefined ? null : memoryArg(v.memory as string),
     template: (v.template as string | undefined) ?? null,
     disks: (v.disk as string[] | undefined) ?? null,
+    local: v.local === true,
+    interfaces: interfaces,
+    switches: (v.switch as string[] | undefined) ?? null,
   };
-  const any = Object.values(options).some((x) => x !== null);
+  const any = Object.values(options).some((x) => x !== null && x !== false);
   const reply = await ask({ v: 1, type: "start", target: positionals[0], options: any ? options : null });
   if (reply === null) return 1;
   if (reply.type === "ok") console.error(`vmctl: ${reply.message}`);

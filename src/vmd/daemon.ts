@@ -98,7 +98,7 @@ export class Daemon {
     for (const vm of config.vms) {
       let def;
       try {
-        def = definitionFromConfig(vm, this.#db);
+        def = definitionFromConfig(vm, this.#db, config);
       } catch (e) {
         this.log.info(`${(e as Error).message}; skipped`);
         continue;
@@ -257,7 +257,9 @@ export class Daemon {
         return ok(await this.reload());
       case "reset":
         if (!mayAdminister(peer)) return admin();
-        if (req.what === "switches") return ok("no switches to reset: this build has no networking");
+        if (req.what === "switches") {
+          return ok("switches are Linux bridges vmd makes when a VM joins one and removes after the last");
+        }
         await this.stopAll();
         this.#entries = [];
         return ok(`reset: every vm stopped; ${await this.reload()}`);
@@ -307,6 +309,7 @@ export class Daemon {
         tcfg.allowInstance,
         o,
         peerOwner(peer.uid, this.#db),
+        this.#config,
       );
       e = new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m));
       this.#entries.push(e);
@@ -320,7 +323,7 @@ export class Daemon {
       }
       e = new VmEntry(
         this.#nextId++,
-        adHocDefinition(target, o, peerOwner(peer.uid, this.#db)),
+        adHocDefinition(target, o, peerOwner(peer.uid, this.#db), this.#config),
         this.#o.timing,
         (m) => this.log.info(m),
       );
@@ -329,7 +332,7 @@ export class Daemon {
       if (!mayControl(peer, e.def.owner, this.#db)) {
         return errorReply("denied", `permission denied: uid ${peer.uid} may not start vm ${e.def.name}`);
       }
-      if (o !== null && Object.values(o).some((v) => v !== null)) {
+      if (o !== null && Object.values(o).some((v) => v !== null && v !== false)) {
         return errorReply(
           "state",
           `vm ${e.def.name} is defined already; -b, -m and friends apply only to new vms`,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { removeCreatedBridges } from "./vm_nics.ts";
 import { ConfigError } from "../config/config_error.ts";
 import { formatDiagnostic } from "../config/diagnostic.ts";
 import { resolveOwner } from "./access.ts";
@@ -130,6 +131,7 @@ export async function daemonMain(o: DaemonMainOptions): Promise<number> {
   void daemon.startAll();
   await finished;
   await daemon.stopAll();
+  await removeCreatedBridges();
   await server.close();
   try {
     Deno.removeSync(path);

@@ -5,11 +5,13 @@
  * @module
  */
 import { resolve } from "node:path";
-import type { VmConfig } from "../config/types.ts";
+import type { VmConfig, VmdConfig } from "../config/types.ts";
+import { MAX_NICS } from "../net/host_link.ts";
 import { type ResolvedOwner, resolveOwner } from "./access.ts";
 import type { StartOptions } from "./protocol.ts";
 import type { UserDb } from "./user_db.ts";
 import type { VmDefinition } from "./vm_entry.ts";
+import type { NicDefinition } from "./vm_nics.ts";
 
 /** The command line a VM gets when vm.conf and vmctl give none. */
 export const DEFAULT_CMDLINE = "console=ttyS0";
@@ -23,8 +25,63 @@ export class DefinitionError extends Error {
   }
 }
 
+/** vm.conf's `local prefix` as text (`a.b.c.d/len`). */
+export function localPrefixText(config: VmdConfig): string {
+  const p = config.global.localPrefix;
+  return `${p.address}/${p.length}`;
+}
+
+/** The Linux bridge of switch `name`: a vm.conf switch's `interface`, else a bridge of that very name. */
+function bridgeOf(name: string, config: VmdConfig): string {
+  const sw = config.switches.find((s) => s.name === name);
+  if (sw !== undefined && !sw.enabled) throw new DefinitionError(`switch ${name} is disabled`);
+  return sw?.interface ?? name;
+}
+
+/** The NICs of a vm.conf VM: `local interface`, `interface { switch ... lladdr ... }`, `interfaces N`. */
+function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
+  return vm.interfaces.map((i) => {
+    const sw = i.switch === null ? undefined : config.switches.find((s) => s.name === i.switch);
+    if (i.switch !== null && sw === undefined) {
+      throw new DefinitionError(`vm ${vm.name}: switch ${i.switch} is not defined`);
+    }
+    if (sw !== undefined && !sw.enabled) {
+      throw new DefinitionError(`vm ${vm.name}: switch ${sw.name} is disabled`);
+    }
+    return {
+      local: i.local,
+      bridge: i.local ? null : sw?.interface ?? null,
+      lladdr: i.lladdr.kind === "fixed" ? i.lladdr.address : null,
+      locked: i.locked || (sw?.lockedLladdr ?? false),
+    };
+  });
+}
+
+/** The NICs `vmctl start -L -n switch... -i count` asks for: the local one, one per switch, then plain ones. */
+export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition[] {
+  const nics: NicDefinition[] = [];
+  if (o.local) nics.push({ local: true, bridge: null, lladdr: null, locked: false });
+  for (const sw of o.switches ?? []) {
+    const sc = config.switches.find((s) => s.name === sw);
+    nics.push({
+      local: false,
+      bridge: bridgeOf(sw, config),
+      lladdr: null,
+      locked: sc?.lockedLladdr ?? false,
+    });
+  }
+  if (o.interfaces !== null) {
+    if (o.interfaces < nics.length) {
+      throw new DefinitionError(`-i ${o.interfaces}: -L and -n already ask for ${nics.length}`);
+    }
+    while (nics.length < o.interfaces) nics.push({ local: false, bridge: null, lladdr: null, locked: false });
+  }
+  if (nics.length > MAX_NICS) throw new DefinitionError(`at most ${MAX_NICS} interfaces`);
+  return nics;
+}
+
 /** The definition of a VM from vm.conf. Throws {@link DefinitionError}. */
-export function definitionFromConfig(vm: VmConfig, db: UserDb): VmDefinition {
+export function definitionFromConfig(vm: VmConfig, db: UserDb, config: VmdConfig): VmDefinition {
   if (vm.boot.kind !== "kernel") {
     throw new DefinitionError(
       `vm ${vm.name} boots the BIOS, which this vmd does not have; give it a kernel with boot "path"`,
@@ -45,14 +102,20 @@ export function definitionFromConfig(vm: VmConfig, db: UserDb): VmDefinition {
     memory: vm.memoryBytes,
     owner,
     disks: vm.disks.map((d) => ({ path: resolve(d.path), readOnly: false })),
-    interfaces: vm.interfaces.length,
+    nics: nicsFromConfig(vm, config),
+    localPrefix: localPrefixText(config),
     fromConfig: true,
     enabled: vm.enabled,
   };
 }
 
 /** An ad hoc VM from `vmctl start -b kernel ... name`, owned by the user who created it. */
-export function adHocDefinition(name: string, o: StartOptions, owner: ResolvedOwner): VmDefinition {
+export function adHocDefinition(
+  name: string,
+  o: StartOptions,
+  owner: ResolvedOwner,
+  config: VmdConfig,
+): VmDefinition {
   if (o.kernel === null) throw new DefinitionError(`vm ${name} is not defined; give a kernel with -b path`);
   return {
     name,
@@ -63,7 +126,8 @@ export function adHocDefinition(name: string, o: StartOptions, owner: ResolvedOw
     memory: o.memory ?? 512 * 2 ** 20,
     owner,
     disks: (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false })),
-    interfaces: 0,
+    nics: nicsFromStart(o, config),
+    localPrefix: localPrefixText(config),
     fromConfig: false,
     enabled: false,
   };
@@ -76,6 +140,7 @@ export function instanceDefinition(
   allow: VmConfig["allowInstance"] | null,
   o: StartOptions,
   owner: ResolvedOwner,
+  config: VmdConfig,
 ): VmDefinition {
   const refuse = (what: string) => {
     throw new DefinitionError(`vm ${template.name} does not allow instances to change ${what}`);
@@ -83,6 +148,8 @@ export function instanceDefinition(
   if (o.kernel !== null && !allow?.boot) refuse("the kernel (allow instance { boot })");
   if (o.memory !== null && !allow?.memory) refuse("memory (allow instance { memory })");
   if (o.disks !== null && !allow?.disk) refuse("disks (allow instance { disk })");
+  const netAsked = o.local || o.interfaces !== null || o.switches !== null;
+  if (netAsked && !allow?.interface) refuse("interfaces (allow instance { interface })");
   // as vm.conf says: an instance never inherits its parent's disks, and may not use them
   const disks = (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false }));
   const shared = disks.find((d) => template.disks.some((t) => t.path === d.path));
@@ -98,6 +165,7 @@ export function instanceDefinition(
     cpus: o.cpus ?? template.cpus,
     memory: o.memory ?? template.memory,
     disks,
+    nics: netAsked ? nicsFromStart(o, config) : template.nics,
     owner,
     fromConfig: false,
     enabled: false,

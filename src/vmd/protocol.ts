@@ -31,6 +31,12 @@ export interface StartOptions {
   readonly template: string | null;
   /** Disk images (`-d`), or null. */
   readonly disks: readonly string[] | null;
+  /** A local interface first (`-L`). */
+  readonly local: boolean;
+  /** NICs in all (`-i count`), or null. */
+  readonly interfaces: number | null;
+  /** One NIC on each of these switches (`-n`), or null. */
+  readonly switches: readonly string[] | null;
 }
 
 /** A request from vmctl. `target` is a VM id (decimal) or name. */
@@ -149,9 +155,16 @@ function validateStartOptions(value: unknown): StartOptions | null {
   if (value === null) return null;
   const o = record(
     value,
-    ["kernel", "initrd", "cmdline", "cpus", "memory", "template", "disks"],
+    ["kernel", "initrd", "cmdline", "cpus", "memory", "template", "disks", "local", "interfaces", "switches"],
     "start options",
   );
+  const sw = o.switches;
+  if (
+    sw !== null &&
+    (!Array.isArray(sw) || sw.length > 4 || !sw.every((n) => typeof n === "string" && n.length <= 15))
+  ) {
+    throw new MessageError('field "switches" must be null or at most 4 names');
+  }
   return {
     kernel: strOrNull(o, "kernel"),
     initrd: strOrNull(o, "initrd"),
@@ -160,6 +173,9 @@ function validateStartOptions(value: unknown): StartOptions | null {
     memory: intOrNull(o, "memory", 2 ** 20, MAX_MEMORY),
     template: strOrNull(o, "template", TARGET_MAX),
     disks: validateDiskList(o.disks),
+    local: bool(o, "local"),
+    interfaces: intOrNull(o, "interfaces", 0, 4),
+    switches: sw as string[] | null,
   };
 }
 

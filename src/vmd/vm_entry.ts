@@ -12,6 +12,7 @@ import type { ResolvedOwner } from "./access.ts";
 import type { VmState, VmStatus } from "./protocol.ts";
 import { spawnVmProcess, vmProcessCommand } from "./vm_launcher.ts";
 import { type FromVm, type SpecDisk, validateFromVm, type VmSpec } from "./vm_messages.ts";
+import { closeTapFds, type NicDefinition, type OpenNics, openNics, releaseBridges } from "./vm_nics.ts";
 
 /** What a VM is: everything needed to start it. */
 export interface VmDefinition {
@@ -31,8 +32,10 @@ export interface VmDefinition {
   readonly owner: ResolvedOwner;
   /** Disk images, each a virtio-blk function. */
   readonly disks: readonly SpecDisk[];
-  /** Network interfaces asked for (not supported by this build: reported at start). */
-  readonly interfaces: number;
+  /** NICs, each a virtio-net function on a tap vmd opens (`vm<id>-if<n>`). */
+  readonly nics: readonly NicDefinition[];
+  /** The `local prefix` local interfaces take their addresses from. */
+  readonly localPrefix: string;
   /** Defined in vm.conf (true) or created by vmctl start (false). */
   readonly fromConfig: boolean;
   /** Started when the daemon starts or reloads. */
@@ -95,6 +98,7 @@ export class VmEntry {
   #tty: string | null = null;
   #ptyPath: string | null = null;
   #ptySlave: number | null = null;
+  #nics: OpenNics | undefined;
   #restarts = 0;
   #rebootTimes: number[] = [];
   #lastExit: string | null = null;
@@ -158,13 +162,15 @@ export class VmEntry {
 
   async #start(): Promise<string> {
     if (this.#state !== "stopped") throw new VmStateError(`vm ${this.def.name} is already ${this.#state}`);
-    if (this.def.interfaces > 0) {
-      this.#log(`vm ${this.def.name}: network interfaces are not supported yet; starting without them`);
-    }
     this.#state = "starting";
     this.#userStop = false;
     this.#askedToShutDown = false;
+    let nics: OpenNics | undefined;
     const fail = (why: string): never => {
+      if (nics !== undefined) {
+        closeTapFds(nics);
+        void releaseBridges(nics);
+      }
       this.#state = "stopped";
       this.#lastExit = `failed: ${why}`;
       this.#notifyStopped();
@@ -182,6 +188,8 @@ export class VmEntry {
         memory: this.def.memory,
         disks: this.def.disks,
       });
+      // the taps and their host side (privileged: vmd's part); the VM process inherits the fds
+      nics = await openNics(this.id, this.def.nics, this.def.localPrefix);
     } catch (e) {
       return fail((e as Error).message);
     }
@@ -204,16 +212,24 @@ export class VmEntry {
       memory: this.def.memory,
       consoleFd: pty.master,
       disks: this.def.disks,
+      nics: nics.specs,
     };
     let proc: Deno.ChildProcess;
     try {
-      proc = spawnVmProcess(command, pty.master);
+      proc = spawnVmProcess(command, pty.master, nics.specs.map((n) => n.fd));
     } catch (e) {
       closeFd(pty.slave);
       return fail(`cannot start its process: ${(e as Error).message}`);
     } finally {
       closeFd(pty.master); // the VM process has its own copy
+      closeTapFds(nics); // the same: the taps live as long as the VM process holds them
     }
+    for (const n of nics.specs) {
+      const mac = n.mac.map((b) => b.toString(16).padStart(2, "0")).join(":");
+      const what = n.local !== null ? `local ${n.local.host}/31, guest ${n.local.guest}` : "";
+      this.#log(`vm ${this.def.name}: ${n.tap}: lladdr ${mac}${n.lockedLladdr ? " (locked)" : ""} ${what}`);
+    }
+    this.#nics = nics;
     // vmd keeps the (raw-mode) slave open while the VM runs: the master then never reads EIO between
     // console sessions, and the terminal settings stay put
     this.#ptySlave = pty.slave;
@@ -309,8 +325,11 @@ export class VmEntry {
     }
   }
 
-  #onExit(s: Deno.CommandStatus): void {
+  async #onExit(s: Deno.CommandStatus): Promise<void> {
     const ended = this.#ended;
+    // the VM process is gone and its taps with it; a bridge vmd made goes with the last VM on it
+    if (this.#nics !== undefined) await releaseBridges(this.#nics);
+    this.#nics = undefined;
     if (this.#ptySlave !== null) closeFd(this.#ptySlave);
     this.#ptySlave = null;
     this.#ptyPath = null;

@@ -2,7 +2,7 @@
  * Starts a VM process: the same program re-executed (`deno run <flags> cli.ts vm-process`) with the
  * permission flags of the table's `vm` row for exactly this VM's files (kernel, initrd, disks and their
  * backing images), its stdin/stdout as the message pipe, its stderr passed through to the daemon's log, and
- * the console pty's master (opened by the daemon) inherited.
+ * the console pty's master and the VM's tap fds (opened by the daemon) inherited.
  *
  * @module
  */
@@ -50,7 +50,7 @@ export async function vmFiles(boot: readonly string[], disks: readonly SpecDisk[
 }
 
 /** The command that starts a VM process for `spec` (its files' permissions resolved; not yet spawned). */
-export async function vmProcessCommand(spec: Omit<VmSpec, "consoleFd">): Promise<Deno.Command> {
+export async function vmProcessCommand(spec: Omit<VmSpec, "consoleFd" | "nics">): Promise<Deno.Command> {
   const boot = spec.initrd === null ? [spec.kernel] : [spec.kernel, spec.initrd];
   return new Deno.Command(Deno.execPath(), {
     args: vmProcessArgs(await vmFiles(boot, spec.disks)),
@@ -60,7 +60,14 @@ export async function vmProcessCommand(spec: Omit<VmSpec, "consoleFd">): Promise
   });
 }
 
-/** Spawns a prepared VM process; it inherits the console fd `consoleFd` and no other fd of vmd's. */
-export function spawnVmProcess(command: Deno.Command, consoleFd: number): Deno.ChildProcess {
-  return spawnInheriting([consoleFd], () => command.spawn());
+/**
+ * Spawns a prepared VM process; it inherits the console fd `consoleFd` and its tap fds `tapFds`, and no other
+ * fd of vmd's.
+ */
+export function spawnVmProcess(
+  command: Deno.Command,
+  consoleFd: number,
+  tapFds: readonly number[] = [],
+): Deno.ChildProcess {
+  return spawnInheriting([consoleFd, ...tapFds], () => command.spawn());
 }

@@ -25,7 +25,28 @@ export interface VmSpec {
   readonly consoleFd: number;
   /** Disk images, each a virtio-blk function, in the order the guest sees them. */
   readonly disks: readonly SpecDisk[];
+  /** NICs, each a virtio-net function on a tap vmd opened and configured, in the order the guest sees them. */
+  readonly nics: readonly SpecNic[];
 }
+
+/** One NIC of a VM: its tap is open in vmd and inherited by the VM process under the same fd number. */
+export interface SpecNic {
+  /** The tap's name (`vm<id>-if<n>`), for logs. */
+  readonly tap: string;
+  /** The inherited tap fd. */
+  readonly fd: number;
+  /** The guest's MAC (6 bytes). */
+  readonly mac: readonly number[];
+  /** The host side's MAC (6 bytes), for DHCP replies. */
+  readonly hostMac: readonly number[];
+  /** `locked lladdr`: drop guest frames with another source MAC. */
+  readonly lockedLladdr: boolean;
+  /** A local interface's addresses (the device answers DHCP), or null. */
+  readonly local: { readonly host: string; readonly guest: string } | null;
+}
+
+/** Most NICs a VM may have (vm.conf allows 4). */
+export const MAX_SPEC_NICS = 4;
 
 /** One disk of a VM. */
 export interface SpecDisk {
@@ -67,7 +88,7 @@ const END_KINDS: readonly EndKind[] = ["exit-port", "hlt", "shutdown", "reboot",
 function validateSpec(value: unknown): VmSpec {
   const o = record(
     value,
-    ["name", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd", "disks"],
+    ["name", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd", "disks", "nics"],
     "vm spec",
   );
   if (!Array.isArray(o.disks) || o.disks.length > MAX_SPEC_DISKS) {
@@ -86,7 +107,38 @@ function validateSpec(value: unknown): VmSpec {
     memory: int(o, "memory", 2 ** 20, 128 * 2 ** 30),
     consoleFd: int(o, "consoleFd", 3, 2 ** 20),
     disks,
+    nics: validateNics(o.nics),
   };
+}
+
+function mac6(r: Record<string, unknown>, key: string): number[] {
+  const v = r[key];
+  if (!Array.isArray(v) || v.length !== 6 || !v.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
+    throw new MessageError(`field "${key}" must be 6 bytes`);
+  }
+  return v as number[];
+}
+
+function validateNics(value: unknown): SpecNic[] {
+  if (!Array.isArray(value) || value.length > MAX_SPEC_NICS) {
+    throw new MessageError(`field "nics" must be an array of at most ${MAX_SPEC_NICS} NICs`);
+  }
+  return value.map((n) => {
+    const r = record(n, ["tap", "fd", "mac", "hostMac", "lockedLladdr", "local"], "nic");
+    let local: SpecNic["local"] = null;
+    if (r.local !== null) {
+      const l = record(r.local, ["host", "guest"], "local");
+      local = { host: str(l, "host", 15), guest: str(l, "guest", 15) };
+    }
+    return {
+      tap: str(r, "tap", 15),
+      fd: int(r, "fd", 3, 2 ** 20),
+      mac: mac6(r, "mac"),
+      hostMac: mac6(r, "hostMac"),
+      lockedLladdr: bool(r, "lockedLladdr"),
+      local,
+    };
+  });
 }
 
 const TO_VM: { readonly [K in ToVm["type"]]: (o: unknown) => ToVm } = {

@@ -1,6 +1,7 @@
 /**
  * The VM process: one per running VM, started by the daemon as `cli.ts vm-process` with only the
- * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM,
+ * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM
+ * (its virtio-net devices on the tap fds the daemon opened and this process inherited),
  * reports `ready`, copies between COM1 and the console pty's master (an fd the daemon opened and this process
  * inherited), obeys pause/resume/shutdown (Ctrl-Alt-Del to the guest, or a stop at once when the guest has no
  * keyboard driver to answer it), and reports how the guest ended. If the daemon goes away (stdin
@@ -70,6 +71,13 @@ async function boot(spec: VmSpec): Promise<Vm> {
     platform: "pc",
     disks: spec.disks,
     rng: true,
+    nics: spec.nics.map((n) => ({
+      tap: n.tap,
+      mac: Uint8Array.from(n.mac),
+      lockedLladdr: n.lockedLladdr,
+      local: n.local ?? undefined,
+      opened: { fd: n.fd, hostMac: Uint8Array.from(n.hostMac) },
+    })),
   });
   try {
     bootKernel(vm, kernel, {

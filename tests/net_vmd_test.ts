@@ -1,0 +1,111 @@
+/**
+ * Networking under the daemon, run inside a network namespace made by the test (vmd itself runs in it under
+ * `ip netns exec`): `vmctl start -L` (the guest leases its address from the device and answers ping from
+ * the host side), a vm.conf switch with two VMs (the locked guest's spoofed frame is not heard), and nothing
+ * left behind — no tap, no bridge vmd made — after `vmctl stop` or SIGTERM.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
+import { kvmTest } from "./kvm_support.ts";
+import { linkExists, pingFrom, sh, withNetns } from "./net_support.ts";
+import { ConsoleSession, TestDaemon, until } from "./vmd_support.ts";
+
+/** Pings `address` from `ns` once at a time until one reply comes back (bounded by `ms`). */
+function reachable(ns: string, address: string, ms = 30_000): Promise<true> {
+  return until(
+    `a ping reply from ${address}`,
+    ms,
+    async () => (await pingFrom(ns, address, 1)) === 1 || undefined,
+  );
+}
+
+kvmTest(
+  "vmd daemon: vmctl start -L leases 100.64.1.3 and answers ping; -n/-i taps join a bridge vmd makes; " +
+    "vmctl stop and SIGTERM leave no tap or bridge",
+  async () => {
+    const guest = await buildKitGuest("virtio_net");
+    await withNetns(async (ns) => {
+      const d = await TestDaemon.start("", {}, ["ip", "netns", "exec", ns]);
+      try {
+        let r = await d.vmctl(["start", "-b", guest.path, "-m", "16M", "-L", "--cmdline", "pings=9", "net1"]);
+        assert.equal(r.code, 0, r.stderr);
+        await d.waitState("net1", "running");
+        // only the device's DHCP gives the kit guest an address: a reply from .3 is the lease
+        await reachable(ns, "100.64.1.3");
+        assert.equal(await pingFrom(ns, "100.64.1.3", 2), 2);
+        assert.match(
+          d.log,
+          /vm1-if0: lladdr fe:e1:bb:d1:[0-9a-f:]{5} local 100\.64\.1\.2\/31, guest 100\.64\.1\.3/,
+        );
+        r = await d.vmctl(["stop", "-f", "-w", "net1"]);
+        assert.equal(r.code, 0, r.stderr);
+        await d.waitState("net1", "stopped");
+        assert.equal(await linkExists("vm1-if0", ns), false, "the tap is gone after vmctl stop");
+
+        r = await d.vmctl(["start", "-b", guest.path, "-m", "16M", "-n", "vmdbr7", "-i", "2", "net2"]);
+        assert.equal(r.code, 0, r.stderr);
+        await d.waitState("net2", "running");
+        const link = JSON.parse(await sh("ip", "-n", ns, "-j", "link", "show", "vm2-if0")) as {
+          master?: string;
+        }[];
+        assert.equal(link[0].master, "vmdbr7");
+        assert.equal(await linkExists("vm2-if1", ns), true);
+        assert.equal(await d.terminate(), 0);
+        for (const name of ["vm2-if0", "vm2-if1", "vmdbr7"]) {
+          assert.equal(await linkExists(name, ns), false, `${name} is gone after SIGTERM`);
+        }
+      } finally {
+        await d.cleanup();
+      }
+    });
+  },
+);
+
+kvmTest(
+  "vmd daemon: two vm.conf VMs on a switch exchange frames; the locked lladdr guest's spoofed frame is not " +
+    "heard; the bridge vmd made goes with the last VM",
+  async () => {
+    const guest = await buildKitGuest("virtio_net");
+    await withNetns(async (ns) => {
+      const conf = `switch "lan" {\n  interface "vmdbr8"\n}\n` +
+        `vm "listener" {\n  boot "${guest.path}" { cmdline "ip=10.78.0.2 listen pings=1" }\n  memory 16M\n` +
+        `  interface { switch "lan" }\n}\n` +
+        `vm "talker" {\n  disable\n  boot "${guest.path}" { cmdline "hostile ip=10.78.0.3 bench=0" }\n  memory 16M\n` +
+        `  interface { switch "lan"\n    locked lladdr fe:e1:bb:d1:00:12\n  }\n}\n`;
+      const d = await TestDaemon.start(conf, {}, ["ip", "netns", "exec", ns]);
+      try {
+        await d.waitState("listener", "running");
+        const listener = new ConsoleSession(d, "listener");
+        await listener.expect("virtio_net: serving", 15_000);
+        const r = await d.vmctl(["start", "talker"]);
+        assert.equal(r.code, 0, r.stderr);
+        await until("the talker to end", 15_000, async () => {
+          const vm = await d.vm("talker");
+          return vm.state === "stopped" && vm.lastExit !== null ? vm : undefined;
+        });
+        assert.equal(await linkExists("vm2-if0", ns), false);
+        assert.equal(await linkExists("vmdbr8", ns), true, "the listener is still on the bridge");
+        await sh("ip", "-n", ns, "addr", "add", "10.78.0.1/24", "dev", "vmdbr8");
+        assert.equal(await pingFrom(ns, "10.78.0.2", 1), 1);
+        await listener.ended(15_000);
+        await d.waitState("listener", "stopped");
+        const heard = listener.output.split(/\r?\n/).filter((l) => l.startsWith("virtio_net: heard"));
+        assert.deepEqual(heard, [
+          "virtio_net: heard fe:e1:bb:d1:00:12",
+          "virtio_net: heard fe:e1:bb:d1:00:12",
+        ]);
+        assert.match(d.log, /vm2-if0: lladdr fe:e1:bb:d1:00:12 \(locked\)/);
+        await until(
+          "the bridge vmd made to go",
+          5_000,
+          async () => !(await linkExists("vmdbr8", ns)) || undefined,
+        );
+        assert.equal(await linkExists("vm1-if0", ns), false);
+      } finally {
+        await d.cleanup();
+      }
+    });
+  },
+);

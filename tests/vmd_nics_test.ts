@@ -1,0 +1,87 @@
+/**
+ * The daemon's NIC plans (no KVM, no taps): vm.conf interfaces and switches, and `vmctl start -L/-n/-i`,
+ * become NIC definitions in the order the guest sees them; bad counts, unknown or disabled switches and bad
+ * names are refused before any privileged call.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { mapReader } from "../src/config/file_reader.ts";
+import { checkConfig } from "../src/config/load.ts";
+import { DefinitionError, definitionFromConfig, nicsFromStart } from "../src/vmd/definitions.ts";
+import { validateRequest } from "../src/vmd/protocol.ts";
+import { UserDb } from "../src/vmd/user_db.ts";
+import type { StartOptions } from "../src/vmd/protocol.ts";
+import { openNics, VmNicError } from "../src/vmd/vm_nics.ts";
+
+const conf = `local prefix 10.20.0.0/16
+switch "lan" {
+  interface "br-lan"
+  locked lladdr
+}
+switch "off" {
+  disable
+  interface "br-off"
+}
+vm "a" {
+  boot "/k"
+  local interface
+  interface { switch "lan"
+    lladdr fe:e1:bb:d1:00:07
+  }
+  interfaces 3
+}
+`;
+
+const config = checkConfig("t.conf", conf, { reader: mapReader({}) }).config;
+const db = new UserDb("root:x:0:0::/root:/bin/sh\n", "wheel:x:0:root\n");
+const none: StartOptions = {
+  kernel: "/k",
+  initrd: null,
+  cmdline: null,
+  cpus: null,
+  memory: null,
+  template: null,
+  disks: null,
+  local: false,
+  interfaces: null,
+  switches: null,
+};
+
+Deno.test("vmd nics: vm.conf's local interface, switch (its bridge and locked lladdr) and interfaces N", () => {
+  const def = definitionFromConfig(config.vms[0], db, config);
+  assert.equal(def.localPrefix, "10.20.0.0/16");
+  assert.deepEqual(def.nics, [
+    { local: true, bridge: null, lladdr: null, locked: false },
+    { local: false, bridge: "br-lan", lladdr: "fe:e1:bb:d1:00:07", locked: true },
+    { local: false, bridge: null, lladdr: null, locked: false },
+  ]);
+});
+
+Deno.test("vmd nics: vmctl start -L -n -i plans; too many, too few and disabled switches are refused", () => {
+  assert.deepEqual(nicsFromStart({ ...none, local: true, switches: ["lan", "br9"], interfaces: 4 }, config), [
+    { local: true, bridge: null, lladdr: null, locked: false },
+    { local: false, bridge: "br-lan", lladdr: null, locked: true },
+    { local: false, bridge: "br9", lladdr: null, locked: false },
+    { local: false, bridge: null, lladdr: null, locked: false },
+  ]);
+  assert.throws(() => nicsFromStart({ ...none, local: true, interfaces: 0 }, config), DefinitionError);
+  assert.throws(() => nicsFromStart({ ...none, switches: ["off"] }, config), DefinitionError);
+  assert.throws(
+    () => nicsFromStart({ ...none, local: true, switches: ["a", "b", "c", "d"] }, config),
+    DefinitionError,
+  );
+  const bad = { v: 1, type: "start", target: "x", options: { ...none, switches: ["x".repeat(16)] } };
+  assert.throws(() => validateRequest(bad));
+});
+
+Deno.test("vmd nics: a bad bridge name or lladdr is refused before any tap is opened", async () => {
+  for (
+    const n of [{ bridge: "a/b", lladdr: null }, { bridge: "-x", lladdr: null }, {
+      bridge: null,
+      lladdr: "01:00:00:00:00:01",
+    }]
+  ) {
+    await assert.rejects(openNics(3, [{ local: false, locked: false, ...n }], "100.64.0.0/10"), VmNicError);
+  }
+});
