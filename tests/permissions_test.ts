@@ -52,3 +52,13 @@ Deno.test("the permission table grants the vCPU worker ffi on libc's path and no
   assert.match(text, /^vcpu\s+worker\s+one per vCPU/m);
   assert.match(text, new RegExp(`^\\s+ffi\\s+${libcPath.replaceAll(".", "\\.")}\\s+ioctl\\(KVM_RUN\\)`, "m"));
 });
+
+Deno.test("the compile task includes every worker module of the permission table", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const compile: string = config.tasks.compile;
+  const workers = POLICY.filter((r) => r.kind === "worker");
+  assert.ok(workers.length >= 4);
+  for (const row of workers) {
+    assert.ok(compile.includes(`--include ${row.entry}`), `${row.name}: ${row.entry}`);
+  }
+});
