@@ -22,12 +22,12 @@ function reachable(ns: string, address: string, ms = 30_000): Promise<true> {
 }
 
 kvmTest(
-  "vmd daemon: vmctl start -L leases 100.64.1.3 and answers ping; -n/-i taps join a bridge vmd makes; " +
+  "vmd daemon: vmctl start -L leases 100.64.1.3 and answers ping (local inet6 on the tap); -n/-i taps join a bridge vmd makes; " +
     "vmctl stop and SIGTERM leave no tap or bridge",
   async () => {
     const guest = await buildKitGuest("virtio_net");
     await withNetns(async (ns) => {
-      const d = await TestDaemon.start("", {}, ["ip", "netns", "exec", ns]);
+      const d = await TestDaemon.start("local inet6\n", {}, ["ip", "netns", "exec", ns]);
       try {
         let r = await d.vmctl(["start", "-b", guest.path, "-m", "16M", "-L", "--cmdline", "pings=9", "net1"]);
         assert.equal(r.code, 0, r.stderr);
@@ -35,6 +35,9 @@ kvmTest(
         // only the device's DHCP gives the kit guest an address: a reply from .3 is the lease
         await reachable(ns, "100.64.1.3");
         assert.equal(await pingFrom(ns, "100.64.1.3", 2), 2);
+        // local inet6 without a prefix: fd00::/8, the guest's IPv4 address, host ::1
+        const inet6 = await sh("ip", "-n", ns, "-6", "-o", "addr", "show", "dev", "vm1-if0");
+        assert.match(inet6, /inet6 fd00::6440:103:0:1\/96 scope global/, inet6);
         assert.match(
           d.log,
           /vm1-if0: lladdr fe:e1:bb:d1:[0-9a-f:]{5} local 100\.64\.1\.2\/31, guest 100\.64\.1\.3/,

@@ -8,6 +8,7 @@
  * @module
  */
 import { validateInterfaceName } from "../../ffi/tap.ts";
+import { parseIpv6 } from "../config/net.ts";
 import { parseIpv4 } from "./local_prefix.ts";
 
 /** Most NICs per VM (as vmd). */
@@ -40,6 +41,16 @@ export async function bringUpLocal(tap: string, host: string): Promise<void> {
   parseIpv4(host);
   await ip("addr", "add", `${host}/31`, "dev", tap);
   await ip("link", "set", "dev", tap, "up");
+}
+
+/**
+ * Gives `tap` the host's IPv6 address of its local link (`host`/96, `local inet6`), without duplicate address
+ * detection (the address is the host's by construction). Like the IPv4 address it goes away with the tap.
+ */
+export async function addLocalInet6(tap: string, host: string): Promise<void> {
+  validateInterfaceName(tap);
+  if (parseIpv6(host) === null) throw new HostLinkError(`bad IPv6 address ${host}`);
+  await ip("-6", "addr", "add", `${host}/96`, "dev", tap, "nodad");
 }
 
 /** Brings `tap` up without an address (a NIC on no switch, or before attaching). */

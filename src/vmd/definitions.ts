@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import type { VmConfig, VmdConfig } from "../config/types.ts";
 import { MAX_NICS } from "../net/host_link.ts";
+import { DEFAULT_LOCAL_INET6_PREFIX } from "../net/local_inet6.ts";
 import { type ResolvedOwner, resolveOwner } from "./access.ts";
 import type { StartOptions } from "./protocol.ts";
 import type { UserDb } from "./user_db.ts";
@@ -29,6 +30,17 @@ export class DefinitionError extends Error {
 export function localPrefixText(config: VmdConfig): string {
   const p = config.global.localPrefix;
   return `${p.address}/${p.length}`;
+}
+
+/**
+ * vm.conf's `local inet6` as a prefix (`address/len`), or null when it is off. Without a prefix vmd uses
+ * `fd00::/8`, as OpenBSD's vmd does.
+ */
+export function localInet6Text(config: VmdConfig): string | null {
+  const l = config.global.localInet6;
+  if (l.kind === "disabled") return null;
+  if (l.kind === "auto") return DEFAULT_LOCAL_INET6_PREFIX;
+  return `${l.prefix.address}/${l.prefix.length}`;
 }
 
 /** The Linux bridge of switch `name`: a vm.conf switch's `interface`, else a bridge of that very name. */
@@ -104,6 +116,7 @@ export function definitionFromConfig(vm: VmConfig, db: UserDb, config: VmdConfig
     disks: vm.disks.map((d) => ({ path: resolve(d.path), readOnly: false })),
     nics: nicsFromConfig(vm, config),
     localPrefix: localPrefixText(config),
+    localInet6: localInet6Text(config),
     fromConfig: true,
     enabled: vm.enabled,
   };
@@ -128,6 +141,7 @@ export function adHocDefinition(
     disks: (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false })),
     nics: nicsFromStart(o, config),
     localPrefix: localPrefixText(config),
+    localInet6: localInet6Text(config),
     fromConfig: false,
     enabled: false,
   };

@@ -1,6 +1,7 @@
 /**
  * The daemon's (privileged) side of a VM's NICs: it opens each tap `vm<id>-if<n>` (names checked before any
- * call), sets up its host side with iproute2 (a local interface's /31 from the `local prefix`, or the
+ * call), sets up its host side with iproute2 (a local interface's /31 from the `local prefix` and, with
+ * `local inet6`, its /96 from that prefix, or the
  * switch's Linux bridge, created when missing), and hands the open fds to the VM process as it hands the
  * console pty. The VM process closes its copies when it ends, which removes the taps and their addresses;
  * a bridge vmd created is removed when the last VM on it has stopped, or when vmd exits.
@@ -10,6 +11,7 @@
 import { closeFd } from "../../ffi/fd.ts";
 import { openTap, validateInterfaceName } from "../../ffi/tap.ts";
 import {
+  addLocalInet6,
   attachToSwitch,
   bringUp,
   bringUpLocal,
@@ -17,6 +19,7 @@ import {
   randomLladdr,
   removeBridge,
 } from "../net/host_link.ts";
+import { localInet6Addresses } from "../net/local_inet6.ts";
 import { localAddresses } from "../net/local_prefix.ts";
 import type { SpecNic } from "./vm_messages.ts";
 
@@ -64,6 +67,7 @@ export async function openNics(
   id: number,
   nics: readonly NicDefinition[],
   localPrefix: string,
+  localInet6: string | null = null,
 ): Promise<OpenNics> {
   const plans = nics.map((n, i) => {
     const tap = `vm${id}-if${i}`;
@@ -75,6 +79,7 @@ export async function openNics(
         def: n,
         mac: n.lladdr === null ? randomLladdr(i) : parseLladdr(n.lladdr),
         local: n.local ? localAddresses(id, i, localPrefix) : null,
+        inet6: n.local && localInet6 !== null ? localInet6Addresses(id, i, localPrefix, localInet6) : null,
       };
     } catch (e) {
       throw new VmNicError(`${tap}: ${(e as Error).message}`);
@@ -99,8 +104,10 @@ export async function openNics(
         local: p.local === null ? null : { host: p.local.host, guest: p.local.guest },
       });
       try {
-        if (p.local !== null) await bringUpLocal(p.tap, p.local.host);
-        else if (p.def.bridge !== null) {
+        if (p.local !== null) {
+          if (p.inet6 !== null) await addLocalInet6(p.tap, p.inet6.host);
+          await bringUpLocal(p.tap, p.local.host);
+        } else if (p.def.bridge !== null) {
           const bridge = p.def.bridge;
           const created = await attachToSwitch(p.tap, bridge);
           const table = created || createdBridges.has(bridge) ? createdBridges : foundBridges;
