@@ -112,3 +112,55 @@ kvmTest(
     });
   },
 );
+
+/** Whether `name` in `ns` has its link set up (the UP flag, whatever the carrier). */
+async function isUp(ns: string, name: string): Promise<boolean> {
+  const link = JSON.parse(await sh("ip", "-n", ns, "-j", "link", "show", "dev", name)) as {
+    flags: string[];
+  }[];
+  return link[0].flags.includes("UP");
+}
+
+kvmTest(
+  "vmd daemon: switch and interface up/down set the bridges' and taps' link state (a switch's state applies " +
+    "to a bridge that was already there too)",
+  async () => {
+    const guest = await buildKitGuest("virtio_net");
+    await withNetns(async (ns) => {
+      // a bridge the test made, down; its switch says up (the default)
+      await sh("ip", "-n", ns, "link", "add", "name", "vmdbr10", "type", "bridge");
+      const conf = `switch "lan" {\n  interface "vmdbr9"\n  down\n}\n` +
+        `switch "wan" {\n  interface "vmdbr10"\n}\n` +
+        `vm "states" {\n  boot "${guest.path}" { cmdline "ip=10.79.0.2 pings=9" }\n  memory 16M\n` +
+        `  interface { switch "lan" }\n  interface { switch "wan"\n    down\n  }\n  interface { down }\n` +
+        `  interface { up }\n}\n`;
+      const d = await TestDaemon.start(conf, {}, ["ip", "netns", "exec", ns]);
+      try {
+        await d.waitState("states", "running");
+        assert.deepEqual(
+          {
+            vmdbr9: await isUp(ns, "vmdbr9"),
+            vmdbr10: await isUp(ns, "vmdbr10"),
+            if0: await isUp(ns, "vm1-if0"),
+            if1: await isUp(ns, "vm1-if1"),
+            if2: await isUp(ns, "vm1-if2"),
+            if3: await isUp(ns, "vm1-if3"),
+          },
+          { vmdbr9: false, vmdbr10: true, if0: true, if1: false, if2: false, if3: true },
+        );
+        const r = await d.vmctl(["stop", "-f", "-w", "states"]);
+        assert.equal(r.code, 0, r.stderr);
+        await d.waitState("states", "stopped");
+        await until(
+          "the bridge vmd made to go",
+          5_000,
+          async () => !(await linkExists("vmdbr9", ns)) || undefined,
+        );
+        assert.equal(await linkExists("vmdbr10", ns), true, "a bridge vmd found stays");
+        assert.equal(await linkExists("vm1-if1", ns), false);
+      } finally {
+        await d.cleanup();
+      }
+    });
+  },
+);

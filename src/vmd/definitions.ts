@@ -65,6 +65,8 @@ function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
       bridge: i.local ? null : sw?.interface ?? null,
       lladdr: i.lladdr.kind === "fixed" ? i.lladdr.address : null,
       locked: i.locked || (sw?.lockedLladdr ?? false),
+      up: i.up,
+      bridgeUp: i.local ? null : sw?.up ?? null,
     };
   });
 }
@@ -72,7 +74,9 @@ function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
 /** The NICs `vmctl start -L -n switch... -i count` asks for: the local one, one per switch, then plain ones. */
 export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition[] {
   const nics: NicDefinition[] = [];
-  if (o.local) nics.push({ local: true, bridge: null, lladdr: null, locked: false });
+  if (o.local) {
+    nics.push({ local: true, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null });
+  }
   for (const sw of o.switches ?? []) {
     const sc = config.switches.find((s) => s.name === sw);
     nics.push({
@@ -80,13 +84,17 @@ export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition
       bridge: bridgeOf(sw, config),
       lladdr: null,
       locked: sc?.lockedLladdr ?? false,
+      up: true,
+      bridgeUp: sc?.up ?? null,
     });
   }
   if (o.interfaces !== null) {
     if (o.interfaces < nics.length) {
       throw new DefinitionError(`-i ${o.interfaces}: -L and -n already ask for ${nics.length}`);
     }
-    while (nics.length < o.interfaces) nics.push({ local: false, bridge: null, lladdr: null, locked: false });
+    while (nics.length < o.interfaces) {
+      nics.push({ local: false, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null });
+    }
   }
   if (nics.length > MAX_NICS) throw new DefinitionError(`at most ${MAX_NICS} interfaces`);
   return nics;

@@ -13,11 +13,11 @@ import { openTap, validateInterfaceName } from "../../ffi/tap.ts";
 import {
   addLocalInet6,
   attachToSwitch,
-  bringUp,
   bringUpLocal,
   parseLladdr,
   randomLladdr,
   removeBridge,
+  setLinkState,
 } from "../net/host_link.ts";
 import { localInet6Addresses } from "../net/local_inet6.ts";
 import { localAddresses } from "../net/local_prefix.ts";
@@ -33,6 +33,10 @@ export interface NicDefinition {
   readonly lladdr: string | null;
   /** `locked lladdr` (the NIC's own or its switch's). */
   readonly locked: boolean;
+  /** The tap's link state: the interface's `up` (default) or `down`. */
+  readonly up: boolean;
+  /** Its vm.conf switch's `up` / `down`, applied to the bridge; null for none (a new bridge is brought up). */
+  readonly bridgeUp: boolean | null;
 }
 
 /** A NIC the daemon cannot set up (bad name or lladdr, a failed `ip` or tap open). */
@@ -106,14 +110,17 @@ export async function openNics(
       try {
         if (p.local !== null) {
           if (p.inet6 !== null) await addLocalInet6(p.tap, p.inet6.host);
-          await bringUpLocal(p.tap, p.local.host);
+          await bringUpLocal(p.tap, p.local.host, p.def.up);
         } else if (p.def.bridge !== null) {
           const bridge = p.def.bridge;
-          const created = await attachToSwitch(p.tap, bridge);
+          const created = await attachToSwitch(p.tap, bridge, {
+            tapUp: p.def.up,
+            bridgeUp: p.def.bridgeUp ?? undefined,
+          });
           const table = created || createdBridges.has(bridge) ? createdBridges : foundBridges;
           table.set(bridge, (created ? 0 : table.get(bridge) ?? 0) + 1);
           bridges.push(bridge);
-        } else await bringUp(p.tap);
+        } else await setLinkState(p.tap, p.def.up);
       } catch (e) {
         throw new VmNicError(`${p.tap}: ${(e as Error).message}`);
       }
