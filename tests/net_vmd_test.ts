@@ -123,7 +123,7 @@ async function isUp(ns: string, name: string): Promise<boolean> {
 
 kvmTest(
   "vmd daemon: switch and interface up/down set the bridges' and taps' link state (a switch's state applies " +
-    "to a bridge that was already there too)",
+    'to a bridge that was already there too); interface "named3" names its tap',
   async () => {
     const guest = await buildKitGuest("virtio_net");
     await withNetns(async (ns) => {
@@ -133,7 +133,7 @@ kvmTest(
         `switch "wan" {\n  interface "vmdbr10"\n}\n` +
         `vm "states" {\n  boot "${guest.path}" { cmdline "ip=10.79.0.2 pings=9" }\n  memory 16M\n` +
         `  interface { switch "lan" }\n  interface { switch "wan"\n    down\n  }\n  interface { down }\n` +
-        `  interface { up }\n}\n`;
+        `  interface "named3" { up }\n}\n`;
       const d = await TestDaemon.start(conf, {}, ["ip", "netns", "exec", ns]);
       try {
         await d.waitState("states", "running");
@@ -144,9 +144,9 @@ kvmTest(
             if0: await isUp(ns, "vm1-if0"),
             if1: await isUp(ns, "vm1-if1"),
             if2: await isUp(ns, "vm1-if2"),
-            if3: await isUp(ns, "vm1-if3"),
+            named3: await isUp(ns, "named3"),
           },
-          { vmdbr9: false, vmdbr10: true, if0: true, if1: false, if2: false, if3: true },
+          { vmdbr9: false, vmdbr10: true, if0: true, if1: false, if2: false, named3: true },
         );
         const r = await d.vmctl(["stop", "-f", "-w", "states"]);
         assert.equal(r.code, 0, r.stderr);
@@ -158,6 +158,7 @@ kvmTest(
         );
         assert.equal(await linkExists("vmdbr10", ns), true, "a bridge vmd found stays");
         assert.equal(await linkExists("vm1-if1", ns), false);
+        assert.equal(await linkExists("named3", ns), false, "a named tap goes too");
       } finally {
         await d.cleanup();
       }

@@ -67,6 +67,7 @@ function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
       locked: i.locked || (sw?.lockedLladdr ?? false),
       up: i.up,
       bridgeUp: i.local ? null : sw?.up ?? null,
+      tap: i.name.kind === "named" ? i.name.name : null,
     };
   });
 }
@@ -75,7 +76,15 @@ function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
 export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition[] {
   const nics: NicDefinition[] = [];
   if (o.local) {
-    nics.push({ local: true, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null });
+    nics.push({
+      local: true,
+      bridge: null,
+      lladdr: null,
+      locked: false,
+      up: true,
+      bridgeUp: null,
+      tap: null,
+    });
   }
   for (const sw of o.switches ?? []) {
     const sc = config.switches.find((s) => s.name === sw);
@@ -86,6 +95,7 @@ export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition
       locked: sc?.lockedLladdr ?? false,
       up: true,
       bridgeUp: sc?.up ?? null,
+      tap: null,
     });
   }
   if (o.interfaces !== null) {
@@ -93,7 +103,15 @@ export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition
       throw new DefinitionError(`-i ${o.interfaces}: -L and -n already ask for ${nics.length}`);
     }
     while (nics.length < o.interfaces) {
-      nics.push({ local: false, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null });
+      nics.push({
+        local: false,
+        bridge: null,
+        lladdr: null,
+        locked: false,
+        up: true,
+        bridgeUp: null,
+        tap: null,
+      });
     }
   }
   if (nics.length > MAX_NICS) throw new DefinitionError(`at most ${MAX_NICS} interfaces`);

@@ -1,10 +1,10 @@
 /**
- * The daemon's (privileged) side of a VM's NICs: it opens each tap `vm<id>-if<n>` (names checked before any
- * call), sets up its host side with iproute2 (a local interface's /31 from the `local prefix` and, with
- * `local inet6`, its /96 from that prefix, or the
- * switch's Linux bridge, created when missing), and hands the open fds to the VM process as it hands the
- * console pty. The VM process closes its copies when it ends, which removes the taps and their addresses;
- * a bridge vmd created is removed when the last VM on it has stopped, or when vmd exits.
+ * The daemon's (privileged) side of a VM's NICs. It opens each tap, `vm<id>-if<n>` or the name vm.conf gives
+ * (`interface "tap3"`), with every name checked before any call; sets up its host side with iproute2 (a local
+ * interface's /31 from the `local prefix` and, with `local inet6`, its /96; or the switch's Linux bridge,
+ * created when missing; link states as configured); and hands the open fds to the VM process as it hands the
+ * console pty. The VM process closes its copies when it ends, which removes the taps and their addresses; a
+ * bridge vmd created is removed when the last VM on it has stopped, or when vmd exits.
  *
  * @module
  */
@@ -37,6 +37,8 @@ export interface NicDefinition {
   readonly up: boolean;
   /** Its vm.conf switch's `up` / `down`, applied to the bridge; null for none (a new bridge is brought up). */
   readonly bridgeUp: boolean | null;
+  /** The tap's name from vm.conf (`interface "tap3"`), or null for `vm<id>-if<n>`. */
+  readonly tap: string | null;
 }
 
 /** A NIC the daemon cannot set up (bad name or lladdr, a failed `ip` or tap open). */
@@ -74,9 +76,12 @@ export async function openNics(
   localInet6: string | null = null,
 ): Promise<OpenNics> {
   const plans = nics.map((n, i) => {
-    const tap = `vm${id}-if${i}`;
+    const tap = n.tap ?? `vm${id}-if${i}`;
     try {
       validateInterfaceName(tap);
+      if (nics.some((o, j) => j < i && (o.tap ?? `vm${id}-if${j}`) === tap)) {
+        throw new VmNicError("the vm names this interface twice");
+      }
       if (n.bridge !== null) validateInterfaceName(n.bridge);
       return {
         tap,
