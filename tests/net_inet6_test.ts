@@ -47,6 +47,7 @@ Deno.test("local inet6: vmd run --local-inet6 [prefix] and vm.conf's local inet6
   assert.equal(run("-L")[0].inet6, undefined);
   assert.equal(run("-L", "-n", "sw0", "--local-inet6")[1].inet6, undefined, "only local interfaces");
   assert.throws(() => run("-L", "--local-inet6", "fd00::/80"), RunUsageError);
+  assert.throws(() => run("-n", "sw0", "--local-inet6"), RunUsageError, "--local-inet6 needs -L");
 
   const text = (conf: string) => {
     const r = checkConfig("vm.conf", conf, { reader: mapReader({}) });

@@ -186,6 +186,7 @@ function nicsOf(v: {
   if (v.lladdr !== undefined && planned.length !== 1) {
     throw new RunUsageError("--lladdr needs exactly one interface");
   }
+  if (v["local-inet6"] !== undefined && !v.local) throw new RunUsageError("--local-inet6 needs -L");
   if (v["locked-lladdr"] && planned.length === 0) {
     throw new RunUsageError("--locked-lladdr needs an interface");
   }
