@@ -70,19 +70,24 @@ Deno.test("vmd run: NIC flags are checked (counts, switch names, lladdr) before 
 });
 
 kvmTest(
-  "vmd run -L: the guest leases 100.64.7.3 on vm7-if0 and answers ping; the tap is gone after",
+  "vmd run -L --local-inet6: the guest leases 100.64.7.3 on vm7-if0 and answers ping; the host side has its " +
+    "IPv6 address; the tap is gone after",
   async () => {
     const guest = await buildKitGuest("virtio_net");
     await withNetns(async (ns) => {
+      let inet6 = "";
       const r = await runInNetns(ns, "100.64.7.3", [
         "-b",
         guest.path,
         "-L",
+        "--local-inet6",
+        "fd00:1:2:3::/64",
         "--id",
         "7",
         "--cmdline",
         "pings=2",
-      ]);
+      ], async () => inet6 = await sh("ip", "-n", ns, "-6", "-o", "addr", "show", "dev", "vm7-if0"));
+      assert.match(inet6, /inet6 fd00:1:2:3:6440:703:0:1\/96 scope global/, inet6);
       assert.equal(r.code, 0x26, r.output + r.stderr);
       assert.equal(r.pings, 2, r.output);
       assert.match(r.output, /virtio_net: lease 100\.64\.7\.3 router 100\.64\.7\.2/);

@@ -22,12 +22,12 @@ function reachable(ns: string, address: string, ms = 30_000): Promise<true> {
 }
 
 kvmTest(
-  "vmd daemon: vmctl start -L leases 100.64.1.3 and answers ping; -n/-i taps join a bridge vmd makes; " +
+  "vmd daemon: vmctl start -L leases 100.64.1.3 and answers ping (local inet6 on the tap); -n/-i taps join a bridge vmd makes; " +
     "vmctl stop and SIGTERM leave no tap or bridge",
   async () => {
     const guest = await buildKitGuest("virtio_net");
     await withNetns(async (ns) => {
-      const d = await TestDaemon.start("", {}, ["ip", "netns", "exec", ns]);
+      const d = await TestDaemon.start("local inet6\n", {}, ["ip", "netns", "exec", ns]);
       try {
         let r = await d.vmctl(["start", "-b", guest.path, "-m", "16M", "-L", "--cmdline", "pings=9", "net1"]);
         assert.equal(r.code, 0, r.stderr);
@@ -35,6 +35,9 @@ kvmTest(
         // only the device's DHCP gives the kit guest an address: a reply from .3 is the lease
         await reachable(ns, "100.64.1.3");
         assert.equal(await pingFrom(ns, "100.64.1.3", 2), 2);
+        // local inet6 without a prefix: fd00::/8, the guest's IPv4 address, host ::1
+        const inet6 = await sh("ip", "-n", ns, "-6", "-o", "addr", "show", "dev", "vm1-if0");
+        assert.match(inet6, /inet6 fd00::6440:103:0:1\/96 scope global/, inet6);
         assert.match(
           d.log,
           /vm1-if0: lladdr fe:e1:bb:d1:[0-9a-f:]{5} local 100\.64\.1\.2\/31, guest 100\.64\.1\.3/,
@@ -103,6 +106,59 @@ kvmTest(
           async () => !(await linkExists("vmdbr8", ns)) || undefined,
         );
         assert.equal(await linkExists("vm1-if0", ns), false);
+      } finally {
+        await d.cleanup();
+      }
+    });
+  },
+);
+
+/** Whether `name` in `ns` has its link set up (the UP flag, whatever the carrier). */
+async function isUp(ns: string, name: string): Promise<boolean> {
+  const link = JSON.parse(await sh("ip", "-n", ns, "-j", "link", "show", "dev", name)) as {
+    flags: string[];
+  }[];
+  return link[0].flags.includes("UP");
+}
+
+kvmTest(
+  "vmd daemon: switch and interface up/down set the bridges' and taps' link state (a switch's state applies " +
+    'to a bridge that was already there too); interface "named3" names its tap',
+  async () => {
+    const guest = await buildKitGuest("virtio_net");
+    await withNetns(async (ns) => {
+      // a bridge the test made, down; its switch says up (the default)
+      await sh("ip", "-n", ns, "link", "add", "name", "vmdbr10", "type", "bridge");
+      const conf = `switch "lan" {\n  interface "vmdbr9"\n  down\n}\n` +
+        `switch "wan" {\n  interface "vmdbr10"\n}\n` +
+        `vm "states" {\n  boot "${guest.path}" { cmdline "ip=10.79.0.2 pings=9" }\n  memory 16M\n` +
+        `  interface { switch "lan" }\n  interface { switch "wan"\n    down\n  }\n  interface { down }\n` +
+        `  interface "named3" { up }\n}\n`;
+      const d = await TestDaemon.start(conf, {}, ["ip", "netns", "exec", ns]);
+      try {
+        await d.waitState("states", "running");
+        assert.deepEqual(
+          {
+            vmdbr9: await isUp(ns, "vmdbr9"),
+            vmdbr10: await isUp(ns, "vmdbr10"),
+            if0: await isUp(ns, "vm1-if0"),
+            if1: await isUp(ns, "vm1-if1"),
+            if2: await isUp(ns, "vm1-if2"),
+            named3: await isUp(ns, "named3"),
+          },
+          { vmdbr9: false, vmdbr10: true, if0: true, if1: false, if2: false, named3: true },
+        );
+        const r = await d.vmctl(["stop", "-f", "-w", "states"]);
+        assert.equal(r.code, 0, r.stderr);
+        await d.waitState("states", "stopped");
+        await until(
+          "the bridge vmd made to go",
+          5_000,
+          async () => !(await linkExists("vmdbr9", ns)) || undefined,
+        );
+        assert.equal(await linkExists("vmdbr10", ns), true, "a bridge vmd found stays");
+        assert.equal(await linkExists("vm1-if1", ns), false);
+        assert.equal(await linkExists("named3", ns), false, "a named tap goes too");
       } finally {
         await d.cleanup();
       }

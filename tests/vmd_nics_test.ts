@@ -52,18 +52,26 @@ Deno.test("vmd nics: vm.conf's local interface, switch (its bridge and locked ll
   const def = definitionFromConfig(config.vms[0], db, config);
   assert.equal(def.localPrefix, "10.20.0.0/16");
   assert.deepEqual(def.nics, [
-    { local: true, bridge: null, lladdr: null, locked: false },
-    { local: false, bridge: "br-lan", lladdr: "fe:e1:bb:d1:00:07", locked: true },
-    { local: false, bridge: null, lladdr: null, locked: false },
+    { local: true, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
+    {
+      local: false,
+      bridge: "br-lan",
+      lladdr: "fe:e1:bb:d1:00:07",
+      locked: true,
+      up: true,
+      bridgeUp: true,
+      tap: null,
+    },
+    { local: false, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
   ]);
 });
 
 Deno.test("vmd nics: vmctl start -L -n -i plans; too many, too few and disabled switches are refused", () => {
   assert.deepEqual(nicsFromStart({ ...none, local: true, switches: ["lan", "br9"], interfaces: 4 }, config), [
-    { local: true, bridge: null, lladdr: null, locked: false },
-    { local: false, bridge: "br-lan", lladdr: null, locked: true },
-    { local: false, bridge: "br9", lladdr: null, locked: false },
-    { local: false, bridge: null, lladdr: null, locked: false },
+    { local: true, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
+    { local: false, bridge: "br-lan", lladdr: null, locked: true, up: true, bridgeUp: true, tap: null },
+    { local: false, bridge: "br9", lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
+    { local: false, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
   ]);
   assert.throws(() => nicsFromStart({ ...none, local: true, interfaces: 0 }, config), DefinitionError);
   assert.throws(() => nicsFromStart({ ...none, switches: ["off"] }, config), DefinitionError);
@@ -82,6 +90,34 @@ Deno.test("vmd nics: a bad bridge name or lladdr is refused before any tap is op
       lladdr: "01:00:00:00:00:01",
     }]
   ) {
-    await assert.rejects(openNics(3, [{ local: false, locked: false, ...n }], "100.64.0.0/10"), VmNicError);
+    await assert.rejects(
+      openNics(
+        3,
+        [{ local: false, locked: false, up: true, bridgeUp: null, tap: null, ...n }],
+        "100.64.0.0/10",
+      ),
+      VmNicError,
+    );
+  }
+});
+
+Deno.test("vmd nics: a vm.conf interface name names the tap; bad or repeated names are refused before any tap", async () => {
+  const c = checkConfig(
+    "t.conf",
+    `vm "n" {\n  boot "/k"\n  interface "tap7"\n  interface tap\n  local interface "web0"\n}\n`,
+    { reader: mapReader({}) },
+  ).config;
+  assert.deepEqual(definitionFromConfig(c.vms[0], db, c).nics.map((n) => n.tap), ["tap7", null, "web0"]);
+  const plain = { local: false, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null };
+  for (
+    const nics of [
+      [{ ...plain, tap: "-tap" }],
+      [{ ...plain, tap: "a!b" }],
+      [{ ...plain, tap: "x".repeat(16) }],
+      [{ ...plain, tap: "dup0" }, { ...plain, tap: "dup0" }],
+      [{ ...plain, tap: null }, { ...plain, tap: "vm3-if0" }],
+    ]
+  ) {
+    await assert.rejects(openNics(3, nics, "100.64.0.0/10"), VmNicError, JSON.stringify(nics));
   }
 });

@@ -5,7 +5,8 @@
  * 1 with a one-line reason for a crash or an internal error. Each `-d disk` (read-write) and `-r disk`
  * (read-only) becomes a virtio-blk PCI function served by its own worker; every VM also gets virtio-rng.
  * NICs are virtio-net functions on taps named `vm<id>-if<n>` (`--id`, default 1): `-L` a local interface
- * (the host side gets its /31 from `--local-prefix`, the device answers DHCP), each `-n switch` one on that
+ * (the host side gets its /31 from `--local-prefix`, and with `--local-inet6 [prefix]` its IPv6 /96 as
+ * vm.conf's `local inet6` gives it; the device answers DHCP), each `-n switch` one on that
  * Linux bridge (created if missing, removed at the end if this run created it), `-i count` pads with plain
  * taps that are only brought up; `--locked-lladdr` drops guest frames with another source MAC.
  *
@@ -14,6 +15,7 @@
 import { parseArgs } from "node:util";
 import { validateInterfaceName } from "../../ffi/tap.ts";
 import {
+  addLocalInet6,
   attachToSwitch,
   bringUp,
   bringUpLocal,
@@ -23,6 +25,11 @@ import {
   removeBridge,
 } from "../net/host_link.ts";
 import { type LocalAddresses, localAddresses } from "../net/local_prefix.ts";
+import {
+  DEFAULT_LOCAL_INET6_PREFIX,
+  type LocalInet6Addresses,
+  localInet6Addresses,
+} from "../net/local_inet6.ts";
 import { BootError } from "../boot/boot_error.ts";
 import { DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES } from "../config/limits.ts";
 import { scanScaled } from "../config/size.ts";
@@ -32,7 +39,7 @@ import { Vm, type VmDisk } from "../vm/vm.ts";
 
 const USAGE = "usage: vmd run [-m size] -b kernel [--initrd file] [--cmdline text] [--cpus n] " +
   "[-d disk]... [-r disk]... [-L] [-i count] [-n switch]... [--lladdr mac] [--locked-lladdr] [--id n] " +
-  "[--local-prefix prefix]";
+  "[--local-prefix prefix] [--local-inet6 [prefix]]";
 
 /** A command-line mistake in `vmd run`. */
 export class RunUsageError extends Error {
@@ -71,6 +78,8 @@ export interface RunNic {
   readonly lockedLladdr: boolean;
   /** `-L`: its link addresses (the device answers DHCP). */
   readonly local?: LocalAddresses;
+  /** `-L` with `--local-inet6`: the IPv6 addresses of its link (the host side gets its /96). */
+  readonly inet6?: LocalInet6Addresses;
   /** `-n`: the bridge it joins. */
   readonly switch?: string;
 }
@@ -78,6 +87,13 @@ export interface RunNic {
 /** Parses `vmd run` arguments (pure). Throws {@link RunUsageError}. */
 export function parseRunArgs(args: string[]): RunOptions {
   let parsed;
+  // `--local-inet6` takes an optional prefix; `vmd run` has no positional arguments, so a following word that
+  // is not an option is the prefix.
+  args = args.flatMap((a, i) =>
+    a === "--local-inet6" && (i + 1 >= args.length || args[i + 1].startsWith("-"))
+      ? [`--local-inet6=${DEFAULT_LOCAL_INET6_PREFIX}`]
+      : [a]
+  );
   try {
     parsed = parseArgs({
       args,
@@ -96,6 +112,7 @@ export function parseRunArgs(args: string[]): RunOptions {
         "locked-lladdr": { type: "boolean" },
         id: { type: "string" },
         "local-prefix": { type: "string" },
+        "local-inet6": { type: "string" },
       },
       allowPositionals: false,
     });
@@ -140,6 +157,7 @@ function nicsOf(v: {
   "locked-lladdr"?: boolean;
   id?: string;
   "local-prefix"?: string;
+  "local-inet6"?: string;
 }): RunNic[] {
   const id = v.id === undefined ? 1 : Number(v.id);
   if (!Number.isInteger(id) || id < 1 || id > 9999) throw new RunUsageError(`--id ${v.id}: expected 1..9999`);
@@ -168,6 +186,7 @@ function nicsOf(v: {
   if (v.lladdr !== undefined && planned.length !== 1) {
     throw new RunUsageError("--lladdr needs exactly one interface");
   }
+  if (v["local-inet6"] !== undefined && !v.local) throw new RunUsageError("--local-inet6 needs -L");
   if (v["locked-lladdr"] && planned.length === 0) {
     throw new RunUsageError("--locked-lladdr needs an interface");
   }
@@ -179,9 +198,13 @@ function nicsOf(v: {
   }
   return planned.map((p, i) => {
     let local: LocalAddresses | undefined;
+    let inet6: LocalInet6Addresses | undefined;
     if (p.local) {
       try {
         local = localAddresses(id, i, v["local-prefix"]);
+        if (v["local-inet6"] !== undefined) {
+          inet6 = localInet6Addresses(id, i, v["local-prefix"], v["local-inet6"]);
+        }
       } catch (e) {
         throw new RunUsageError((e as Error).message);
       }
@@ -191,6 +214,7 @@ function nicsOf(v: {
       mac: fixed ?? randomLladdr(i),
       lockedLladdr: v["locked-lladdr"] === true,
       local,
+      inet6,
       switch: p.switch,
     };
   });
@@ -200,8 +224,10 @@ function nicsOf(v: {
 async function hostSide(nics: readonly RunNic[]): Promise<string[]> {
   const created: string[] = [];
   for (const n of nics) {
-    if (n.local !== undefined) await bringUpLocal(n.tap, n.local.host);
-    else if (n.switch !== undefined) {
+    if (n.local !== undefined) {
+      if (n.inet6 !== undefined) await addLocalInet6(n.tap, n.inet6.host);
+      await bringUpLocal(n.tap, n.local.host);
+    } else if (n.switch !== undefined) {
       if (await attachToSwitch(n.tap, n.switch)) created.push(n.switch);
     } else await bringUp(n.tap);
   }

@@ -92,7 +92,8 @@ export function parseIpv4Prefix(text: string): Checked<Ipv4Prefix> {
   return { ok: true, value: { address: bytes.join("."), length } };
 }
 
-function parseIpv6(text: string): number[] | null {
+/** Parses IPv6 text (`::` and a trailing dotted quad allowed) into eight 16-bit groups, or null. */
+export function parseIpv6(text: string): number[] | null {
   if (!/^[0-9a-fA-F:.]+$/.test(text)) return null;
   const halves = text.split("::");
   if (halves.length > 2) return null;
@@ -122,7 +123,8 @@ function parseIpv6(text: string): number[] | null {
   return [...head, ...Array(8 - head.length - tail.length).fill(0), ...tail];
 }
 
-function formatIpv6(groups: number[]): string {
+/** Formats eight 16-bit groups as RFC 5952 text (lower case, the longest zero run as `::`). */
+export function formatIpv6(groups: number[]): string {
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8;) {

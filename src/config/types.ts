@@ -22,7 +22,7 @@ export interface Owner {
   readonly group: Principal | null;
 }
 
-/** `local inet6`: off, on with a prefix generated at start-up, or on with the given prefix. */
+/** `local inet6`: off, on with vmd's default prefix (fd00::/8), or on with the given prefix. */
 export type LocalInet6 =
   | { readonly kind: "disabled" }
   | { readonly kind: "auto" }

@@ -1,13 +1,14 @@
 /**
  * The host side of a VM's NICs, set up with the kernel's own tools (`ip` from iproute2) after the tap
- * exists: a `local interface` gets its /31 address and is brought up; a NIC on a switch is attached to the
- * Linux bridge of that name (created and brought up if missing) and brought up. Names are checked before
+ * exists: a `local interface` gets its /31 address; a NIC on a switch is attached to the Linux bridge of that
+ * name (created if missing); each tap and bridge is set up or down as configured (up by default). Names are checked before
  * any call. Addresses go away with the tap (closing its fd removes it); bridges this module created are
  * removed by {@link removeBridge} when the VM ends.
  *
  * @module
  */
 import { validateInterfaceName } from "../../ffi/tap.ts";
+import { parseIpv6 } from "../config/net.ts";
 import { parseIpv4 } from "./local_prefix.ts";
 
 /** Most NICs per VM (as vmd). */
@@ -34,12 +35,28 @@ async function ip(...args: string[]): Promise<void> {
   }
 }
 
-/** Gives `tap` the host address of its local link (`host`/31) and brings it up. */
-export async function bringUpLocal(tap: string, host: string): Promise<void> {
+/** Gives `tap` the host address of its local link (`host`/31) and sets it up (or down, with `up` false). */
+export async function bringUpLocal(tap: string, host: string, up = true): Promise<void> {
   validateInterfaceName(tap);
   parseIpv4(host);
   await ip("addr", "add", `${host}/31`, "dev", tap);
-  await ip("link", "set", "dev", tap, "up");
+  await setLinkState(tap, up);
+}
+
+/** Sets an interface's link up or down (vm.conf's `up` / `down`). */
+export async function setLinkState(name: string, up: boolean): Promise<void> {
+  validateInterfaceName(name);
+  await ip("link", "set", "dev", name, up ? "up" : "down");
+}
+
+/**
+ * Gives `tap` the host's IPv6 address of its local link (`host`/96, `local inet6`), without duplicate address
+ * detection (the address is the host's by construction). Like the IPv4 address it goes away with the tap.
+ */
+export async function addLocalInet6(tap: string, host: string): Promise<void> {
+  validateInterfaceName(tap);
+  if (parseIpv6(host) === null) throw new HostLinkError(`bad IPv6 address ${host}`);
+  await ip("-6", "addr", "add", `${host}/96`, "dev", tap, "nodad");
 }
 
 /** Brings `tap` up without an address (a NIC on no switch, or before attaching). */
@@ -60,21 +77,36 @@ export async function linkPresent(name: string): Promise<boolean> {
   return r.success;
 }
 
+/** Link states for {@link attachToSwitch} (vm.conf's interface and switch `up` / `down`). */
+export interface SwitchLinkStates {
+  /** The tap's state (default up). */
+  readonly tapUp?: boolean;
+  /**
+   * The bridge's state: a vm.conf switch's `up` / `down`, applied whether the bridge was there or not; when
+   * undefined a bridge this call creates is brought up and one already there is left as it is.
+   */
+  readonly bridgeUp?: boolean;
+}
+
 /**
- * Attaches `tap` to the bridge `bridge` (created and brought up when missing) and brings the tap up.
+ * Attaches `tap` to the bridge `bridge` (created when missing) and sets the links' states (`states`).
  * Returns true when this call created the bridge.
  */
-export async function attachToSwitch(tap: string, bridge: string): Promise<boolean> {
+export async function attachToSwitch(
+  tap: string,
+  bridge: string,
+  states: SwitchLinkStates = {},
+): Promise<boolean> {
   validateInterfaceName(tap);
   validateInterfaceName(bridge);
   let created = false;
   if (!(await linkPresent(bridge))) {
     await ip("link", "add", "name", bridge, "type", "bridge");
     created = true;
-    await ip("link", "set", "dev", bridge, "up");
   }
+  if (states.bridgeUp !== undefined || created) await setLinkState(bridge, states.bridgeUp ?? true);
   await ip("link", "set", "dev", tap, "master", bridge);
-  await ip("link", "set", "dev", tap, "up");
+  await setLinkState(tap, states.tapUp ?? true);
   return created;
 }
 

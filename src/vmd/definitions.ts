@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import type { VmConfig, VmdConfig } from "../config/types.ts";
 import { MAX_NICS } from "../net/host_link.ts";
+import { DEFAULT_LOCAL_INET6_PREFIX } from "../net/local_inet6.ts";
 import { type ResolvedOwner, resolveOwner } from "./access.ts";
 import type { StartOptions } from "./protocol.ts";
 import type { UserDb } from "./user_db.ts";
@@ -31,6 +32,17 @@ export function localPrefixText(config: VmdConfig): string {
   return `${p.address}/${p.length}`;
 }
 
+/**
+ * vm.conf's `local inet6` as a prefix (`address/len`), or null when it is off. Without a prefix vmd uses
+ * `fd00::/8`, as OpenBSD's vmd does.
+ */
+export function localInet6Text(config: VmdConfig): string | null {
+  const l = config.global.localInet6;
+  if (l.kind === "disabled") return null;
+  if (l.kind === "auto") return DEFAULT_LOCAL_INET6_PREFIX;
+  return `${l.prefix.address}/${l.prefix.length}`;
+}
+
 /** The Linux bridge of switch `name`: a vm.conf switch's `interface`, else a bridge of that very name. */
 function bridgeOf(name: string, config: VmdConfig): string {
   const sw = config.switches.find((s) => s.name === name);
@@ -53,6 +65,9 @@ function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
       bridge: i.local ? null : sw?.interface ?? null,
       lladdr: i.lladdr.kind === "fixed" ? i.lladdr.address : null,
       locked: i.locked || (sw?.lockedLladdr ?? false),
+      up: i.up,
+      bridgeUp: i.local ? null : sw?.up ?? null,
+      tap: i.name.kind === "named" ? i.name.name : null,
     };
   });
 }
@@ -60,7 +75,17 @@ function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
 /** The NICs `vmctl start -L -n switch... -i count` asks for: the local one, one per switch, then plain ones. */
 export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition[] {
   const nics: NicDefinition[] = [];
-  if (o.local) nics.push({ local: true, bridge: null, lladdr: null, locked: false });
+  if (o.local) {
+    nics.push({
+      local: true,
+      bridge: null,
+      lladdr: null,
+      locked: false,
+      up: true,
+      bridgeUp: null,
+      tap: null,
+    });
+  }
   for (const sw of o.switches ?? []) {
     const sc = config.switches.find((s) => s.name === sw);
     nics.push({
@@ -68,13 +93,26 @@ export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition
       bridge: bridgeOf(sw, config),
       lladdr: null,
       locked: sc?.lockedLladdr ?? false,
+      up: true,
+      bridgeUp: sc?.up ?? null,
+      tap: null,
     });
   }
   if (o.interfaces !== null) {
     if (o.interfaces < nics.length) {
       throw new DefinitionError(`-i ${o.interfaces}: -L and -n already ask for ${nics.length}`);
     }
-    while (nics.length < o.interfaces) nics.push({ local: false, bridge: null, lladdr: null, locked: false });
+    while (nics.length < o.interfaces) {
+      nics.push({
+        local: false,
+        bridge: null,
+        lladdr: null,
+        locked: false,
+        up: true,
+        bridgeUp: null,
+        tap: null,
+      });
+    }
   }
   if (nics.length > MAX_NICS) throw new DefinitionError(`at most ${MAX_NICS} interfaces`);
   return nics;
@@ -104,6 +142,7 @@ export function definitionFromConfig(vm: VmConfig, db: UserDb, config: VmdConfig
     disks: vm.disks.map((d) => ({ path: resolve(d.path), readOnly: false })),
     nics: nicsFromConfig(vm, config),
     localPrefix: localPrefixText(config),
+    localInet6: localInet6Text(config),
     fromConfig: true,
     enabled: vm.enabled,
   };
@@ -128,6 +167,7 @@ export function adHocDefinition(
     disks: (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false })),
     nics: nicsFromStart(o, config),
     localPrefix: localPrefixText(config),
+    localInet6: localInet6Text(config),
     fromConfig: false,
     enabled: false,
   };

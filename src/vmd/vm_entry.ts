@@ -36,6 +36,8 @@ export interface VmDefinition {
   readonly nics: readonly NicDefinition[];
   /** The `local prefix` local interfaces take their addresses from. */
   readonly localPrefix: string;
+  /** The `local inet6` prefix (the host side of local interfaces gets its IPv6 address), or null when off. */
+  readonly localInet6: string | null;
   /** Defined in vm.conf (true) or created by vmctl start (false). */
   readonly fromConfig: boolean;
   /** Started when the daemon starts or reloads. */
@@ -189,7 +191,7 @@ export class VmEntry {
         disks: this.def.disks,
       });
       // the taps and their host side (privileged: vmd's part); the VM process inherits the fds
-      nics = await openNics(this.id, this.def.nics, this.def.localPrefix);
+      nics = await openNics(this.id, this.def.nics, this.def.localPrefix, this.def.localInet6);
     } catch (e) {
       return fail((e as Error).message);
     }

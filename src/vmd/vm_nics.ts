@@ -1,22 +1,25 @@
 /**
- * The daemon's (privileged) side of a VM's NICs: it opens each tap `vm<id>-if<n>` (names checked before any
- * call), sets up its host side with iproute2 (a local interface's /31 from the `local prefix`, or the
- * switch's Linux bridge, created when missing), and hands the open fds to the VM process as it hands the
- * console pty. The VM process closes its copies when it ends, which removes the taps and their addresses;
- * a bridge vmd created is removed when the last VM on it has stopped, or when vmd exits.
+ * The daemon's (privileged) side of a VM's NICs. It opens each tap, `vm<id>-if<n>` or the name vm.conf gives
+ * (`interface "tap3"`), with every name checked before any call; sets up its host side with iproute2 (a local
+ * interface's /31 from the `local prefix` and, with `local inet6`, its /96; or the switch's Linux bridge,
+ * created when missing; link states as configured); and hands the open fds to the VM process as it hands the
+ * console pty. The VM process closes its copies when it ends, which removes the taps and their addresses; a
+ * bridge vmd created is removed when the last VM on it has stopped, or when vmd exits.
  *
  * @module
  */
 import { closeFd } from "../../ffi/fd.ts";
 import { openTap, validateInterfaceName } from "../../ffi/tap.ts";
 import {
+  addLocalInet6,
   attachToSwitch,
-  bringUp,
   bringUpLocal,
   parseLladdr,
   randomLladdr,
   removeBridge,
+  setLinkState,
 } from "../net/host_link.ts";
+import { localInet6Addresses } from "../net/local_inet6.ts";
 import { localAddresses } from "../net/local_prefix.ts";
 import type { SpecNic } from "./vm_messages.ts";
 
@@ -30,6 +33,12 @@ export interface NicDefinition {
   readonly lladdr: string | null;
   /** `locked lladdr` (the NIC's own or its switch's). */
   readonly locked: boolean;
+  /** The tap's link state: the interface's `up` (default) or `down`. */
+  readonly up: boolean;
+  /** Its vm.conf switch's `up` / `down`, applied to the bridge; null for none (a new bridge is brought up). */
+  readonly bridgeUp: boolean | null;
+  /** The tap's name from vm.conf (`interface "tap3"`), or null for `vm<id>-if<n>`. */
+  readonly tap: string | null;
 }
 
 /** A NIC the daemon cannot set up (bad name or lladdr, a failed `ip` or tap open). */
@@ -64,17 +73,22 @@ export async function openNics(
   id: number,
   nics: readonly NicDefinition[],
   localPrefix: string,
+  localInet6: string | null = null,
 ): Promise<OpenNics> {
   const plans = nics.map((n, i) => {
-    const tap = `vm${id}-if${i}`;
+    const tap = n.tap ?? `vm${id}-if${i}`;
     try {
       validateInterfaceName(tap);
+      if (nics.some((o, j) => j < i && (o.tap ?? `vm${id}-if${j}`) === tap)) {
+        throw new VmNicError("the vm names this interface twice");
+      }
       if (n.bridge !== null) validateInterfaceName(n.bridge);
       return {
         tap,
         def: n,
         mac: n.lladdr === null ? randomLladdr(i) : parseLladdr(n.lladdr),
         local: n.local ? localAddresses(id, i, localPrefix) : null,
+        inet6: n.local && localInet6 !== null ? localInet6Addresses(id, i, localPrefix, localInet6) : null,
       };
     } catch (e) {
       throw new VmNicError(`${tap}: ${(e as Error).message}`);
@@ -99,14 +113,19 @@ export async function openNics(
         local: p.local === null ? null : { host: p.local.host, guest: p.local.guest },
       });
       try {
-        if (p.local !== null) await bringUpLocal(p.tap, p.local.host);
-        else if (p.def.bridge !== null) {
+        if (p.local !== null) {
+          if (p.inet6 !== null) await addLocalInet6(p.tap, p.inet6.host);
+          await bringUpLocal(p.tap, p.local.host, p.def.up);
+        } else if (p.def.bridge !== null) {
           const bridge = p.def.bridge;
-          const created = await attachToSwitch(p.tap, bridge);
+          const created = await attachToSwitch(p.tap, bridge, {
+            tapUp: p.def.up,
+            bridgeUp: p.def.bridgeUp ?? undefined,
+          });
           const table = created || createdBridges.has(bridge) ? createdBridges : foundBridges;
           table.set(bridge, (created ? 0 : table.get(bridge) ?? 0) + 1);
           bridges.push(bridge);
-        } else await bringUp(p.tap);
+        } else await setLinkState(p.tap, p.def.up);
       } catch (e) {
         throw new VmNicError(`${p.tap}: ${(e as Error).message}`);
       }
