@@ -1,28 +1,7 @@
 import assert from "node:assert/strict";
-import { kvmTest } from "./kvm_support.ts";
+import { kvmTest, runCli } from "./kvm_support.ts";
 
-const root = new URL("..", import.meta.url).pathname;
-
-async function vmd(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-run",
-      "--allow-sys",
-      "cli.ts",
-      ...args,
-    ],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
+const vmd = (...args: string[]) => runCli(args);
 
 kvmTest("`vmd demo` boots the embedded guest, shows its console and exits 0", async () => {
   const r = await vmd("demo");

@@ -133,3 +133,35 @@ export function hardwareKvm(): { present: boolean; why: string } {
       "where a stock kernel cannot boot to init under any VMM",
   };
 }
+
+/** What a `cli.ts` subprocess printed and returned. */
+export interface CliRun {
+  /** Exit status. */
+  readonly code: number;
+  /** Standard output. */
+  readonly stdout: string;
+  /** Standard error. */
+  readonly stderr: string;
+}
+
+/** The Deno flags the installed `vmd` would need for the commands the tests run (no net). */
+export const CLI_FLAGS: readonly string[] = [
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+];
+
+/** Runs `cli.ts args...` as a subprocess from the project root with `flags` (default {@link CLI_FLAGS}). */
+export async function runCli(args: readonly string[], flags: readonly string[] = CLI_FLAGS): Promise<CliRun> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, "cli.ts", ...args],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}

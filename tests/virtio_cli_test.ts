@@ -1,30 +1,11 @@
 import assert from "node:assert/strict";
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { parseRunArgs } from "../src/cli/run.ts";
-import { kvmTest } from "./kvm_support.ts";
+import { CLI_FLAGS, kvmTest, runCli } from "./kvm_support.ts";
 import { patternImage } from "./virtio_support.ts";
 
-const root = new URL("..", import.meta.url).pathname;
-
-async function vmd(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys",
-      "cli.ts",
-      ...args,
-    ],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
+// `vmd run` with disks needs no --allow-run: the flags below prove it.
+const vmd = (...args: string[]) => runCli(args, CLI_FLAGS.filter((f) => f !== "--allow-run"));
 
 Deno.test("vmd run: -d attaches read-write disks, -r read-only ones, in that order", () => {
   const o = parseRunArgs(["-b", "k", "-d", "a.img", "-r", "b.iso", "-d", "qcow2:c"]);

@@ -4,18 +4,7 @@ import { createImage } from "../src/disk/create.ts";
 import { formatPolicy, permissionsFor } from "../src/privsep/permission_table.ts";
 import { resolveLibcPath } from "../ffi/libc.ts";
 import { kvmTest, runKernel } from "./kvm_support.ts";
-import { patternImage } from "./virtio_support.ts";
-
-const DENIED = {
-  read: "NotCapable",
-  write: "NotCapable",
-  env: "NotCapable",
-  net: "NotCapable",
-  run: "NotCapable",
-  sys: "NotCapable",
-  ffi: "NotCapable",
-  otherFile: "NotCapable",
-};
+import { DENIED, patternImage } from "./virtio_support.ts";
 
 Deno.test("the permission table: virtio-blk reads its chain and writes only its image; virtio-rng gets nothing", () => {
   const libcPath = resolveLibcPath();

@@ -17,3 +17,15 @@ export async function patternImage(path: string, size = 1 << 20): Promise<void> 
 }
 
 export { hardwareKvm } from "./kvm_support.ts";
+
+/** What a device worker's confinement probe must report: every power denied. */
+export const DENIED: Readonly<Record<string, string>> = {
+  read: "NotCapable",
+  write: "NotCapable",
+  env: "NotCapable",
+  net: "NotCapable",
+  run: "NotCapable",
+  sys: "NotCapable",
+  ffi: "NotCapable",
+  otherFile: "NotCapable",
+};
