@@ -13,6 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { closeOpened, type OpenedFile, openFileOnce } from "../../ffi/open_file.ts";
 import { validateInterfaceName } from "../../ffi/tap.ts";
 import {
   addLocalInet6,
@@ -34,6 +35,8 @@ import { BootError } from "../boot/boot_error.ts";
 import { DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES } from "../config/limits.ts";
 import { scanScaled } from "../config/size.ts";
 import { describeVcpuExit, formatRegisterDump, type VcpuExit } from "../vcpu/vcpu_exit.ts";
+import { parseDiskSpec } from "../disk/open.ts";
+import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm, type VmDisk } from "../vm/vm.ts";
 
@@ -143,8 +146,8 @@ export function parseRunArgs(args: string[]): RunOptions {
     cmdline: v.cmdline ?? "console=ttyS0",
     cpus,
     disks: [
-      ...(v.disk ?? []).map((path) => ({ path })),
-      ...(v["read-only-disk"] ?? []).map((path) => ({ path, readOnly: true })),
+      ...(v.disk ?? []).map((name) => ({ ...parseDiskSpec(name), readOnly: false })),
+      ...(v["read-only-disk"] ?? []).map((name) => ({ ...parseDiskSpec(name), readOnly: true })),
     ],
   };
 }
@@ -248,11 +251,18 @@ export function exitStatus(exit: VcpuExit): { status: number; reason: string } {
   }
 }
 
-async function readFile(path: string, what: string): Promise<Uint8Array> {
+/** Reads a kernel or initrd the user named: opened once, no final symlink, no FIFO, size checked first. */
+function readUserFile(path: string, what: string, limit: number): Uint8Array {
+  let file: OpenedFile;
   try {
-    return await Deno.readFile(path);
+    file = openFileOnce(path, { what });
   } catch (e) {
-    throw new BootError(path, `cannot read the ${what}: ${(e as Error).message}`);
+    throw new BootError(path, (e as Error).message.replace(`${path}: `, ""));
+  }
+  try {
+    return readBootFile(`/proc/self/fd/${file.fd}`, path, what, limit);
+  } finally {
+    closeOpened(file.fd);
   }
 }
 
@@ -305,8 +315,8 @@ export async function runMain(args: string[]): Promise<number> {
   let vm: Vm | undefined;
   let bridges: string[] = [];
   try {
-    const kernel = await readFile(o.kernel, "kernel");
-    const initrd = o.initrd === undefined ? undefined : await readFile(o.initrd, "initrd");
+    const kernel = readUserFile(o.kernel, "kernel", o.memory);
+    const initrd = o.initrd === undefined ? undefined : readUserFile(o.initrd, "initrd", o.memory);
     // Like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function.
     vm = Vm.create({
       memory: o.memory,

@@ -24,12 +24,17 @@ export class FileIO {
     this.#length = length;
   }
 
-  /** Opens `path` for reading, and for writing too when `writable`. */
-  static open(path: string, writable: boolean): FileIO {
+  /**
+   * Opens `path` for reading, and for writing too when `writable`; `name` is what messages call it (the
+   * path the user gave, when `path` is a descriptor's link).
+   */
+  static open(path: string, writable: boolean, name: string = path): FileIO {
     const file = Deno.openSync(path, { read: true, write: writable });
     try {
-      const length = file.statSync().size;
-      return new FileIO(path, file, writable, length);
+      // the length by seeking, not fstat: Deno checks a stat against the file's real path, which a worker
+      // reaching its image through a descriptor link is not granted
+      const length = file.seekSync(0, Deno.SeekMode.End);
+      return new FileIO(name, file, writable, length);
     } catch (e) {
       file.close();
       throw e;

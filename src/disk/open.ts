@@ -108,3 +108,44 @@ async function openChain(
       openChain(backingPath, backingFormat ?? detectFormat({ path: backingPath }), true, [...chain, real]),
   });
 }
+
+/** One image of a chain that was opened before (see `image_chain.ts`), as a disk worker receives it. */
+export interface DiskFile {
+  /** Where this process reaches the open descriptor (a link to `/proc/self/fd/N`): no user path. */
+  readonly path: string;
+  /** The path the user named, for messages. */
+  readonly name: string;
+  /** The format decided when the chain was opened (binding). */
+  readonly format: DiskFormat;
+  /** The format was probed: the guest may not write another format's header into a raw image. */
+  readonly probed: boolean;
+}
+
+/**
+ * Opens a disk from its pre-opened chain: `files[0]` is the image, each next one the backing image of the
+ * one before, in the formats decided when they were opened. A backing file the image names now but did not
+ * name then is refused: nothing is looked up by name here.
+ */
+export async function openDiskFiles(files: readonly DiskFile[], readOnly: boolean): Promise<Disk> {
+  if (files.length === 0) throw new DiskError("disk", "no image given");
+  const open = async (i: number, ro: boolean): Promise<Disk> => {
+    const f = files[i];
+    if (f.format === "raw") {
+      return await RawDisk.open(f.path, { readOnly: ro, name: f.name, guardHeader: f.probed && !ro });
+    }
+    return await Qcow2Disk.open(f.path, {
+      readOnly: ro,
+      name: f.name,
+      openBacking: (backing) => {
+        if (i + 1 >= files.length) {
+          throw new DiskError(
+            f.name,
+            `names backing file ${backing}, which it did not name when the VM started; restart the VM`,
+          );
+        }
+        return open(i + 1, true);
+      },
+    });
+  };
+  return await open(0, readOnly);
+}

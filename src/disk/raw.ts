@@ -5,9 +5,23 @@
  */
 import { type BlockStatus, checkRange, type Disk, DiskError } from "./disk.ts";
 import { FileIO } from "./file_io.ts";
+import { QCOW2_MAGIC } from "./qcow2_header.ts";
 
 /** Chunk size used when writing zeros into a raw image. */
 const ZERO_CHUNK = 1 << 20;
+
+/** Options of {@linkcode RawDisk.open}. */
+export interface RawOpenOptions {
+  /** Open without write access. */
+  readOnly?: boolean;
+  /** What messages call the image (default: `path`). */
+  name?: string;
+  /**
+   * The format was probed, not declared: refuse a write that would make the image's first bytes a qcow2
+   * header (a guest must not turn its own disk into an image that names a host file as its backing file).
+   */
+  guardHeader?: boolean;
+}
 
 /** A raw image. The guest-visible size is the file's length. */
 export class RawDisk implements Disk {
@@ -19,17 +33,20 @@ export class RawDisk implements Disk {
   readonly readOnly: boolean;
   readonly #io: FileIO;
   readonly #size: number;
+  readonly #guardHeader: boolean;
 
-  private constructor(io: FileIO) {
+  private constructor(io: FileIO, guardHeader: boolean) {
     this.#io = io;
+    this.#guardHeader = guardHeader;
     this.path = io.path;
     this.readOnly = !io.writable;
     this.#size = io.length;
   }
 
   /** Opens the raw image at `path`. */
-  static open(path: string, opts: { readOnly?: boolean } = {}): Promise<RawDisk> {
-    return Promise.resolve(new RawDisk(FileIO.open(path, !opts.readOnly)));
+  static open(path: string, opts: RawOpenOptions = {}): Promise<RawDisk> {
+    const io = FileIO.open(path, !opts.readOnly, opts.name ?? path);
+    return Promise.resolve(new RawDisk(io, opts.guardHeader ?? false));
   }
 
   /** Creates a sparse raw image of `size` bytes at `path`, which must not exist yet. */
@@ -62,8 +79,25 @@ export class RawDisk implements Disk {
   write(offset: number, data: Uint8Array): Promise<void> {
     this.#writable();
     checkRange(this.path, this.#size, offset, data.length);
+    if (this.#guardHeader && offset < 4 && this.#wouldLookQcow2(offset, data)) {
+      return Promise.reject(
+        new DiskError(
+          this.path,
+          "the guest wrote a qcow2 header into a disk whose format was probed as raw; the write was refused " +
+            "(declare the format, e.g. vm.conf `format raw` or `-d raw:path`, to let the guest write it)",
+        ),
+      );
+    }
     this.#io.writeAt(offset, data);
     return Promise.resolve();
+  }
+
+  /** True when writing `data` at `offset` (< 4) would leave the qcow2 magic in the image's first 4 bytes. */
+  #wouldLookQcow2(offset: number, data: Uint8Array): boolean {
+    const head = new Uint8Array(4);
+    this.#io.readAt(0, head);
+    head.set(data.subarray(0, 4 - offset), offset);
+    return new DataView(head.buffer).getUint32(0) === QCOW2_MAGIC;
   }
 
   /** See {@linkcode Disk.flush}. */

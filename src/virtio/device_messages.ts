@@ -4,14 +4,15 @@
  *
  * @module
  */
+import type { DiskFile } from "../disk/open.ts";
 import type { GuestMemoryShare } from "../memory/guest_memory.ts";
 import type { ProbeResult } from "../privsep/confinement_probe.ts";
 import { TRANSPORT_STATE_SIZE } from "./transport_state.ts";
 
 /** The disk a virtio-blk worker serves. */
 export interface BlkDiskInit {
-  /** The disk name as `openDisk` takes it (`raw:`/`qcow2:` prefix allowed). */
-  readonly spec: string;
+  /** The image, then its backing chain, each opened before (the worker opens no user path). */
+  readonly files: readonly DiskFile[];
   /** Open without write access. */
   readonly readOnly: boolean;
   /** The GET_ID serial (at most 20 bytes). */
@@ -95,8 +96,16 @@ export function validateToDevice(v: unknown): string | undefined {
       }
       if (v.disk !== undefined) {
         const d = v.disk;
-        if (!isObject(d) || typeof d.spec !== "string" || typeof d.readOnly !== "boolean") {
-          return "init: disk must have a spec and readOnly";
+        if (!isObject(d) || !Array.isArray(d.files) || typeof d.readOnly !== "boolean") {
+          return "init: disk must have files and readOnly";
+        }
+        for (const f of d.files as unknown[]) {
+          if (
+            !isObject(f) || typeof f.path !== "string" || typeof f.name !== "string" ||
+            (f.format !== "raw" && f.format !== "qcow2") || typeof f.probed !== "boolean"
+          ) {
+            return "init: each disk file must have a path, a name, a format and whether it was probed";
+          }
         }
         if (typeof d.id !== "string" || new TextEncoder().encode(d.id).length > 20) {
           return "init: disk.id must be a string of at most 20 bytes";

@@ -8,8 +8,10 @@
  */
 import type { PciFunctionSpec } from "../devices/device_spec.ts";
 import { PCI_CAP_MSIX, VIRTIO_BAR_SIZE, virtioPciConfigSpace } from "../devices/virtio_pci.ts";
-import { openDisk } from "../disk/open.ts";
-import type { Disk } from "../disk/disk.ts";
+import type { DiskFormat } from "../disk/disk.ts";
+import { type ChainImage, closeImageChain, openImageChain } from "../disk/image_chain.ts";
+import type { DiskFile } from "../disk/open.ts";
+import { FdLinks } from "../privsep/fd_links.ts";
 import type { GuestMemoryShare } from "../memory/guest_memory.ts";
 import { HOST_BRIDGE, PCI_MMIO_START } from "../pci/pci_bus.ts";
 import { PciConfigSpace } from "../pci/config_space.ts";
@@ -23,10 +25,17 @@ import { NET_CONFIG_LENGTH } from "../virtio/net.ts";
 import { DeviceHandle } from "../virtio/device_handle.ts";
 import { createTransportState } from "../virtio/transport_state.ts";
 
-/** A disk attached to a VM. */
+/**
+ * A disk attached to a VM: either a path this process opens itself (with its own rights, as `vmd run`
+ * does), or a chain vmd opened before and handed over as descriptors (`files`, as a VM process gets it).
+ */
 export interface VmDisk {
-  /** Its path (optionally `raw:` / `qcow2:` prefixed). */
-  readonly path: string;
+  /** Its path (this process opens it and its backing chain when the VM's devices start). */
+  readonly path?: string;
+  /** Its declared format; probed when absent (and then binding: see `RawOpenOptions.guardHeader`). */
+  readonly format?: DiskFormat;
+  /** The image and its backing chain, already open (links to their descriptors). */
+  readonly files?: readonly DiskFile[];
   /** Attach it read-only. */
   readonly readOnly?: boolean;
 }
@@ -82,20 +91,6 @@ export class PciDevicesError extends Error {
   }
 }
 
-/** The paths a disk's worker must read: the image, then its backing chain (found by opening it read-only). */
-export async function diskChainPaths(spec: string): Promise<string[]> {
-  const disk = await openDisk(spec, { readOnly: true });
-  const paths: string[] = [];
-  try {
-    for (let d: Disk | undefined = disk; d !== undefined; d = (d as { backing?: Disk }).backing) {
-      paths.push(d.path);
-    }
-  } finally {
-    await disk.close();
-  }
-  return paths;
-}
-
 /** The MSI-X capability's offset in a virtio function's config space (every one we build has it). */
 function msixCap(config: SharedArrayBuffer): number {
   const at = new PciConfigSpace(config).findCapability(PCI_CAP_MSIX);
@@ -111,6 +106,9 @@ export class PciDevices {
   readonly irqs: readonly PciIrq[];
   readonly #planned: PlannedDevice[];
   #handles: DeviceHandle[] = [];
+  /** Chains this object opened itself (disks given by path), and the links to them. */
+  #opened: ChainImage[][] = [];
+  #links: FdLinks | undefined;
 
   /** Plans the bus: slots, BARs, GSIs and shared state; nothing runs yet. */
   constructor(disks: readonly VmDisk[], rng: boolean, nics: readonly VmNic[] = []) {
@@ -182,9 +180,11 @@ export class PciDevices {
     try {
       for (const p of this.#planned) {
         let policy: PolicyContext = base;
+        let files: readonly DiskFile[] = [];
         if (p.disk !== undefined) {
           const readOnly = p.disk.readOnly ?? false;
-          policy = { ...base, disk: { paths: await diskChainPaths(p.disk.path), readOnly } };
+          files = p.disk.files ?? this.#openDisk(p.disk);
+          policy = { ...base, disk: { paths: files.map((f) => f.path), readOnly } };
         }
         let net: NetInit | undefined;
         if (p.nic !== undefined) {
@@ -207,7 +207,7 @@ export class PciDevices {
             state: p.state,
             disk: p.disk === undefined
               ? undefined
-              : { spec: p.disk.path, readOnly: p.disk.readOnly ?? false, id: p.disk.id },
+              : { files, readOnly: p.disk.readOnly ?? false, id: p.disk.id },
             net,
             gsi: p.gsi,
             irqLine,
@@ -221,9 +221,22 @@ export class PciDevices {
     }
   }
 
+  /** Opens a disk given by path, with this process's rights, and links its descriptors for the worker. */
+  #openDisk(disk: VmDisk): DiskFile[] {
+    if (disk.path === undefined) throw new PciDevicesError("a disk needs a path or its opened files");
+    const chain = openImageChain(disk.path, { format: disk.format, readOnly: disk.readOnly ?? false });
+    this.#opened.push(chain);
+    this.#links ??= FdLinks.create();
+    const links = this.#links;
+    return chain.map((c) => ({ path: links.link(c.fd), name: c.name, format: c.format, probed: c.probed }));
+  }
+
   /** Stops every device worker, then closes the taps (which removes them). */
   stop(): void {
     for (const h of this.#handles) h.stop();
+    for (const chain of this.#opened.splice(0)) closeImageChain(chain);
+    this.#links?.remove();
+    this.#links = undefined;
     for (const p of this.#planned) {
       if (p.tapFd !== undefined) closeFd(p.tapFd);
       p.tapFd = undefined;

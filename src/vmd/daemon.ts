@@ -15,10 +15,11 @@ import {
   definitionFromConfig,
   instanceDefinition,
   peerOwner,
+  userCredentials,
 } from "./definitions.ts";
 import { errorReply, type Reply, type Request, type StartOptions, type VmStatus } from "./protocol.ts";
 import { UserDb } from "./user_db.ts";
-import { type EntryTiming, VmEntry, VmStateError } from "./vm_entry.ts";
+import { type EntryTiming, type VmDefinition, VmEntry, VmStateError } from "./vm_entry.ts";
 
 /** The daemon's log: `info` always, `debug` only when verbose. */
 export interface Logger {
@@ -105,7 +106,7 @@ export class Daemon {
       }
       const existing = this.#entries.find((e) => e.def.name === vm.name);
       if (existing === undefined) {
-        const entry = new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m));
+        const entry = this.#newEntry(def);
         this.#entries.push(entry);
         if (def.enabled) toStart.push(entry);
       } else if (existing.state === "stopped") {
@@ -164,6 +165,14 @@ export class Daemon {
         e.stop(false).catch((err) => this.log.info(`vm ${e.def.name}: ${(err as Error).message}`))
       ),
     );
+  }
+
+  /** A new stopped entry; its backing files are opened with their images' owners' rights. */
+  #newEntry(def: VmDefinition): VmEntry {
+    return new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m), (uid) => {
+      const user = this.#db.userById(uid);
+      return userCredentials(uid, user?.gid ?? uid, this.#db);
+    });
   }
 
   #find(target: string): VmEntry | undefined {
@@ -294,15 +303,7 @@ export class Daemon {
           `permission denied: uid ${peer.uid} may not create instances of ${o.template}`,
         );
       }
-      // files a user names for an instance are opened by vmd (root): they must be that user's own
-      if (peer.uid !== 0) {
-        for (const path of [...(o.disks ?? []), ...[o.kernel, o.initrd].filter((p) => p !== null)]) {
-          const owner = await Deno.stat(path).then((st) => st.uid, () => null);
-          if (owner !== peer.uid) {
-            return errorReply("denied", `permission denied: ${path} is not a file of uid ${peer.uid}`);
-          }
-        }
-      }
+      // files a user names for an instance are opened by vmd with that user's rights, and only so
       const def = instanceDefinition(
         target,
         tentry.def,
@@ -310,8 +311,9 @@ export class Daemon {
         o,
         peerOwner(peer.uid, this.#db),
         this.#config,
+        peer.uid === 0 ? undefined : userCredentials(peer.uid, peer.gid, this.#db),
       );
-      e = new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m));
+      e = this.#newEntry(def);
       this.#entries.push(e);
     } else if (e === undefined) {
       if (o === null || o.kernel === null) {
@@ -321,12 +323,7 @@ export class Daemon {
       if (/^\d+$/.test(target)) {
         return errorReply("bad-message", `a new vm's name cannot be a number (${target})`);
       }
-      e = new VmEntry(
-        this.#nextId++,
-        adHocDefinition(target, o, peerOwner(peer.uid, this.#db), this.#config),
-        this.#o.timing,
-        (m) => this.log.info(m),
-      );
+      e = this.#newEntry(adHocDefinition(target, o, peerOwner(peer.uid, this.#db), this.#config));
       this.#entries.push(e);
     } else {
       if (!mayControl(peer, e.def.owner, this.#db)) {

@@ -13,6 +13,9 @@ import type { StartOptions } from "./protocol.ts";
 import type { UserDb } from "./user_db.ts";
 import type { VmDefinition } from "./vm_entry.ts";
 import type { NicDefinition } from "./vm_nics.ts";
+import type { DefinitionDisk } from "./vm_files.ts";
+import type { FileCredentials } from "../../ffi/open_file.ts";
+import { parseDiskSpec } from "../disk/open.ts";
 
 /** The command line a VM gets when vm.conf and vmctl give none. */
 export const DEFAULT_CMDLINE = "console=ttyS0";
@@ -139,7 +142,13 @@ export function definitionFromConfig(vm: VmConfig, db: UserDb, config: VmdConfig
     cpus: vm.cpus,
     memory: vm.memoryBytes,
     owner,
-    disks: vm.disks.map((d) => ({ path: resolve(d.path), readOnly: false })),
+    disks: vm.disks.map((d) => ({
+      path: resolve(d.path),
+      readOnly: false,
+      format: d.format === "auto" ? undefined : d.format,
+    })),
+    namedBy: null,
+    userPaths: [],
     nics: nicsFromConfig(vm, config),
     localPrefix: localPrefixText(config),
     localInet6: localInet6Text(config),
@@ -164,13 +173,28 @@ export function adHocDefinition(
     cpus: o.cpus ?? 1,
     memory: o.memory ?? 512 * 2 ** 20,
     owner,
-    disks: (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false })),
+    disks: startDisks(o),
+    namedBy: null,
+    userPaths: [],
     nics: nicsFromStart(o, config),
     localPrefix: localPrefixText(config),
     localInet6: localInet6Text(config),
     fromConfig: false,
     enabled: false,
   };
+}
+
+/** The disks of `vmctl start -d`: a `raw:`/`qcow2:` prefix declares the format (binding). */
+function startDisks(o: StartOptions): DefinitionDisk[] {
+  return (o.disks ?? []).map((name) => {
+    const { path, format } = parseDiskSpec(name);
+    return { path: resolve(path), readOnly: false, format };
+  });
+}
+
+/** The rights a user's files are opened with: the user, the primary group, every group it is in. */
+export function userCredentials(uid: number, gid: number, db: UserDb): FileCredentials {
+  return { uid, gid, groups: [...db.groupIdsOf(uid, gid)] };
 }
 
 /** An instance of `template` (`vmctl start -t template name`), with the options `allow instance` permits. */
@@ -181,6 +205,7 @@ export function instanceDefinition(
   o: StartOptions,
   owner: ResolvedOwner,
   config: VmdConfig,
+  opener?: FileCredentials,
 ): VmDefinition {
   const refuse = (what: string) => {
     throw new DefinitionError(`vm ${template.name} does not allow instances to change ${what}`);
@@ -191,7 +216,7 @@ export function instanceDefinition(
   const netAsked = o.local || o.interfaces !== null || o.switches !== null;
   if (netAsked && !allow?.interface) refuse("interfaces (allow instance { interface })");
   // as vm.conf says: an instance never inherits its parent's disks, and may not use them
-  const disks = (o.disks ?? []).map((path) => ({ path: resolve(path), readOnly: false }));
+  const disks = startDisks(o);
   const shared = disks.find((d) => template.disks.some((t) => t.path === d.path));
   if (shared !== undefined) {
     throw new DefinitionError(`${shared.path} is a disk of ${template.name}; an instance needs its own disk`);
@@ -207,6 +232,13 @@ export function instanceDefinition(
     disks,
     nics: netAsked ? nicsFromStart(o, config) : template.nics,
     owner,
+    // what the user named is opened with the user's rights; the template's files stay vm.conf's
+    namedBy: opener ?? null,
+    userPaths: opener === undefined ? [] : [
+      ...(o.kernel === null ? [] : [resolve(o.kernel)]),
+      ...(o.initrd === null ? [] : [resolve(o.initrd)]),
+      ...disks.map((d) => d.path),
+    ],
     fromConfig: false,
     enabled: false,
   };

@@ -11,7 +11,10 @@ import { encodeFrame, FrameDecoder } from "./framing.ts";
 import type { ResolvedOwner } from "./access.ts";
 import type { VmState, VmStatus } from "./protocol.ts";
 import { spawnVmProcess, vmProcessCommand } from "./vm_launcher.ts";
-import { type FromVm, type SpecDisk, validateFromVm, type VmSpec } from "./vm_messages.ts";
+import type { FileCredentials } from "../../ffi/open_file.ts";
+import type { DiskFormat } from "../disk/disk.ts";
+import { type FromVm, validateFromVm, type VmSpec } from "./vm_messages.ts";
+import { type DefinitionDisk, OpenVmFiles } from "./vm_files.ts";
 import { closeTapFds, type NicDefinition, type OpenNics, openNics, releaseBridges } from "./vm_nics.ts";
 
 /** What a VM is: everything needed to start it. */
@@ -31,7 +34,14 @@ export interface VmDefinition {
   /** Owner. */
   readonly owner: ResolvedOwner;
   /** Disk images, each a virtio-blk function. */
-  readonly disks: readonly SpecDisk[];
+  readonly disks: readonly DefinitionDisk[];
+  /**
+   * The user who named files of this VM (vmctl start of an instance), whose rights those files are opened
+   * with; null when every file came from vm.conf or from root (opened as root).
+   */
+  readonly namedBy: FileCredentials | null;
+  /** The paths that user named (kernel, initrd, disks); the others are vm.conf's. */
+  readonly userPaths: readonly string[];
   /** NICs, each a virtio-net function on a tap vmd opens (`vm<id>-if<n>`). */
   readonly nics: readonly NicDefinition[];
   /** The `local prefix` local interfaces take their addresses from. */
@@ -113,13 +123,27 @@ export class VmEntry {
   #exited: Promise<void> = Promise.resolve();
   readonly #timing: EntryTiming;
   readonly #log: (msg: string) => void;
+  readonly #credentialsOf: (uid: number) => FileCredentials;
+  /** Formats probed at this VM's first start, by image path: a guest cannot change them by rebooting. */
+  readonly #probed = new Map<string, DiskFormat>();
+  #files: OpenVmFiles | undefined;
 
-  /** Builds a stopped entry. */
-  constructor(id: number, def: VmDefinition, timing: EntryTiming, log: (msg: string) => void) {
+  /**
+   * Builds a stopped entry; `credentialsOf` gives a user's rights (a backing file is opened with those of
+   * its image's owner).
+   */
+  constructor(
+    id: number,
+    def: VmDefinition,
+    timing: EntryTiming,
+    log: (msg: string) => void,
+    credentialsOf: (uid: number) => FileCredentials = (uid) => ({ uid, gid: uid, groups: [] }),
+  ) {
     this.id = id;
     this.def = def;
     this.#timing = timing;
     this.#log = log;
+    this.#credentialsOf = credentialsOf;
   }
 
   /** The state. */
@@ -168,11 +192,14 @@ export class VmEntry {
     this.#userStop = false;
     this.#askedToShutDown = false;
     let nics: OpenNics | undefined;
+    let files: OpenVmFiles | undefined;
     const fail = (why: string): never => {
       if (nics !== undefined) {
         closeTapFds(nics);
         void releaseBridges(nics);
       }
+      files?.closeFds();
+      files?.removeLinks();
       this.#state = "stopped";
       this.#lastExit = `failed: ${why}`;
       this.#notifyStopped();
@@ -180,16 +207,20 @@ export class VmEntry {
     };
     let command: Deno.Command;
     try {
-      // resolves each disk's backing chain for the process's permissions
-      command = await vmProcessCommand({
-        name: this.def.name,
-        kernel: this.def.kernel,
-        initrd: this.def.initrd,
-        cmdline: this.def.cmdline,
-        cpus: this.def.cpus,
-        memory: this.def.memory,
-        disks: this.def.disks,
+      // every file the VM uses, opened once with the rights of whoever named it; the process gets the fds
+      const def = this.def;
+      files = OpenVmFiles.open({
+        kernel: def.kernel,
+        initrd: def.initrd,
+        disks: def.disks,
+        openerOf: (path) => def.namedBy !== null && def.userPaths.includes(path) ? def.namedBy : undefined,
+        credentialsOf: this.#credentialsOf,
+        probed: this.#probed,
       });
+      files.chains.forEach((chain, i) => {
+        if (chain[0].probed) this.#probed.set(def.disks[i].path, chain[0].format);
+      });
+      command = vmProcessCommand(files.permissions);
       // the taps and their host side (privileged: vmd's part); the VM process inherits the fds
       nics = await openNics(this.id, this.def.nics, this.def.localPrefix, this.def.localInet6);
     } catch (e) {
@@ -207,25 +238,27 @@ export class VmEntry {
     this.#giveTty(pty.path);
     const spec: VmSpec = {
       name: this.def.name,
-      kernel: this.def.kernel,
-      initrd: this.def.initrd,
+      kernel: files.kernel,
+      initrd: files.initrd,
       cmdline: this.def.cmdline,
       cpus: this.def.cpus,
       memory: this.def.memory,
       consoleFd: pty.master,
-      disks: this.def.disks,
+      disks: files.disks,
       nics: nics.specs,
     };
     let proc: Deno.ChildProcess;
     try {
-      proc = spawnVmProcess(command, pty.master, nics.specs.map((n) => n.fd));
+      proc = spawnVmProcess(command, pty.master, nics.specs.map((n) => n.fd), files.fds);
     } catch (e) {
       closeFd(pty.slave);
       return fail(`cannot start its process: ${(e as Error).message}`);
     } finally {
       closeFd(pty.master); // the VM process has its own copy
       closeTapFds(nics); // the same: the taps live as long as the VM process holds them
+      files.closeFds(); // and its files: vmd keeps no descriptor of a running VM's files
     }
+    this.#files = files;
     for (const n of nics.specs) {
       const mac = n.mac.map((b) => b.toString(16).padStart(2, "0")).join(":");
       const what = n.local !== null ? `local ${n.local.host}/31, guest ${n.local.guest}` : "";
@@ -282,6 +315,8 @@ export class VmEntry {
   #onMessage(msg: FromVm): void {
     switch (msg.type) {
       case "ready":
+        // its workers have opened their files: the links are no longer needed
+        this.#files?.removeLinks();
         this.#tty = this.#ptyPath;
         this.#state = "running";
         this.#ready?.resolve(this.#ptyPath ?? "");
@@ -332,6 +367,8 @@ export class VmEntry {
     // the VM process is gone and its taps with it; a bridge vmd made goes with the last VM on it
     if (this.#nics !== undefined) await releaseBridges(this.#nics);
     this.#nics = undefined;
+    this.#files?.removeLinks();
+    this.#files = undefined;
     if (this.#ptySlave !== null) closeFd(this.#ptySlave);
     this.#ptySlave = null;
     this.#ptyPath = null;

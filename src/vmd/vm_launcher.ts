@@ -1,16 +1,15 @@
 /**
  * Starts a VM process: the same program re-executed (`deno run <flags> cli.ts vm-process`) with the
- * permission flags of the table's `vm` row for exactly this VM's files (kernel, initrd, disks and their
- * backing images), its stdin/stdout as the message pipe, its stderr passed through to the daemon's log, and
- * the console pty's master and the VM's tap fds (opened by the daemon) inherited.
+ * permission flags of the table's `vm` row for exactly this VM's files (the links to the descriptors of its
+ * kernel, initrd, disks and backing images), its stdin/stdout as the message pipe, its stderr passed through
+ * to the daemon's log, and the console pty's master, the VM's tap fds and its file fds (all opened by the
+ * daemon) inherited.
  *
  * @module
  */
 import { spawnInheriting } from "../../ffi/fd_inherit.ts";
 import { resolveLibcPath } from "../../ffi/libc.ts";
 import { processFlags, type VmFiles } from "../privsep/permission_table.ts";
-import { diskChainPaths } from "../vm/pci_devices.ts";
-import type { SpecDisk, VmSpec } from "./vm_messages.ts";
 import { VM_PROCESS_COMMAND } from "./vm_process_command.ts";
 
 const root = new URL("../../", import.meta.url);
@@ -33,27 +32,10 @@ export function vmProcessArgs(files: VmFiles): string[] {
   ];
 }
 
-/**
- * The files a VM process for these boot files and disks may open: each disk image read-write (read-only when
- * so attached), every backing image read-only. Opens each image read-only to find its backing chain; throws
- * the disk layer's error for an image that cannot be opened.
- */
-export async function vmFiles(boot: readonly string[], disks: readonly SpecDisk[]): Promise<VmFiles> {
-  const readWrite: string[] = [];
-  const readOnly: string[] = [];
-  for (const d of disks) {
-    const [image, ...backing] = await diskChainPaths(d.path);
-    (d.readOnly ? readOnly : readWrite).push(image);
-    readOnly.push(...backing);
-  }
-  return { boot, disks: readWrite, readOnlyDisks: readOnly };
-}
-
-/** The command that starts a VM process for `spec` (its files' permissions resolved; not yet spawned). */
-export async function vmProcessCommand(spec: Omit<VmSpec, "consoleFd" | "nics">): Promise<Deno.Command> {
-  const boot = spec.initrd === null ? [spec.kernel] : [spec.kernel, spec.initrd];
+/** The command that starts a VM process allowed to reach `files` (its links; not yet spawned). */
+export function vmProcessCommand(files: VmFiles): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: vmProcessArgs(await vmFiles(boot, spec.disks)),
+    args: vmProcessArgs(files),
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -61,13 +43,14 @@ export async function vmProcessCommand(spec: Omit<VmSpec, "consoleFd" | "nics">)
 }
 
 /**
- * Spawns a prepared VM process; it inherits the console fd `consoleFd` and its tap fds `tapFds`, and no other
- * fd of vmd's.
+ * Spawns a prepared VM process; it inherits the console fd `consoleFd`, its tap fds `tapFds` and its file
+ * fds `fileFds` (kernel, initrd, disks), and no other fd of vmd's.
  */
 export function spawnVmProcess(
   command: Deno.Command,
   consoleFd: number,
   tapFds: readonly number[] = [],
+  fileFds: readonly number[] = [],
 ): Deno.ChildProcess {
-  return spawnInheriting([consoleFd, ...tapFds], () => command.spawn());
+  return spawnInheriting([consoleFd, ...tapFds, ...fileFds], () => command.spawn());
 }

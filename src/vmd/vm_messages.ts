@@ -5,16 +5,29 @@
  *
  * @module
  */
-import { bool, int, MessageError, oneOf, record, str, strOrNull } from "./validate_fields.ts";
+import type { DiskFile } from "../disk/open.ts";
+import { MAX_BACKING_DEPTH } from "../disk/open.ts";
+import { bool, int, MessageError, oneOf, record, str } from "./validate_fields.ts";
+
+/**
+ * A file vmd opened for the VM: the VM process reaches the descriptor it inherited through a link to
+ * `/proc/self/fd/N` in a private directory, never through the user's path.
+ */
+export interface SpecFile {
+  /** The link to the inherited descriptor. */
+  readonly path: string;
+  /** The path the user named, for messages. */
+  readonly name: string;
+}
 
 /** What a VM process boots. */
 export interface VmSpec {
   /** The VM's name (for logs). */
   readonly name: string;
-  /** Kernel path (PVH ELF or bzImage). */
-  readonly kernel: string;
-  /** Initrd path, or null. */
-  readonly initrd: string | null;
+  /** The kernel (PVH ELF or bzImage). */
+  readonly kernel: SpecFile;
+  /** The initrd, or null. */
+  readonly initrd: SpecFile | null;
   /** Kernel command line. */
   readonly cmdline: string;
   /** vCPUs. */
@@ -48,10 +61,10 @@ export interface SpecNic {
 /** Most NICs a VM may have (vm.conf allows 4). */
 export const MAX_SPEC_NICS = 4;
 
-/** One disk of a VM. */
+/** One disk of a VM: its image and backing chain, opened by vmd. */
 export interface SpecDisk {
-  /** The image's path. */
-  readonly path: string;
+  /** The image, then each backing image, in the formats vmd decided when it opened them. */
+  readonly files: readonly DiskFile[];
   /** Attached read-only. */
   readonly readOnly: boolean;
 }
@@ -95,13 +108,25 @@ function validateSpec(value: unknown): VmSpec {
     throw new MessageError(`field "disks" must be an array of at most ${MAX_SPEC_DISKS} disks`);
   }
   const disks = o.disks.map((d) => {
-    const r = record(d, ["path", "readOnly"], "disk");
-    return { path: str(r, "path"), readOnly: bool(r, "readOnly") };
+    const r = record(d, ["files", "readOnly"], "disk");
+    if (!Array.isArray(r.files) || r.files.length < 1 || r.files.length > MAX_BACKING_DEPTH + 1) {
+      throw new MessageError(`field "files" must list 1 to ${MAX_BACKING_DEPTH + 1} images`);
+    }
+    const files = r.files.map((f): DiskFile => {
+      const x = record(f, ["path", "name", "format", "probed"], "disk file");
+      return {
+        path: str(x, "path"),
+        name: str(x, "name"),
+        format: oneOf(x, "format", ["raw", "qcow2"] as const),
+        probed: bool(x, "probed"),
+      };
+    });
+    return { files, readOnly: bool(r, "readOnly") };
   });
   return {
     name: str(o, "name", 256),
-    kernel: str(o, "kernel"),
-    initrd: strOrNull(o, "initrd"),
+    kernel: specFile(o.kernel, "kernel"),
+    initrd: o.initrd === null ? null : specFile(o.initrd, "initrd"),
     cmdline: str(o, "cmdline"),
     cpus: int(o, "cpus", 1, 64),
     memory: int(o, "memory", 2 ** 20, 128 * 2 ** 30),
@@ -109,6 +134,11 @@ function validateSpec(value: unknown): VmSpec {
     disks,
     nics: validateNics(o.nics),
   };
+}
+
+function specFile(value: unknown, what: string): SpecFile {
+  const r = record(value, ["path", "name"], what);
+  return { path: str(r, "path"), name: str(r, "name") };
 }
 
 function mac6(r: Record<string, unknown>, key: string): number[] {

@@ -13,6 +13,7 @@ import { closeFd } from "../../ffi/fd.ts";
 import { readPty, writePty } from "../../ffi/pty.ts";
 import { pollFds, POLLIN } from "../../ffi/poll.ts";
 import { describeVcpuExit } from "../vcpu/vcpu_exit.ts";
+import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm } from "../vm/vm.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
@@ -61,9 +62,12 @@ async function pumpPtyInput(vm: Vm, fd: number, done: () => boolean): Promise<vo
   }
 }
 
-async function boot(spec: VmSpec): Promise<Vm> {
-  const kernel = await Deno.readFile(spec.kernel);
-  const initrd = spec.initrd === null ? undefined : await Deno.readFile(spec.initrd);
+function boot(spec: VmSpec): Vm {
+  // vmd opened these files; this process reaches its inherited descriptors through links, sizes checked first
+  const kernel = readBootFile(spec.kernel.path, spec.kernel.name, "kernel", spec.memory);
+  const initrd = spec.initrd === null
+    ? undefined
+    : readBootFile(spec.initrd.path, spec.initrd.name, "initrd", spec.memory);
   // like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function
   const vm = Vm.create({
     memory: spec.memory,
@@ -81,10 +85,10 @@ async function boot(spec: VmSpec): Promise<Vm> {
   });
   try {
     bootKernel(vm, kernel, {
-      kernelName: spec.kernel,
+      kernelName: spec.kernel.name,
       cmdline: spec.cmdline,
       initrd,
-      initrdName: spec.initrd ?? "initrd",
+      initrdName: spec.initrd?.name ?? "initrd",
     });
     return vm;
   } catch (e) {
@@ -104,7 +108,7 @@ export async function vmProcessMain(): Promise<number> {
   const spec = first.value.spec;
   let vm: Vm;
   try {
-    vm = await boot(spec);
+    vm = boot(spec);
   } catch (e) {
     await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });
     return 1;

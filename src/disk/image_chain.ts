@@ -1,0 +1,150 @@
+/**
+ * A disk and its backing chain as open descriptors: what the daemon (or `vmd run`) hands a VM. Each image is
+ * opened once, by {@link openFileOnce} (the owner's rights, no final symlink, non-blocking type check,
+ * regular files only), its format is decided once (declared, or probed from the open descriptor), and the
+ * backing file it names is opened the same way, relative to the image's folder. Nothing opens a path again
+ * later: the VM process and its disk worker use the descriptors, and the formats decided here are binding.
+ *
+ * @module
+ */
+import {
+  closeOpened,
+  type FileCredentials,
+  fstatFd,
+  type OpenedFile,
+  openFileOnce,
+} from "../../ffi/open_file.ts";
+import { DiskError, type DiskFormat } from "./disk.ts";
+import { FileIO } from "./file_io.ts";
+import { MAX_BACKING_DEPTH } from "./open.ts";
+import { QCOW2_MAGIC, readHeader } from "./qcow2_header.ts";
+import { resolveBacking } from "./qcow2.ts";
+
+/** One image of a chain, open. */
+export interface ChainImage {
+  /** The descriptor (close-on-exec; owned by the chain). */
+  readonly fd: number;
+  /** The path it was opened from, for messages only. */
+  readonly name: string;
+  /** Its format, decided once. */
+  readonly format: DiskFormat;
+  /** True when the format was probed (no prefix, no vm.conf `format`): then the guest may not change it. */
+  readonly probed: boolean;
+  /** Open for reading only (backing images always are). */
+  readonly readOnly: boolean;
+  /** Device and inode: which file this is. */
+  readonly dev: bigint;
+  /** See {@link ChainImage.dev}. */
+  readonly ino: bigint;
+}
+
+/** Options of {@link openImageChain}. */
+export interface ImageChainOptions {
+  /** The declared format (vm.conf `format`, a `raw:`/`qcow2:` prefix); probed when absent. */
+  readonly format?: DiskFormat;
+  /** Attach the image read-only. */
+  readonly readOnly: boolean;
+  /** Open the image with this identity's rights (the user who named it); the process's own when absent. */
+  readonly as?: FileCredentials;
+  /**
+   * The identity a backing file is opened with, given the image that names it: a backing file must be one
+   * the image's owner could open. Defaults to `as`.
+   */
+  readonly backingAs?: (namedBy: OpenedFile) => FileCredentials | undefined;
+}
+
+/** Reads from an open descriptor without a path: through this process's own fd table. */
+function ioOf(fd: number, name: string): FileIO {
+  return FileIO.open(`/proc/self/fd/${fd}`, false, name);
+}
+
+function probeFormat(fd: number, name: string): DiskFormat {
+  const io = ioOf(fd, name);
+  try {
+    const head = new Uint8Array(4);
+    io.readAt(0, head);
+    return io.length >= 4 && new DataView(head.buffer).getUint32(0) === QCOW2_MAGIC ? "qcow2" : "raw";
+  } finally {
+    io.close();
+  }
+}
+
+/** The backing file an open qcow2 image names, with the format its header gives (if any). */
+function backingOf(fd: number, name: string): { file: string; format?: DiskFormat } | undefined {
+  const io = ioOf(fd, name);
+  try {
+    const h = readHeader(io);
+    if (h.backingFile === undefined) return undefined;
+    const fmt = h.backingFormat;
+    if (fmt !== undefined && fmt !== "raw" && fmt !== "qcow2") {
+      throw new DiskError(name, `backing file ${h.backingFile} has format "${fmt}"; only raw and qcow2 work`);
+    }
+    return { file: h.backingFile, format: fmt };
+  } finally {
+    io.close();
+  }
+}
+
+/**
+ * Opens the disk image at `path` and every image of its backing chain (at most {@link MAX_BACKING_DEPTH}
+ * below it; loops refused). Throws the error of the first image that cannot be used; nothing stays open
+ * then.
+ */
+export function openImageChain(path: string, opts: ImageChainOptions): ChainImage[] {
+  const chain: ChainImage[] = [];
+  try {
+    let name = path;
+    let format = opts.format;
+    let readOnly = opts.readOnly;
+    let as = opts.as;
+    for (;;) {
+      const what = chain.length === 0 ? "disk image" : `backing file of ${chain[chain.length - 1].name}`;
+      const file = openFileOnce(name, { write: !readOnly, as, what });
+      const probed = format === undefined;
+      const fmt = format ?? probeFormat(file.fd, name);
+      const image: ChainImage = {
+        fd: file.fd,
+        name,
+        format: fmt,
+        probed,
+        readOnly,
+        dev: file.dev,
+        ino: file.ino,
+      };
+      if (chain.some((c) => c.dev === image.dev && c.ino === image.ino)) {
+        closeOpened(file.fd);
+        throw new DiskError(
+          path,
+          `the backing chain loops: ${[...chain.map((c) => c.name), name].join(" -> ")}`,
+        );
+      }
+      chain.push(image);
+      if (fmt === "raw") return chain;
+      const backing = backingOf(file.fd, name);
+      if (backing === undefined) return chain;
+      if (chain.length > MAX_BACKING_DEPTH) {
+        throw new DiskError(
+          path,
+          `the backing chain is deeper than ${MAX_BACKING_DEPTH} images; flatten it with \`vmctl create -i\``,
+        );
+      }
+      as = opts.backingAs === undefined ? opts.as : opts.backingAs(file);
+      name = resolveBacking(name, backing.file);
+      format = backing.format;
+      readOnly = true;
+    }
+  } catch (e) {
+    closeImageChain(chain);
+    throw e;
+  }
+}
+
+/** Closes every descriptor of a chain. */
+export function closeImageChain(chain: readonly ChainImage[]): void {
+  for (const c of chain) closeOpened(c.fd);
+}
+
+/** The size in bytes of the file open as `fd` (fstat: no path involved). */
+export function openFileSize(fd: number): number {
+  return fstatFd(fd).size;
+}
