@@ -53,6 +53,8 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int close(int fd);
   close: { parameters: ["i32"], result: "i32" },
+  // ssize_t pread(int fd, void *buf, size_t count, off_t offset);
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   // long syscall(long number, long a1, long a2);  (setfsuid, setfsgid, setgroups, getgroups)
   syscall2: { name: "syscall", parameters: ["i64", "i64", "buffer"], result: "i64" },
   // long syscall(long number, long a1);
@@ -251,6 +253,22 @@ function openError(path: string, what: string, code: number, opts: OpenFileOptio
     `cannot open the ${what}${who}: ${new ErrnoError("open", code, describeErrno(code)).message}`,
     code,
   );
+}
+
+/** Fills `buf` from offset `pos` of the open file `fd` (short only at the end of the file); returns the count. */
+export function preadFd(fd: number, buf: Uint8Array, pos: number): number {
+  let done = 0;
+  while (done < buf.length) {
+    // Safe: pread writes at most buf.length - done bytes into our own buffer at that offset.
+    const n = Number(sym().pread(fd, buf.subarray(done), BigInt(buf.length - done), BigInt(pos + done)));
+    if (n < 0) {
+      if (errno() === 4 /* EINTR */) continue;
+      throw lastError(`pread(${fd})`);
+    }
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }
 
 /** Closes a descriptor this module handed out (errors ignored: it is gone either way). */

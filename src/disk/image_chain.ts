@@ -13,11 +13,11 @@ import {
   fstatFd,
   type OpenedFile,
   openFileOnce,
+  preadFd,
 } from "../../ffi/open_file.ts";
 import { DiskError, type DiskFormat } from "./disk.ts";
-import { FileIO } from "./file_io.ts";
 import { MAX_BACKING_DEPTH } from "./open.ts";
-import { QCOW2_MAGIC, readHeader } from "./qcow2_header.ts";
+import { type HeaderSource, QCOW2_MAGIC, readHeader } from "./qcow2_header.ts";
 import { resolveBacking } from "./qcow2.ts";
 
 /** One image of a chain, open. */
@@ -53,9 +53,18 @@ export interface ImageChainOptions {
   readonly backingAs?: (namedBy: OpenedFile) => FileCredentials | undefined;
 }
 
-/** Reads from an open descriptor without a path: through this process's own fd table. */
-function ioOf(fd: number, name: string): FileIO {
-  return FileIO.open(`/proc/self/fd/${fd}`, false, name);
+/** Reads from an open descriptor (pread: no path involved); `name` is what messages call it. */
+function ioOf(fd: number, name: string): HeaderSource & { close(): void } {
+  const length = fstatFd(fd).size;
+  return {
+    path: name,
+    length,
+    readAt(pos: number, buf: Uint8Array): void {
+      const n = pos < length ? preadFd(fd, buf, pos) : 0;
+      buf.fill(0, n);
+    },
+    close() {},
+  };
 }
 
 function probeFormat(fd: number, name: string): DiskFormat {

@@ -5,6 +5,9 @@
  * @module
  */
 import type { FileIO } from "./file_io.ts";
+
+/** What reading a header needs of a file: its name for messages, its length, positioned reads. */
+export type HeaderSource = Pick<FileIO, "path" | "length" | "readAt">;
 import { Qcow2Error } from "./qcow2_error.ts";
 
 /** The first four bytes of every qcow2 image: "QFI\xfb". */
@@ -78,7 +81,7 @@ function u64(view: DataView, at: number): number {
 }
 
 /** Reads and validates the header of the qcow2 image open in `io`. Throws {@linkcode Qcow2Error}. */
-export function readHeader(io: FileIO): Qcow2Header {
+export function readHeader(io: HeaderSource): Qcow2Header {
   const path = io.path;
   if (io.length < V2_HEADER_LENGTH) {
     throw new Qcow2Error(path, `truncated header: the file has ${io.length} bytes, a qcow2 header needs 72`);
@@ -159,7 +162,7 @@ export function readHeader(io: FileIO): Qcow2Header {
   return h;
 }
 
-function checkTable(io: FileIO, h: Qcow2Header, what: string, offset: number, bytes: number): void {
+function checkTable(io: HeaderSource, h: Qcow2Header, what: string, offset: number, bytes: number): void {
   if (bytes === 0) return;
   if (offset % h.clusterSize !== 0 || offset === 0) {
     throw new Qcow2Error(
@@ -176,7 +179,7 @@ function checkTable(io: FileIO, h: Qcow2Header, what: string, offset: number, by
   }
 }
 
-function readExtensions(io: FileIO, first: Uint8Array, h: Qcow2Header): void {
+function readExtensions(io: HeaderSource, first: Uint8Array, h: Qcow2Header): void {
   const v = new DataView(first.buffer);
   const featureNames = new Map<string, string>();
   let at = h.headerLength;
@@ -218,7 +221,7 @@ function readExtensions(io: FileIO, first: Uint8Array, h: Qcow2Header): void {
   }
 }
 
-function readBacking(io: FileIO, first: Uint8Array, v: DataView, h: Qcow2Header): void {
+function readBacking(io: HeaderSource, first: Uint8Array, v: DataView, h: Qcow2Header): void {
   const offset = u64(v, 8);
   const length = v.getUint32(16);
   if (offset === 0) return;

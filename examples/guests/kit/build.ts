@@ -36,6 +36,10 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     purpose: "virtio-blk throughput: 64 KiB writes and reads, 4 KiB reads (bench/blk.ts)",
   },
   virtio_msix: { status: 0x25, purpose: "virtio-rng completion delivered as an MSI-X message" },
+  blk_plant: {
+    status: 0x27,
+    purpose: "hostile: prints its disk's sector 0, then writes a qcow2 header there naming a host file",
+  },
   virtio_hostile: {
     status: 0x22,
     purpose: "virtio-blk with hostile descriptors; good requests still succeed",

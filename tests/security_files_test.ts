@@ -1,0 +1,105 @@
+/**
+ * Attacks on the files a VM uses, each against the real path (real KVM, real files, the real daemon, a real
+ * unprivileged user run with setpriv):
+ * - a guest writes a qcow2 header naming a root-only host file into its own raw disk, then boots again
+ *   (`vmd run` and the daemon; format probed and declared raw): it never reads the file;
+ * - a user starts an instance whose disk is her own qcow2 with a root-only backing file, or a symlink to a
+ *   root-only file, or a FIFO: each is refused, and the daemon keeps answering.
+ */
+import assert from "node:assert/strict";
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
+import { kvmTest, runCli } from "./kvm_support.ts";
+import { ConsoleSession, TestDaemon } from "./vmd_support.ts";
+
+const SECRET = "TOP-SECRET-a7f3c9";
+const MiB = 1 << 20;
+
+/** A folder with a root-only secret file and an empty 1 MiB raw disk per name. */
+async function scene(disks: string[]): Promise<{ dir: string; secret: string; disk: (n: string) => string }> {
+  const dir = await Deno.makeTempDir({ prefix: "vmd-sec-" });
+  await Deno.chmod(dir, 0o755);
+  const secret = `${dir}/secret`;
+  await Deno.writeTextFile(secret, SECRET.padEnd(512, "!"), { mode: 0o600 });
+  for (const n of disks) await Deno.writeFile(`${dir}/${n}`, new Uint8Array(MiB));
+  return { dir, secret, disk: (n) => `${dir}/${n}` };
+}
+
+async function head(path: string, n = 4): Promise<number[]> {
+  const f = await Deno.open(path);
+  try {
+    const b = new Uint8Array(n);
+    await f.read(b);
+    return [...b];
+  } finally {
+    f.close();
+  }
+}
+
+const QCOW2_HEAD = [0x51, 0x46, 0x49, 0xfb];
+
+kvmTest(
+  "vmd run: a guest that plants a qcow2 header naming a host file in its raw disk never reads the file " +
+    "(probed raw: the write fails; declared raw: it stays raw)",
+  async () => {
+    const guest = await buildKitGuest("blk_plant");
+    const s = await scene(["probed.img", "declared.img"]);
+    try {
+      const run = (disk: string) =>
+        runCli(["run", "-m", "32M", "-b", guest.path, "--cmdline", `plant=${s.secret}`, "-d", disk]);
+      // probed as raw: the header write is refused with an I/O error, so the image stays raw
+      const first = await run(s.disk("probed.img"));
+      assert.equal(first.code, 0x27, first.stdout + first.stderr);
+      assert.match(first.stdout, /^plant: status 1$/m);
+      assert.deepEqual(await head(s.disk("probed.img")), [0, 0, 0, 0]);
+      const second = await run(s.disk("probed.img"));
+      assert.match(second.stdout, /^sector0: status 0 '\.{32}'$/m);
+      // declared raw: the guest owns its bytes, and the image is raw whatever they say
+      const d1 = await run(`raw:${s.disk("declared.img")}`);
+      assert.match(d1.stdout, /^plant: status 0$/m, d1.stdout + d1.stderr);
+      assert.deepEqual(await head(s.disk("declared.img")), QCOW2_HEAD);
+      const d2 = await run(`raw:${s.disk("declared.img")}`);
+      assert.match(d2.stdout, /^sector0: status 0 'QFI\./m, d2.stdout + d2.stderr);
+      for (const out of [first, second, d1, d2]) assert.ok(!out.stdout.includes("TOP-SECRET"), out.stdout);
+    } finally {
+      await Deno.remove(s.dir, { recursive: true });
+    }
+  },
+);
+
+kvmTest(
+  "vmd: a guest that plants a qcow2 header in its disk never reads the host file at its next start " +
+    "(vm.conf format raw, and probed)",
+  async () => {
+    const guest = await buildKitGuest("blk_plant");
+    const s = await scene(["probed.img", "declared.img"]);
+    const vm = (name: string, disk: string, format: string) =>
+      `vm "${name}" {\n  disable\n  boot "${guest.path}" { cmdline "plant=${s.secret}" }\n  memory 32M\n` +
+      `  disk "${s.disk(disk)}"${format}\n}\n`;
+    const d = await TestDaemon.start(
+      vm("probed", "probed.img", "") + vm("declared", "declared.img", ' format "raw"'),
+    );
+    try {
+      const boot = async (name: string) => {
+        const c = new ConsoleSession(d, ["start", "-c", name]);
+        await c.expect("plant: status", 20_000);
+        await c.ended(20_000);
+        await d.waitState(name, "stopped");
+        return c.output;
+      };
+      const p1 = await boot("probed");
+      assert.match(p1, /plant: status 1/);
+      assert.deepEqual(await head(s.disk("probed.img")), [0, 0, 0, 0]);
+      const p2 = await boot("probed");
+      assert.match(p2, /sector0: status 0 '\.{32}'/);
+      const q1 = await boot("declared");
+      assert.match(q1, /plant: status 0/);
+      assert.deepEqual(await head(s.disk("declared.img")), QCOW2_HEAD);
+      const q2 = await boot("declared");
+      assert.match(q2, /sector0: status 0 'QFI\./);
+      for (const out of [p1, p2, q1, q2]) assert.ok(!out.includes("TOP-SECRET"), out);
+    } finally {
+      await d.cleanup();
+      await Deno.remove(s.dir, { recursive: true });
+    }
+  },
+);
