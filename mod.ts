@@ -72,7 +72,6 @@ export {
   permissionsFor,
   POLICY,
   type PolicyContext,
-  type PolicyDisk,
   type PolicyRow,
 } from "./src/privsep/permission_table.ts";
 

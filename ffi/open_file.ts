@@ -55,6 +55,12 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   // ssize_t pread(int fd, void *buf, size_t count, off_t offset);
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  // ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset);
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  // int fdatasync(int fd);
+  fdatasync: { parameters: ["i32"], result: "i32" },
+  // int ftruncate(int fd, off_t length);
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   // long syscall(long number, long a1, long a2);  (setfsuid, setfsgid, setgroups, getgroups)
   syscall2: { name: "syscall", parameters: ["i64", "i64", "buffer"], result: "i64" },
   // long syscall(long number, long a1);
@@ -269,6 +275,30 @@ export function preadFd(fd: number, buf: Uint8Array, pos: number): number {
     done += n;
   }
   return done;
+}
+
+/** Writes all of `data` at offset `pos` of the open file `fd`. */
+export function pwriteFd(fd: number, data: Uint8Array, pos: number): void {
+  let done = 0;
+  while (done < data.length) {
+    // Safe: pwrite reads at most data.length - done bytes from our own buffer.
+    const n = Number(sym().pwrite(fd, data.subarray(done), BigInt(data.length - done), BigInt(pos + done)));
+    if (n < 0) {
+      if (errno() === 4 /* EINTR */) continue;
+      throw lastError(`pwrite(${fd})`);
+    }
+    done += n;
+  }
+}
+
+/** fdatasync(2): written data (and what is needed to read it back) reaches stable storage. */
+export function fdatasyncFd(fd: number): void {
+  if (sym().fdatasync(fd) !== 0) throw lastError(`fdatasync(${fd})`);
+}
+
+/** ftruncate(2). */
+export function ftruncateFd(fd: number, length: number): void {
+  if (sym().ftruncate(fd, BigInt(length)) !== 0) throw lastError(`ftruncate(${fd})`);
 }
 
 /** Closes a descriptor this module handed out (errors ignored: it is gone either way). */

@@ -131,7 +131,7 @@ vm "g1" {
       await Deno.writeFile(rootFile, new Uint8Array(1 << 20));
       const stolen = await d.vmctl(["start", "-t", "t1", "-d", rootFile, "i1"], { as: a });
       assert.equal(stolen.code, 1);
-      assert.match(stolen.stderr, /is not a file of uid/);
+      assert.match(stolen.stderr, /permission denied \(opened as uid \d+\)/);
       const inst = await d.vmctl(["start", "-t", "t1", "-d", own, "i2"], { as: a });
       assert.equal(inst.code, 0, inst.stderr);
       assert.equal((await d.vm("i2")).owner, "vmdtusra");

@@ -4,7 +4,7 @@
  * real socket pair.
  */
 import assert from "node:assert/strict";
-import { resolveLibcPath } from "../ffi/libc.ts";
+import { LIBC_CANDIDATES, resolveLibcPath } from "../ffi/libc.ts";
 import { peerCredentials } from "../ffi/unix_socket.ts";
 import { processFlags } from "../src/privsep/permission_table.ts";
 import { formatScaled, formatStatusTable } from "../src/vmctl/status_table.ts";
@@ -157,25 +157,22 @@ Deno.test("owners: names resolve through the user database; group members and ro
   );
 });
 
-Deno.test("the VM process's flags: ffi, read on /dev/kvm and its own files, write on /dev/kvm and its disks", () => {
+Deno.test("the VM process's flags: ffi, read on /dev/kvm and its modules, write on /dev/kvm; no user file", () => {
   const libcPath = resolveLibcPath();
-  const flags = processFlags("vm", {
-    libcPath,
-    programRoot: "/opt/vmd",
-    vmFiles: { boot: ["/vms/k.elf", "/vms/initrd"], disks: ["/vms/disk.img"] },
-  });
+  const flags = processFlags("vm", { libcPath, programRoot: "/opt/vmd" });
   assert.equal(flags[0], "--allow-ffi");
   const read = flags.find((f) => f.startsWith("--allow-read="))!.slice(13).split(",");
   const write = flags.find((f) => f.startsWith("--allow-write="))!.slice(14).split(",");
   for (
-    const p of ["/dev/kvm", libcPath, "/opt/vmd/src", "/vms/k.elf", "/vms/initrd"]
+    const p of ["/dev/kvm", libcPath, "/opt/vmd/src", "/opt/vmd/ffi"]
   ) {
     assert.ok(read.includes(p), p);
   }
-  assert.deepEqual(write, ["/dev/kvm", "/vms/disk.img"]);
+  assert.equal(read.length, 3 + LIBC_CANDIDATES.length, "kernels, initrds and disks arrive as descriptors");
+  assert.deepEqual(write, ["/dev/kvm"]);
   assert.ok(!read.includes("/dev/ptmx") && !read.includes("/dev/pts"), "vmd opens the console, not the VM");
   assert.equal(flags.length, 3, "no env, net, run or sys");
-  assert.throws(() => processFlags("vm", { libcPath, vmFiles: { boot: ["/a,b"], disks: [] } }), /comma/);
+  assert.throws(() => processFlags("vm", { libcPath, programRoot: "/a,b" }), /comma/);
 });
 
 Deno.test("SO_PEERCRED: the server learns the connecting process's real pid and uid", async () => {

@@ -12,14 +12,7 @@ export function policyMain(args: string[]): Promise<number> {
     console.error("usage: vmd policy");
     return Promise.resolve(1);
   }
-  // the per-VM and per-disk rows' files differ: shown as placeholders
   const programRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-  const vmFiles = { boot: ["<its kernel>", "<its initrd>"], disks: ["<its disks>"] };
-  console.log(formatPolicy({
-    libcPath: resolveLibcPath(),
-    programRoot,
-    vmFiles,
-    disk: { paths: ["<disk image>", "<its backing images>"], readOnly: false },
-  }));
+  console.log(formatPolicy({ libcPath: resolveLibcPath(), programRoot }));
   return Promise.resolve(0);
 }

@@ -13,7 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { closeOpened, type OpenedFile, openFileOnce, preadFd } from "../../ffi/open_file.ts";
+import { closeOpened, type OpenedFile, openFileOnce } from "../../ffi/open_file.ts";
 import { validateInterfaceName } from "../../ffi/tap.ts";
 import {
   addLocalInet6,
@@ -36,6 +36,7 @@ import { DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES } from "../con
 import { scanScaled } from "../config/size.ts";
 import { describeVcpuExit, formatRegisterDump, type VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { parseDiskSpec } from "../disk/open.ts";
+import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm, type VmDisk } from "../vm/vm.ts";
 
@@ -259,11 +260,7 @@ function readUserFile(path: string, what: string, limit: number): Uint8Array {
     throw new BootError(path, (e as Error).message.replace(`${path}: `, ""));
   }
   try {
-    if (file.size > limit) {
-      throw new BootError(path, `the ${what} has ${file.size} bytes, more than the VM's memory; use -m`);
-    }
-    const out = new Uint8Array(file.size);
-    return out.subarray(0, preadFd(file.fd, out, 0));
+    return readBootFile(file.fd, path, what, limit);
   } finally {
     closeOpened(file.fd);
   }

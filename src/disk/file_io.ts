@@ -1,50 +1,99 @@
 /**
- * Positioned reads and writes on one open file, through `Deno.FsFile` only (no ffi), so that a device worker
- * holding nothing but read/write permission on its image can use it.
+ * Positioned reads and writes on one open file: either a file this process opens by path (`Deno.FsFile`:
+ * `vmctl create`, conversions, the library), or a descriptor vmd opened before and handed over (a disk
+ * worker: `pread`/`pwrite` through libc on the descriptor, so that no path is ever resolved again — Deno's
+ * own file API opens paths only, and re-resolves links by name).
  *
- * Calls are synchronous under the hood: one request is one seek plus one read or write, requests can never
- * interleave with one another, and a disk lives in its own worker where blocking is what we want.
+ * Calls are synchronous: requests can never interleave with one another, and a disk lives in its own worker
+ * where blocking is what we want.
  *
  * @module
  */
+import { fdatasyncFd, fstatFd, ftruncateFd, preadFd, pwriteFd } from "../../ffi/open_file.ts";
+
+/** The operations behind a {@link FileIO}. */
+interface Backend {
+  read(pos: number, buf: Uint8Array): number;
+  write(pos: number, data: Uint8Array): void;
+  truncate(length: number): void;
+  sync(): void;
+  close(): void;
+}
+
+function fsFileBackend(file: Deno.FsFile): Backend {
+  return {
+    read(pos, buf) {
+      file.seekSync(pos, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < buf.length) {
+        const n = file.readSync(done === 0 ? buf : buf.subarray(done));
+        if (n === null || n === 0) break;
+        done += n;
+      }
+      return done;
+    },
+    write(pos, data) {
+      file.seekSync(pos, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < data.length) done += file.writeSync(done === 0 ? data : data.subarray(done));
+    },
+    truncate: (length) => file.truncateSync(length),
+    sync: () => file.syncDataSync(),
+    close: () => file.close(),
+  };
+}
+
+function fdBackend(fd: number): Backend {
+  return {
+    read: (pos, buf) => preadFd(fd, buf, pos),
+    write: (pos, data) => pwriteFd(fd, data, pos),
+    truncate: (length) => ftruncateFd(fd, length),
+    sync: () => fdatasyncFd(fd),
+    // the descriptor belongs to whoever opened it (vmd, or the VM's device set), which closes it
+    close: () => {},
+  };
+}
 
 /** A file opened for positioned I/O. Reads past the end of the file return zeros. */
 export class FileIO {
-  /** The file's path, for error messages. */
+  /** The file's name, for error messages. */
   readonly path: string;
   /** Whether the file was opened for writing. */
   readonly writable: boolean;
-  readonly #file: Deno.FsFile;
+  readonly #io: Backend;
   #length: number;
 
-  private constructor(path: string, file: Deno.FsFile, writable: boolean, length: number) {
+  private constructor(path: string, io: Backend, writable: boolean, length: number) {
     this.path = path;
-    this.#file = file;
+    this.#io = io;
     this.writable = writable;
     this.#length = length;
   }
 
-  /**
-   * Opens `path` for reading, and for writing too when `writable`; `name` is what messages call it (the
-   * path the user gave, when `path` is a descriptor's link).
-   */
-  static open(path: string, writable: boolean, name: string = path): FileIO {
+  /** Opens `path` for reading, and for writing too when `writable`. */
+  static open(path: string, writable: boolean): FileIO {
     const file = Deno.openSync(path, { read: true, write: writable });
     try {
-      // the length by seeking, not fstat: Deno checks a stat against the file's real path, which a worker
-      // reaching its image through a descriptor link is not granted
-      const length = file.seekSync(0, Deno.SeekMode.End);
-      return new FileIO(name, file, writable, length);
+      const length = file.statSync().size;
+      return new FileIO(path, fsFileBackend(file), writable, length);
     } catch (e) {
       file.close();
       throw e;
     }
   }
 
+  /**
+   * Uses the open descriptor `fd` (a regular file vmd opened and type-checked); `name` is what messages
+   * call it. Closing the result leaves the descriptor open.
+   */
+  static fromFd(fd: number, writable: boolean, name: string): FileIO {
+    return new FileIO(name, fdBackend(fd), writable, fstatFd(fd).size);
+  }
+
   /** Creates `path`, which must not exist yet, open for reading and writing. */
   static create(path: string): FileIO {
     const file = Deno.openSync(path, { read: true, write: true, createNew: true });
-    return new FileIO(path, file, true, 0);
+    return new FileIO(path, fsFileBackend(file), true, 0);
   }
 
   /** The file's length in bytes, as this object has seen and made it. */
@@ -56,40 +105,31 @@ export class FileIO {
   readAt(pos: number, buf: Uint8Array): void {
     let done = 0;
     if (pos < this.#length) {
-      this.#file.seekSync(pos, Deno.SeekMode.Start);
       const want = Math.min(buf.length, this.#length - pos);
-      while (done < want) {
-        const n = this.#file.readSync(done === 0 && want === buf.length ? buf : buf.subarray(done, want));
-        if (n === null || n === 0) break;
-        done += n;
-      }
+      done = this.#io.read(pos, want === buf.length ? buf : buf.subarray(0, want));
     }
     if (done < buf.length) buf.fill(0, done);
   }
 
   /** Writes all of `data` at file offset `pos`. */
   writeAt(pos: number, data: Uint8Array): void {
-    this.#file.seekSync(pos, Deno.SeekMode.Start);
-    let done = 0;
-    while (done < data.length) {
-      done += this.#file.writeSync(done === 0 ? data : data.subarray(done));
-    }
+    this.#io.write(pos, data);
     if (pos + data.length > this.#length) this.#length = pos + data.length;
   }
 
   /** Sets the file's length (sparse when growing). */
   truncate(length: number): void {
-    this.#file.truncateSync(length);
+    this.#io.truncate(length);
     this.#length = length;
   }
 
   /** Waits until written data (and the metadata needed to read it back) is on stable storage. */
   sync(): void {
-    this.#file.syncDataSync();
+    this.#io.sync();
   }
 
-  /** Closes the file. */
+  /** Closes the file (a descriptor given to {@link FileIO.fromFd} stays open). */
   close(): void {
-    this.#file.close();
+    this.#io.close();
   }
 }

@@ -10,6 +10,7 @@ import { type Disk, DiskError, type DiskFormat } from "./disk.ts";
 import { QCOW2_MAGIC } from "./qcow2_header.ts";
 import { Qcow2Disk } from "./qcow2.ts";
 import { RawDisk } from "./raw.ts";
+import { FileIO } from "./file_io.ts";
 
 /** Most backing images below one disk (vmd's limit). */
 export const MAX_BACKING_DEPTH = 4;
@@ -111,8 +112,8 @@ async function openChain(
 
 /** One image of a chain that was opened before (see `image_chain.ts`), as a disk worker receives it. */
 export interface DiskFile {
-  /** Where this process reaches the open descriptor (a link to `/proc/self/fd/N`): no user path. */
-  readonly path: string;
+  /** The open descriptor (fds are shared by every thread of the process): no user path. */
+  readonly fd: number;
   /** The path the user named, for messages. */
   readonly name: string;
   /** The format decided when the chain was opened (binding). */
@@ -130,12 +131,13 @@ export async function openDiskFiles(files: readonly DiskFile[], readOnly: boolea
   if (files.length === 0) throw new DiskError("disk", "no image given");
   const open = async (i: number, ro: boolean): Promise<Disk> => {
     const f = files[i];
+    const io = FileIO.fromFd(f.fd, !ro, f.name);
     if (f.format === "raw") {
-      return await RawDisk.open(f.path, { readOnly: ro, name: f.name, guardHeader: f.probed && !ro });
+      return await RawDisk.open(f.name, { readOnly: ro, io, guardHeader: f.probed && !ro });
     }
-    return await Qcow2Disk.open(f.path, {
+    return await Qcow2Disk.open(f.name, {
       readOnly: ro,
-      name: f.name,
+      io,
       openBacking: (backing) => {
         if (i + 1 >= files.length) {
           throw new DiskError(

@@ -28,8 +28,8 @@ export interface Qcow2OpenOptions {
   readOnly?: boolean;
   /** How to open the backing image; required when the image has one. */
   openBacking?: BackingOpener;
-  /** What messages call the image (default: `path`). */
-  name?: string;
+  /** Use this already open file instead of opening the path. */
+  io?: FileIO;
 }
 
 /** Most clusters written by one allocation. */
@@ -77,8 +77,8 @@ export class Qcow2Disk implements Disk {
 
   /** Opens the qcow2 image at `path` and, through `opts.openBacking`, its backing image. */
   static async open(file: string, opts: Qcow2OpenOptions = {}): Promise<Qcow2Disk> {
-    const path = opts.name ?? file;
-    const io = FileIO.open(file, !opts.readOnly, path);
+    const io = opts.io ?? FileIO.open(file, !opts.readOnly);
+    const path = io.path;
     let backing: Disk | undefined;
     try {
       const h = guard(path, () => readHeader(io));

@@ -14,8 +14,8 @@ const ZERO_CHUNK = 1 << 20;
 export interface RawOpenOptions {
   /** Open without write access. */
   readOnly?: boolean;
-  /** What messages call the image (default: `path`). */
-  name?: string;
+  /** Use this already open file instead of opening `path`. */
+  io?: FileIO;
   /**
    * The format was probed, not declared: refuse a write that would make the image's first bytes a qcow2
    * header (a guest must not turn its own disk into an image that names a host file as its backing file).
@@ -45,7 +45,7 @@ export class RawDisk implements Disk {
 
   /** Opens the raw image at `path`. */
   static open(path: string, opts: RawOpenOptions = {}): Promise<RawDisk> {
-    const io = FileIO.open(path, !opts.readOnly, opts.name ?? path);
+    const io = opts.io ?? FileIO.open(path, !opts.readOnly);
     return Promise.resolve(new RawDisk(io, opts.guardHeader ?? false));
   }
 

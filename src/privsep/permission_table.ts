@@ -24,30 +24,8 @@ export interface Grant {
 export interface PolicyContext {
   /** libc's resolved path (ffi permission matches the literal string). */
   readonly libcPath: string;
-  /** For the `vm` process row: the files of that one VM. */
-  readonly vmFiles?: VmFiles;
   /** For process rows: the program's root folder (workers are loaded from its `src/` and `ffi/`). */
   readonly programRoot?: string;
-  /** For a `virtio-blk` row: the disk it serves — its image, then its backing chain — and its mode. */
-  readonly disk?: PolicyDisk;
-}
-
-/** The files one virtio-blk worker may touch. */
-export interface PolicyDisk {
-  /** The image first, then each backing image (opened read-only). */
-  readonly paths: readonly string[];
-  /** True when the image is attached read-only. */
-  readonly readOnly: boolean;
-}
-
-/** The files one VM process may open: its kernel and initrd (read), its disks (read and write). */
-export interface VmFiles {
-  /** Kernel and initrd paths. */
-  readonly boot: readonly string[];
-  /** Disk image paths (read and write). */
-  readonly disks: readonly string[];
-  /** Backing images and read-only disks (read only). */
-  readonly readOnlyDisks?: readonly string[];
 }
 
 /** Devices every VM process opens: KVM (its console pty is opened by vmd and inherited). */
@@ -99,14 +77,14 @@ export const POLICY: readonly PolicyRow[] = [
     name: "vm",
     kind: "process",
     entry: "cli.ts",
-    role: "one per running VM (cli.ts vm-process): guest RAM, vCPU workers, devices, its console (an " +
-      "inherited pty master)",
+    role: "one per running VM (cli.ts vm-process): guest RAM, vCPU workers, devices; its console, taps, " +
+      "kernel, initrd and disks are descriptors vmd opened and it inherited (it opens no user path)",
     grants: (ctx) => [
       {
         permission: "ffi",
         scope: true,
-        reason: "KVM ioctls, console reads/writes and tgkill via libc; unscoped for the same reason as " +
-          "vmd's (the RAM SharedArrayBuffer's address)",
+        reason: "KVM ioctls, reads of its inherited kernel/initrd descriptors, console reads/writes and " +
+          "tgkill via libc; unscoped for the same reason as vmd's (the RAM SharedArrayBuffer's address)",
       },
       {
         permission: "read",
@@ -114,17 +92,14 @@ export const POLICY: readonly PolicyRow[] = [
           ...VM_DEVICES,
           ...LIBC_CANDIDATES,
           ...(ctx.programRoot === undefined ? [] : [`${ctx.programRoot}/src`, `${ctx.programRoot}/ffi`]),
-          ...(ctx.vmFiles?.boot ?? []),
-          ...(ctx.vmFiles?.disks ?? []),
-          ...(ctx.vmFiles?.readOnlyDisks ?? []),
         ],
-        reason: "/dev/kvm, libc's path (to find it), the program's modules (its vCPU workers are loaded " +
-          "from files), its kernel and initrd, its disks",
+        reason: "/dev/kvm, libc's path (to find it), the program's modules (its workers are loaded from " +
+          "files); no user file: those arrive as descriptors",
       },
       {
         permission: "write",
-        scope: [...VM_DEVICES, ...(ctx.vmFiles?.disks ?? [])],
-        reason: "/dev/kvm (opened O_RDWR), its disks",
+        scope: [...VM_DEVICES],
+        reason: "/dev/kvm (opened O_RDWR)",
       },
     ],
   },
@@ -147,20 +122,15 @@ export const POLICY: readonly PolicyRow[] = [
     kind: "worker",
     entry: "src/virtio/blk_worker.ts",
     role: "one per disk: serves its virtqueue against the image (guest memory is a SharedArrayBuffer)",
-    grants: (ctx) => {
-      const paths = ctx.disk?.paths ?? [];
-      const grants: Grant[] = [
-        { permission: "read", scope: paths, reason: "the disk image and its backing chain" },
-      ];
-      if (ctx.disk !== undefined && !ctx.disk.readOnly && paths.length > 0) {
-        grants.push({
-          permission: "write",
-          scope: [paths[0]],
-          reason: "guest writes go to the image (backing images stay read-only)",
-        });
-      }
-      return grants;
-    },
+    grants: (ctx) => [
+      {
+        permission: "ffi",
+        scope: [ctx.libcPath],
+        reason:
+          "pread/pwrite/fdatasync on the descriptors of its image and backing chain (vmd opened them; " +
+          "the backing ones read-only): Deno's file API opens only paths, and resolves links by name again",
+      },
+    ],
   },
   {
     name: "virtio-rng",

@@ -11,8 +11,10 @@ import { TRANSPORT_STATE_SIZE } from "./transport_state.ts";
 
 /** The disk a virtio-blk worker serves. */
 export interface BlkDiskInit {
-  /** The image, then its backing chain, each opened before (the worker opens no user path). */
+  /** The image, then its backing chain, each opened before (the worker opens no path at all). */
   readonly files: readonly DiskFile[];
+  /** libc's path (the worker's only grant: pread/pwrite on those descriptors). */
+  readonly libcPath: string;
   /** Open without write access. */
   readonly readOnly: boolean;
   /** The GET_ID serial (at most 20 bytes). */
@@ -96,15 +98,18 @@ export function validateToDevice(v: unknown): string | undefined {
       }
       if (v.disk !== undefined) {
         const d = v.disk;
-        if (!isObject(d) || !Array.isArray(d.files) || typeof d.readOnly !== "boolean") {
-          return "init: disk must have files and readOnly";
+        if (
+          !isObject(d) || !Array.isArray(d.files) || typeof d.readOnly !== "boolean" ||
+          typeof d.libcPath !== "string"
+        ) {
+          return "init: disk must have files, readOnly and libcPath";
         }
         for (const f of d.files as unknown[]) {
           if (
-            !isObject(f) || typeof f.path !== "string" || typeof f.name !== "string" ||
+            !isObject(f) || !Number.isInteger(f.fd) || typeof f.name !== "string" ||
             (f.format !== "raw" && f.format !== "qcow2") || typeof f.probed !== "boolean"
           ) {
-            return "init: each disk file must have a path, a name, a format and whether it was probed";
+            return "init: each disk file must have an fd, a name, a format and whether it was probed";
           }
         }
         if (typeof d.id !== "string" || new TextEncoder().encode(d.id).length > 20) {

@@ -11,7 +11,6 @@ import { PCI_CAP_MSIX, VIRTIO_BAR_SIZE, virtioPciConfigSpace } from "../devices/
 import type { DiskFormat } from "../disk/disk.ts";
 import { type ChainImage, closeImageChain, openImageChain } from "../disk/image_chain.ts";
 import type { DiskFile } from "../disk/open.ts";
-import { FdLinks } from "../privsep/fd_links.ts";
 import type { GuestMemoryShare } from "../memory/guest_memory.ts";
 import { HOST_BRIDGE, PCI_MMIO_START } from "../pci/pci_bus.ts";
 import { PciConfigSpace } from "../pci/config_space.ts";
@@ -34,7 +33,7 @@ export interface VmDisk {
   readonly path?: string;
   /** Its declared format; probed when absent (and then binding: see `RawOpenOptions.guardHeader`). */
   readonly format?: DiskFormat;
-  /** The image and its backing chain, already open (links to their descriptors). */
+  /** The image and its backing chain, already open (their descriptors). */
   readonly files?: readonly DiskFile[];
   /** Attach it read-only. */
   readonly readOnly?: boolean;
@@ -106,9 +105,8 @@ export class PciDevices {
   readonly irqs: readonly PciIrq[];
   readonly #planned: PlannedDevice[];
   #handles: DeviceHandle[] = [];
-  /** Chains this object opened itself (disks given by path), and the links to them. */
+  /** Chains this object opened itself (disks given by path). */
   #opened: ChainImage[][] = [];
-  #links: FdLinks | undefined;
 
   /** Plans the bus: slots, BARs, GSIs and shared state; nothing runs yet. */
   constructor(disks: readonly VmDisk[], rng: boolean, nics: readonly VmNic[] = []) {
@@ -179,13 +177,9 @@ export class PciDevices {
   ): Promise<void> {
     try {
       for (const p of this.#planned) {
-        let policy: PolicyContext = base;
+        const policy: PolicyContext = base;
         let files: readonly DiskFile[] = [];
-        if (p.disk !== undefined) {
-          const readOnly = p.disk.readOnly ?? false;
-          files = p.disk.files ?? this.#openDisk(p.disk);
-          policy = { ...base, disk: { paths: files.map((f) => f.path), readOnly } };
-        }
+        if (p.disk !== undefined) files = p.disk.files ?? this.#openDisk(p.disk);
         let net: NetInit | undefined;
         if (p.nic !== undefined) {
           const tap = p.nic.opened ?? openTap(p.nic.tap, openLibc(base.libcPath));
@@ -207,7 +201,7 @@ export class PciDevices {
             state: p.state,
             disk: p.disk === undefined
               ? undefined
-              : { files, readOnly: p.disk.readOnly ?? false, id: p.disk.id },
+              : { files, readOnly: p.disk.readOnly ?? false, id: p.disk.id, libcPath: base.libcPath },
             net,
             gsi: p.gsi,
             irqLine,
@@ -221,22 +215,18 @@ export class PciDevices {
     }
   }
 
-  /** Opens a disk given by path, with this process's rights, and links its descriptors for the worker. */
+  /** Opens a disk given by path (and its backing chain) with this process's rights, for its worker. */
   #openDisk(disk: VmDisk): DiskFile[] {
     if (disk.path === undefined) throw new PciDevicesError("a disk needs a path or its opened files");
     const chain = openImageChain(disk.path, { format: disk.format, readOnly: disk.readOnly ?? false });
     this.#opened.push(chain);
-    this.#links ??= FdLinks.create();
-    const links = this.#links;
-    return chain.map((c) => ({ path: links.link(c.fd), name: c.name, format: c.format, probed: c.probed }));
+    return chain.map((c) => ({ fd: c.fd, name: c.name, format: c.format, probed: c.probed }));
   }
 
   /** Stops every device worker, then closes the taps (which removes them). */
   stop(): void {
     for (const h of this.#handles) h.stop();
     for (const chain of this.#opened.splice(0)) closeImageChain(chain);
-    this.#links?.remove();
-    this.#links = undefined;
     for (const p of this.#planned) {
       if (p.tapFd !== undefined) closeFd(p.tapFd);
       p.tapFd = undefined;

@@ -126,7 +126,6 @@ export class VmEntry {
   readonly #credentialsOf: (uid: number) => FileCredentials;
   /** Formats probed at this VM's first start, by image path: a guest cannot change them by rebooting. */
   readonly #probed = new Map<string, DiskFormat>();
-  #files: OpenVmFiles | undefined;
 
   /**
    * Builds a stopped entry; `credentialsOf` gives a user's rights (a backing file is opened with those of
@@ -199,7 +198,6 @@ export class VmEntry {
         void releaseBridges(nics);
       }
       files?.closeFds();
-      files?.removeLinks();
       this.#state = "stopped";
       this.#lastExit = `failed: ${why}`;
       this.#notifyStopped();
@@ -220,7 +218,7 @@ export class VmEntry {
       files.chains.forEach((chain, i) => {
         if (chain[0].probed) this.#probed.set(def.disks[i].path, chain[0].format);
       });
-      command = vmProcessCommand(files.permissions);
+      command = vmProcessCommand();
       // the taps and their host side (privileged: vmd's part); the VM process inherits the fds
       nics = await openNics(this.id, this.def.nics, this.def.localPrefix, this.def.localInet6);
     } catch (e) {
@@ -258,7 +256,6 @@ export class VmEntry {
       closeTapFds(nics); // the same: the taps live as long as the VM process holds them
       files.closeFds(); // and its files: vmd keeps no descriptor of a running VM's files
     }
-    this.#files = files;
     for (const n of nics.specs) {
       const mac = n.mac.map((b) => b.toString(16).padStart(2, "0")).join(":");
       const what = n.local !== null ? `local ${n.local.host}/31, guest ${n.local.guest}` : "";
@@ -315,8 +312,6 @@ export class VmEntry {
   #onMessage(msg: FromVm): void {
     switch (msg.type) {
       case "ready":
-        // its workers have opened their files: the links are no longer needed
-        this.#files?.removeLinks();
         this.#tty = this.#ptyPath;
         this.#state = "running";
         this.#ready?.resolve(this.#ptyPath ?? "");
@@ -367,8 +362,6 @@ export class VmEntry {
     // the VM process is gone and its taps with it; a bridge vmd made goes with the last VM on it
     if (this.#nics !== undefined) await releaseBridges(this.#nics);
     this.#nics = undefined;
-    this.#files?.removeLinks();
-    this.#files = undefined;
     if (this.#ptySlave !== null) closeFd(this.#ptySlave);
     this.#ptySlave = null;
     this.#ptyPath = null;

@@ -2,16 +2,14 @@
  * The files of one VM start, opened by the daemon: kernel, initrd, each disk and every image of its backing
  * chain, each once, with the rights of whoever named it (a user's own files as that user; vm.conf's as
  * root), no final symlink, regular files only, type-checked without blocking. The VM process inherits the
- * descriptors and reaches them through links in a private directory ({@link FdLinks}); the daemon keeps no
- * copy once the process has them. Formats decided here are binding for the VM's life and its restarts.
+ * descriptors (same numbers) and reads them with pread; the daemon keeps no copy once the process has them.
+ * Formats decided here are binding for the VM's life and its restarts.
  *
  * @module
  */
 import { closeOpened, type FileCredentials, type OpenedFile, openFileOnce } from "../../ffi/open_file.ts";
 import type { DiskFormat } from "../disk/disk.ts";
 import { type ChainImage, closeImageChain, openImageChain } from "../disk/image_chain.ts";
-import { FdLinks } from "../privsep/fd_links.ts";
-import type { VmFiles } from "../privsep/permission_table.ts";
 import type { SpecDisk, SpecFile } from "./vm_messages.ts";
 
 /** A disk as a VM definition names it. */
@@ -50,25 +48,18 @@ export class OpenVmFiles {
   readonly disks: readonly SpecDisk[];
   /** Each disk's chain, as opened (formats, identities). */
   readonly chains: readonly ChainImage[][];
-  readonly #links: FdLinks;
   readonly #fds: number[];
   #closed = false;
 
-  private constructor(
-    links: FdLinks,
-    boot: OpenedFile[],
-    chains: ChainImage[][],
-    readOnly: readonly boolean[],
-  ) {
-    this.#links = links;
+  private constructor(boot: OpenedFile[], chains: ChainImage[][], readOnly: readonly boolean[]) {
     this.chains = chains;
     this.#fds = [...boot.map((b) => b.fd), ...chains.flat().map((c) => c.fd)];
-    const file = (f: OpenedFile): SpecFile => ({ path: links.link(f.fd), name: f.path });
+    const file = (f: OpenedFile): SpecFile => ({ fd: f.fd, name: f.path });
     this.kernel = file(boot[0]);
     this.initrd = boot.length > 1 ? file(boot[1]) : null;
     this.disks = chains.map((chain, i) => ({
       readOnly: readOnly[i],
-      files: chain.map((c) => ({ path: links.link(c.fd), name: c.name, format: c.format, probed: c.probed })),
+      files: chain.map((c) => ({ fd: c.fd, name: c.name, format: c.format, probed: c.probed })),
     }));
   }
 
@@ -76,7 +67,6 @@ export class OpenVmFiles {
   static open(req: VmFileRequest): OpenVmFiles {
     const boot: OpenedFile[] = [];
     const chains: ChainImage[][] = [];
-    let links: FdLinks | undefined;
     try {
       boot.push(openFileOnce(req.kernel, { as: req.openerOf(req.kernel), what: "kernel" }));
       if (req.initrd !== null) {
@@ -94,12 +84,10 @@ export class OpenVmFiles {
             as !== undefined ? as : namedBy.uid === 0 ? undefined : req.credentialsOf(namedBy.uid),
         }));
       }
-      links = FdLinks.create();
-      return new OpenVmFiles(links, boot, chains, req.disks.map((d) => d.readOnly));
+      return new OpenVmFiles(boot, chains, req.disks.map((d) => d.readOnly));
     } catch (e) {
       for (const b of boot) closeOpened(b.fd);
       for (const c of chains) closeImageChain(c);
-      links?.remove();
       throw e;
     }
   }
@@ -109,28 +97,10 @@ export class OpenVmFiles {
     return this.#fds;
   }
 
-  /** What the VM process's permission flags must allow: its links, nothing else. */
-  get permissions(): VmFiles {
-    const boot = [this.kernel.path, ...(this.initrd === null ? [] : [this.initrd.path])];
-    const rw: string[] = [];
-    const ro: string[] = [];
-    for (const d of this.disks) {
-      const [image, ...backing] = d.files.map((f) => f.path);
-      (d.readOnly ? ro : rw).push(image);
-      ro.push(...backing);
-    }
-    return { boot, disks: rw, readOnlyDisks: ro };
-  }
-
   /** Closes the daemon's copies of the descriptors (the VM process keeps its own). */
   closeFds(): void {
     if (this.#closed) return;
     this.#closed = true;
     for (const fd of this.#fds) closeOpened(fd);
-  }
-
-  /** Removes the link directory (once the VM process has opened what it needs, or has ended). */
-  removeLinks(): void {
-    this.#links.remove();
   }
 }

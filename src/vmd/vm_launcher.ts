@@ -1,24 +1,22 @@
 /**
  * Starts a VM process: the same program re-executed (`deno run <flags> cli.ts vm-process`) with the
- * permission flags of the table's `vm` row for exactly this VM's files (the links to the descriptors of its
- * kernel, initrd, disks and backing images), its stdin/stdout as the message pipe, its stderr passed through
- * to the daemon's log, and the console pty's master, the VM's tap fds and its file fds (all opened by the
- * daemon) inherited.
+ * permission flags of the table's `vm` row (no user file among them), its stdin/stdout as the message pipe,
+ * its stderr passed through to the daemon's log, and the console pty's master, the VM's tap fds and the
+ * descriptors of its kernel, initrd, disks and backing images (all opened by the daemon) inherited.
  *
  * @module
  */
 import { spawnInheriting } from "../../ffi/fd_inherit.ts";
 import { resolveLibcPath } from "../../ffi/libc.ts";
-import { processFlags, type VmFiles } from "../privsep/permission_table.ts";
+import { processFlags } from "../privsep/permission_table.ts";
 import { VM_PROCESS_COMMAND } from "./vm_process_command.ts";
 
 const root = new URL("../../", import.meta.url);
 
-/** The `deno` arguments that start a VM process with access to `files`. */
-export function vmProcessArgs(files: VmFiles): string[] {
+/** The `deno` arguments that start a VM process (the same for every VM: its files arrive as descriptors). */
+export function vmProcessArgs(): string[] {
   const flags = processFlags("vm", {
     libcPath: resolveLibcPath(),
-    vmFiles: files,
     programRoot: root.pathname.replace(/\/$/, ""),
   });
   return [
@@ -32,10 +30,10 @@ export function vmProcessArgs(files: VmFiles): string[] {
   ];
 }
 
-/** The command that starts a VM process allowed to reach `files` (its links; not yet spawned). */
-export function vmProcessCommand(files: VmFiles): Deno.Command {
+/** The command that starts a VM process (not yet spawned). */
+export function vmProcessCommand(): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: vmProcessArgs(files),
+    args: vmProcessArgs(),
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",

@@ -9,13 +9,10 @@ import type { DiskFile } from "../disk/open.ts";
 import { MAX_BACKING_DEPTH } from "../disk/open.ts";
 import { bool, int, MessageError, oneOf, record, str } from "./validate_fields.ts";
 
-/**
- * A file vmd opened for the VM: the VM process reaches the descriptor it inherited through a link to
- * `/proc/self/fd/N` in a private directory, never through the user's path.
- */
+/** A file vmd opened for the VM: the VM process inherited its descriptor and never opens the user's path. */
 export interface SpecFile {
-  /** The link to the inherited descriptor. */
-  readonly path: string;
+  /** The inherited descriptor (same number as in vmd). */
+  readonly fd: number;
   /** The path the user named, for messages. */
   readonly name: string;
 }
@@ -113,9 +110,9 @@ function validateSpec(value: unknown): VmSpec {
       throw new MessageError(`field "files" must list 1 to ${MAX_BACKING_DEPTH + 1} images`);
     }
     const files = r.files.map((f): DiskFile => {
-      const x = record(f, ["path", "name", "format", "probed"], "disk file");
+      const x = record(f, ["fd", "name", "format", "probed"], "disk file");
       return {
-        path: str(x, "path"),
+        fd: int(x, "fd", 3, 2 ** 20),
         name: str(x, "name"),
         format: oneOf(x, "format", ["raw", "qcow2"] as const),
         probed: bool(x, "probed"),
@@ -137,8 +134,8 @@ function validateSpec(value: unknown): VmSpec {
 }
 
 function specFile(value: unknown, what: string): SpecFile {
-  const r = record(value, ["path", "name"], what);
-  return { path: str(r, "path"), name: str(r, "name") };
+  const r = record(value, ["fd", "name"], what);
+  return { fd: int(r, "fd", 3, 2 ** 20), name: str(r, "name") };
 }
 
 function mac6(r: Record<string, unknown>, key: string): number[] {

@@ -63,11 +63,11 @@ async function pumpPtyInput(vm: Vm, fd: number, done: () => boolean): Promise<vo
 }
 
 function boot(spec: VmSpec): Vm {
-  // vmd opened these files; this process reaches its inherited descriptors through links, sizes checked first
-  const kernel = readBootFile(spec.kernel.path, spec.kernel.name, "kernel", spec.memory);
+  // vmd opened these files; this process reads the descriptors it inherited, sizes checked first
+  const kernel = readBootFile(spec.kernel.fd, spec.kernel.name, "kernel", spec.memory);
   const initrd = spec.initrd === null
     ? undefined
-    : readBootFile(spec.initrd.path, spec.initrd.name, "initrd", spec.memory);
+    : readBootFile(spec.initrd.fd, spec.initrd.name, "initrd", spec.memory);
   // like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function
   const vm = Vm.create({
     memory: spec.memory,
