@@ -326,8 +326,16 @@ export class Qcow2Disk implements Disk {
     try {
       data = inflateRawSync(packed, {
         finishFlush: 2, /* Z_SYNC_FLUSH: tolerate the padding after the stream */
+        maxOutputLength: this.#cs, // a hostile stream costs at most one cluster, not gigabytes
       });
     } catch (e) {
+      if ((e as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE") {
+        throw new Qcow2Error(
+          this.path,
+          `compressed cluster at guest offset ${g} inflates to more than the ${this.#cs}-byte cluster size: ` +
+            "the image is corrupt or hostile (check it with `qemu-img check`, restore it from a good copy)",
+        );
+      }
       throw new Qcow2Error(this.path, `compressed cluster at guest offset ${g} does not inflate: ${e}`);
     }
     if (data.length < this.#cs) {

@@ -10,6 +10,11 @@
  * Nothing the guest sends makes the device throw: short or oversized frames, frames with a foreign source
  * MAC on a `locked lladdr` NIC, and malformed DHCP requests are dropped and counted.
  *
+ * The guest is hostile and has other vCPUs: every transmitted frame is first copied out of guest memory into
+ * the device's own buffer, and only that copy is checked (source MAC, DHCP) and sent, so the guest cannot
+ * change a frame between its check and its send. DHCP answers wait for receive buffers in a queue of at most
+ * {@link LOCAL_QUEUE_MAX} frames; requests that find it full get no answer, as on a congested network.
+ *
  * @module
  */
 import type { GuestMemory } from "../memory/guest_memory.ts";
@@ -31,6 +36,8 @@ export const MAX_FRAME = 1518;
 export const NET_F_MAC = 5;
 /** VIRTIO_NET_F_STATUS. */
 export const NET_F_STATUS = 16;
+/** Most DHCP answers waiting for a receive buffer; requests beyond that are dropped unanswered. */
+export const LOCAL_QUEUE_MAX = 16;
 const RX = 0;
 
 /** What one NIC's device is told. */
@@ -57,6 +64,8 @@ export interface NetCounters {
   dhcpReplies: number;
   /** DHCP requests dropped without an answer. */
   dhcpDropped: number;
+  /** DHCP requests dropped because {@link LOCAL_QUEUE_MAX} answers already waited for receive buffers. */
+  dhcpQueueFull: number;
   /** Frames for the guest dropped because its buffer was too small. */
   rxTooBig: number;
   /** Writes to the tap that failed. */
@@ -81,6 +90,7 @@ export class NetBackend implements VirtioBackend {
     spoofed: 0,
     dhcpReplies: 0,
     dhcpDropped: 0,
+    dhcpQueueFull: 0,
     rxTooBig: 0,
     txErrors: 0,
   };
@@ -177,18 +187,14 @@ export class NetBackend implements VirtioBackend {
       this.counters.malformed++;
       return 0;
     }
-    let frame: Uint8Array;
-    if (chain.readable === 1) {
-      // header and frame in one buffer (what drivers do): send straight from guest memory, no copy
-      frame = mem.bytes.subarray(chain.at[0] + NET_HDR_LEN, chain.at[0] + total);
-    } else {
-      let off = 0;
-      for (let i = 0; i < chain.readable; i++) {
-        this.#txBuf.set(mem.bytes.subarray(chain.at[i], chain.at[i] + chain.len[i]), off);
-        off += chain.len[i];
-      }
-      frame = this.#txBuf.subarray(NET_HDR_LEN, total);
+    // Copy first, then check and send only the copy: another vCPU may rewrite the guest's buffer at any time.
+    const buf = this.#txBuf;
+    let off = 0;
+    for (let i = 0; i < chain.readable; i++) {
+      buf.set(mem.bytes.subarray(chain.at[i], chain.at[i] + chain.len[i]), off);
+      off += chain.len[i];
     }
+    const frame = buf.subarray(NET_HDR_LEN, total);
     const mac = this.#opts.mac;
     if (this.#opts.lockedLladdr && !mac.every((b, i) => frame[6 + i] === b)) {
       this.counters.spoofed++;
@@ -196,6 +202,10 @@ export class NetBackend implements VirtioBackend {
     }
     const dhcp = this.#opts.dhcp;
     if (dhcp !== undefined && isDhcpRequest(frame)) {
+      if (this.#local.length >= LOCAL_QUEUE_MAX) {
+        this.counters.dhcpQueueFull++;
+        return 0;
+      }
       const reply = dhcpReply(frame, dhcp);
       if (reply === undefined) this.counters.dhcpDropped++;
       else {
