@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { kvmTest, runCli } from "./kvm_support.ts";
-import { ConsoleSession, TestDaemon } from "./vmd_support.ts";
+import { ConsoleSession, kitPaths, TestDaemon } from "./vmd_support.ts";
 
 const SECRET = "TOP-SECRET-a7f3c9";
 const MiB = 1 << 20;
@@ -97,6 +97,41 @@ kvmTest(
       const q2 = await boot("declared");
       assert.match(q2, /sector0: status 0 'QFI\./);
       for (const out of [p1, p2, q1, q2]) assert.ok(!out.includes("TOP-SECRET"), out);
+    } finally {
+      await d.cleanup();
+      await Deno.remove(s.dir, { recursive: true });
+    }
+  },
+);
+
+kvmTest(
+  "vmd: an image one VM writes is locked; a second VM on it is refused and told which VM holds it",
+  async () => {
+    const { echo } = await kitPaths();
+    const s = await scene(["shared.img"]);
+    const vm = (name: string, enabled: boolean) =>
+      `vm "${name}" {\n  ${
+        enabled ? "" : "disable\n  "
+      }boot "${echo}" { cmdline "vm=${name}" }\n  memory 16M\n` +
+      `  disk "${s.disk("shared.img")}"\n}\n`;
+    const d = await TestDaemon.start(vm("first", true) + vm("second", false));
+    try {
+      await d.waitState("first", "running");
+      const r = await d.vmctl(["start", "second"]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /shared\.img is in use by vm first; stop it first/);
+      assert.equal((await d.vm("second")).state, "stopped");
+      // QEMU's tools see the same lock
+      const io = await new Deno.Command("qemu-io", {
+        args: ["-f", "raw", "-c", "write 0 512", s.disk("shared.img")],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.notEqual(io.code, 0);
+      assert.match(new TextDecoder().decode(io.stderr), /Failed to get "write" lock/);
+      assert.equal((await d.vmctl(["stop", "-f", "-w", "first"])).code, 0);
+      const again = await d.vmctl(["start", "second"]);
+      assert.equal(again.code, 0, again.stderr);
     } finally {
       await d.cleanup();
       await Deno.remove(s.dir, { recursive: true });

@@ -1,7 +1,8 @@
 /**
  * A disk and its backing chain as open descriptors: what the daemon (or `vmd run`) hands a VM. Each image is
  * opened once, by {@link openFileOnce} (the owner's rights, no final symlink, non-blocking type check,
- * regular files only), its format is decided once (declared, or probed from the open descriptor), and the
+ * regular files only), locked as QEMU locks images (a written image is exclusive; read-only and backing
+ * images are shared among readers), its format is decided once (declared, or probed from the open descriptor), and the
  * backing file it names is opened the same way, relative to the image's folder. Nothing opens a path again
  * later: the VM process and its disk worker use the descriptors, and the formats decided here are binding.
  *
@@ -15,6 +16,7 @@ import {
   openFileOnce,
   preadFd,
 } from "../../ffi/open_file.ts";
+import { ImageLockError, lockImage } from "../../ffi/image_lock.ts";
 import { DiskError, type DiskFormat } from "./disk.ts";
 import { MAX_BACKING_DEPTH } from "./open.ts";
 import { type HeaderSource, QCOW2_MAGIC, readHeader } from "./qcow2_header.ts";
@@ -36,6 +38,25 @@ export interface ChainImage {
   readonly dev: bigint;
   /** See {@link ChainImage.dev}. */
   readonly ino: bigint;
+}
+
+/** An image of the chain is locked by another user of it (another VM, QEMU); says which file. */
+export class ImageInUseError extends Error {
+  /** The image's path as named. */
+  readonly path: string;
+  /** Its identity, to find the VM that holds it. */
+  readonly dev: bigint;
+  /** See {@link ImageInUseError.dev}. */
+  readonly ino: bigint;
+
+  /** Wraps the lock's error for the image `path`. */
+  constructor(path: string, dev: bigint, ino: bigint, cause: ImageLockError) {
+    super(cause.message, { cause });
+    this.name = "ImageInUseError";
+    this.path = path;
+    this.dev = dev;
+    this.ino = ino;
+  }
 }
 
 /** Options of {@link openImageChain}. */
@@ -109,6 +130,14 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
     for (;;) {
       const what = chain.length === 0 ? "disk image" : `backing file of ${chain[chain.length - 1].name}`;
       const file = openFileOnce(name, { write: !readOnly, as, what });
+      try {
+        // exclusive for a written image, shared for a read-only or backing one (QEMU's lock bytes too)
+        lockImage(file.fd, readOnly ? "read-only" : "read-write", name);
+      } catch (e) {
+        closeOpened(file.fd);
+        if (e instanceof ImageLockError) throw new ImageInUseError(name, file.dev, file.ino, e);
+        throw e;
+      }
       const probed = format === undefined;
       const fmt = format ?? probeFormat(file.fd, name);
       const image: ChainImage = {

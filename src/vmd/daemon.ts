@@ -169,10 +169,14 @@ export class Daemon {
 
   /** A new stopped entry; its backing files are opened with their images' owners' rights. */
   #newEntry(def: VmDefinition): VmEntry {
-    return new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m), (uid) => {
-      const user = this.#db.userById(uid);
-      return userCredentials(uid, user?.gid ?? uid, this.#db);
-    });
+    return new VmEntry(
+      this.#nextId++,
+      def,
+      this.#o.timing,
+      (m) => this.log.info(m),
+      (uid) => userCredentials(uid, this.#db.userById(uid)?.gid ?? uid, this.#db),
+      (image) => this.#entries.find((e) => e.holds(image))?.def.name,
+    );
   }
 
   #find(target: string): VmEntry | undefined {

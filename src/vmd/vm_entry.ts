@@ -13,6 +13,7 @@ import type { VmState, VmStatus } from "./protocol.ts";
 import { spawnVmProcess, vmProcessCommand } from "./vm_launcher.ts";
 import type { FileCredentials } from "../../ffi/open_file.ts";
 import type { DiskFormat } from "../disk/disk.ts";
+import { ImageInUseError } from "../disk/image_chain.ts";
 import { type FromVm, validateFromVm, type VmSpec } from "./vm_messages.ts";
 import { type DefinitionDisk, OpenVmFiles } from "./vm_files.ts";
 import { closeTapFds, type NicDefinition, type OpenNics, openNics, releaseBridges } from "./vm_nics.ts";
@@ -126,6 +127,9 @@ export class VmEntry {
   readonly #credentialsOf: (uid: number) => FileCredentials;
   /** Formats probed at this VM's first start, by image path: a guest cannot change them by rebooting. */
   readonly #probed = new Map<string, DiskFormat>();
+  /** The images this VM's process holds while it runs (`dev:ino`), to say who holds a locked image. */
+  #images = new Set<string>();
+  readonly #holderOf: (image: string) => string | undefined;
 
   /**
    * Builds a stopped entry; `credentialsOf` gives a user's rights (a backing file is opened with those of
@@ -137,7 +141,9 @@ export class VmEntry {
     timing: EntryTiming,
     log: (msg: string) => void,
     credentialsOf: (uid: number) => FileCredentials = (uid) => ({ uid, gid: uid, groups: [] }),
+    holderOf: (image: string) => string | undefined = () => undefined,
   ) {
+    this.#holderOf = holderOf;
     this.id = id;
     this.def = def;
     this.#timing = timing;
@@ -153,6 +159,11 @@ export class VmEntry {
   /** The VM process's pid while it runs. */
   get pid(): number | null {
     return this.#proc?.pid ?? null;
+  }
+
+  /** True when this VM's running process holds the image `dev:ino`. */
+  holds(image: string): boolean {
+    return this.#state !== "stopped" && this.#images.has(image);
   }
 
   /** The console's pty while it runs. */
@@ -188,6 +199,7 @@ export class VmEntry {
   async #start(): Promise<string> {
     if (this.#state !== "stopped") throw new VmStateError(`vm ${this.def.name} is already ${this.#state}`);
     this.#state = "starting";
+    this.#images = new Set();
     this.#userStop = false;
     this.#askedToShutDown = false;
     let nics: OpenNics | undefined;
@@ -222,8 +234,17 @@ export class VmEntry {
       // the taps and their host side (privileged: vmd's part); the VM process inherits the fds
       nics = await openNics(this.id, this.def.nics, this.def.localPrefix, this.def.localInet6);
     } catch (e) {
+      if (e instanceof ImageInUseError) {
+        const vm = this.#holderOf(`${e.dev}:${e.ino}`);
+        if (vm !== undefined) {
+          return fail(
+            `${e.path} is in use by vm ${vm}; stop it first, or give this VM its own image or overlay`,
+          );
+        }
+      }
       return fail((e as Error).message);
     }
+    this.#images = new Set(files.chains.flat().map((c) => `${c.dev}:${c.ino}`));
     if (this.#userStop) return fail("stopped before it started");
     // from here to the spawn nothing awaits: the console fd is inheritable for this one spawn only
     // the daemon opens the console (the privileged part); the VM process inherits only the master
