@@ -321,7 +321,9 @@ export class Daemon {
         this.#config,
       );
       checkRunLimits(this.#entries, peer.uid, def, null);
-      for (const old of roomForOneMore(this.#entries, peer.uid)) this.#forget(old, "to make room");
+      for (const old of roomForOneMore(this.#entries, peer.uid)) {
+        this.#forget(old, "stopped, forgotten to make room for a new one");
+      }
       e = new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m));
       this.#entries.push(e);
     } else if (e === undefined) {
@@ -354,7 +356,9 @@ export class Daemon {
     } catch (err) {
       // as vmd(8) does: a VM vmctl created and that failed to start leaves nothing behind
       if (!e.def.fromConfig && e.state !== "running" && e.state !== "paused") {
-        this.#forget(e, "failed to start");
+        {
+          this.#forget(e, (err as Error).message);
+        }
       }
       throw err;
     }
@@ -365,6 +369,6 @@ export class Daemon {
   #forget(e: VmEntry, why: string): void {
     this.#entries = this.#entries.filter((x) => x !== e);
     if (e.state !== "stopped") e.stop(true).catch(() => {});
-    this.log.info(`vm ${e.def.name}: removed (${why})`);
+    this.log.info(`vm ${e.def.name}: removed: ${why}`);
   }
 }
