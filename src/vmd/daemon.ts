@@ -331,12 +331,8 @@ export class Daemon {
         return errorReply("no-such-vm", `vm ${target} does not exist; give a kernel with -b`);
       }
       if (!mayAdminister(peer)) return errorReply("denied", "permission denied: only root may create vms");
-      e = new VmEntry(
-        this.#nextId++,
-        adHocDefinition(target, o, peerOwner(peer.uid, this.#db), this.#config),
-        this.#o.timing,
-        (m) => this.log.info(m),
-      );
+      const def = adHocDefinition(target, o, peerOwner(peer.uid, this.#db), this.#config);
+      e = new VmEntry(this.#nextId++, def, this.#o.timing, (m) => this.log.info(m));
       this.#entries.push(e);
     } else {
       if (!mayControl(peer, e.def.owner, this.#db)) {
