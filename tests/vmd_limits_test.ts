@@ -1,15 +1,18 @@
 /**
- * One user of the socket against everyone else, on a real vmd with real users (useradd, setpriv): 600 idle
- * connections do not lock root out, and that user's own extra connections are refused with a clear error.
+ * One user of the socket against everyone else, with real users (useradd, setpriv): on a real vmd, 600 idle
+ * connections do not lock root out, and that user's own extra connections are refused with a clear error; on
+ * a control server with small limits, users together cannot take the connections kept for root.
  */
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
+import { ControlServer } from "../src/vmd/control_server.ts";
+import { sendRequest } from "../src/vmctl/client.ts";
 import { kvmTest } from "./kvm_support.ts";
 import { cannotCreateUsers, createUsers, removeUsers } from "./user_support.ts";
 import { type AsUser, kitPaths, stagedForOtherUsers, TestDaemon } from "./vmd_support.ts";
 
 const GROUP = "vmdlimgrp";
-const USERS = ["vmdlimusr"] as const;
+const USERS = ["vmdlimusr", "vmdlimusr2"] as const;
 const HELPER = new URL("./fixtures/hold_connections.ts", import.meta.url).pathname;
 
 interface Held {
@@ -122,6 +125,60 @@ kvmTest("vmd limits: 600 idle connections of one user leave root's vmctl status 
   } finally {
     await d?.cleanup();
     await removeUsers(GROUP, USERS);
+    await Deno.remove(denoDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("control server: users together cannot take the connections kept for root", async () => {
+  const missing = await cannotCreateUsers();
+  if (missing !== null && Deno.env.get("CI") === "true") throw new Error(`cannot run: ${missing}`);
+  assert.equal(missing, null, `this test needs root and useradd/setpriv: ${missing}`);
+  await stagedForOtherUsers();
+  const denoDir = await Deno.makeTempDir({ prefix: "vmd-test-deno-" });
+  await Deno.chmod(denoDir, 0o1777);
+  const dir = await Deno.makeTempDir({ prefix: "vmd-reserve-" });
+  await Deno.chmod(dir, 0o755);
+  const path = `${dir}/s.sock`;
+  const limits = {
+    maxConnections: 6,
+    rootReserve: 2,
+    perUserConnections: 3,
+    partialTimeoutMs: 10_000,
+    idleTimeoutMs: 60_000,
+  };
+  const server = ControlServer.listen(
+    path,
+    () => Promise.resolve({ v: 1, type: "ok", message: "served", vm: null }),
+    () => {},
+    limits,
+  );
+  await Deno.chmod(path, 0o666);
+  const releases: (() => Promise<void>)[] = [];
+  try {
+    const as = await createUsers(GROUP, USERS, denoDir);
+    const a = await holdConnections(as.vmdlimusr, path, 10);
+    releases.push(a.release);
+    assert.equal(a.held.held, 3, JSON.stringify(a.held));
+    assert.deepEqual(a.held.messages, [
+      `too many control connections from uid ${as.vmdlimusr.uid} (at most 3 per user); close some and try again`,
+    ]);
+    const b = await holdConnections(as.vmdlimusr2, path, 10);
+    releases.push(b.release);
+    assert.equal(b.held.held, 1, "users together hold at most 6 - 2");
+    assert.deepEqual(b.held.messages, ["vmd has too many control connections from users; try again later"]);
+    // root still gets in, twice at once
+    const held = await Deno.connect({ transport: "unix", path });
+    try {
+      const r = await sendRequest({ v: 1, type: "reload" }, path);
+      assert.deepEqual(r, { v: 1, type: "ok", message: "served", vm: null });
+    } finally {
+      held.close();
+    }
+  } finally {
+    for (const release of releases) await release();
+    await server.close();
+    await removeUsers(GROUP, USERS);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.remove(denoDir, { recursive: true }).catch(() => {});
   }
 });

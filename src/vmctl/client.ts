@@ -50,12 +50,23 @@ export async function sendRequest(request: Request, path: string = socketPath())
   try {
     const frame = encodeFrame(request);
     let at = 0;
-    while (at < frame.length) at += await conn.write(frame.subarray(at));
+    let writeError: Error | null = null;
+    try {
+      while (at < frame.length) at += await conn.write(frame.subarray(at));
+    } catch (e) {
+      // vmd may refuse the connection (too many) and close it before the request is written: its reply
+      // says why, and is read below
+      writeError = e as Error;
+    }
     const decoder = new FrameDecoder();
     const buf = new Uint8Array(65536);
     for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) throw new ControlError("vmd closed the connection without a reply");
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) {
+        throw new ControlError(
+          `vmd closed the connection without a reply${writeError === null ? "" : ` (${writeError.message})`}`,
+        );
+      }
       for (const ev of decoder.push(buf.subarray(0, n))) {
         if (ev.kind !== "frame") throw new ControlError(`unreadable reply from vmd (${ev.kind})`);
         try {
