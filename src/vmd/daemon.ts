@@ -346,15 +346,14 @@ export class Daemon {
       }
       if (!e.def.fromConfig) checkRunLimits(this.#entries, peer.uid, e.def, e);
     }
+    const wasStopped = e.state === "stopped"; // otherwise start() refuses, and the VM is left as it is
     let tty: string;
     try {
       tty = await e.start();
     } catch (err) {
       // as vmd(8) does: a VM vmctl created and that failed to start leaves nothing behind
-      if (!e.def.fromConfig && e.state !== "running" && e.state !== "paused") {
-        {
-          this.#forget(e, (err as Error).message);
-        }
+      if (wasStopped && !e.def.fromConfig && e.state !== "running" && e.state !== "paused") {
+        this.#forget(e, (err as Error).message);
       }
       throw err;
     }
