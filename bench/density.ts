@@ -9,7 +9,7 @@
  * @module
  */
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
-import { sendRequest } from "../src/vmctl/client.ts";
+import { fetchAllStatus } from "../src/vmctl/client.ts";
 import { processRss } from "../src/vmd/vm_entry.ts";
 
 const MARKER = "echo: ready";
@@ -61,9 +61,9 @@ async function runVmd(n: number, kernel: string): Promise<Result> {
     while (seen.size < n) {
       if (Date.now() > end) throw new Error("vmd: timed out");
       try {
-        const r = await sendRequest({ v: 1, type: "status", target: null }, socket);
-        if (r.type === "status") {
-          for (const vm of r.vms) {
+        const r = await fetchAllStatus(socket);
+        if (Array.isArray(r)) {
+          for (const vm of r) {
             if (vm.tty !== null && !seen.has(vm.name)) {
               seen.add(vm.name);
               waits.push(ttyMarker(vm.tty));
@@ -75,9 +75,9 @@ async function runVmd(n: number, kernel: string): Promise<Result> {
     }
     await Promise.all(waits);
     const seconds = (performance.now() - t0) / 1000;
-    const r = await sendRequest({ v: 1, type: "status", target: null }, socket);
+    const r = await fetchAllStatus(socket);
     let rss = processRss(vmd.pid) ?? 0;
-    if (r.type === "status") { for (const vm of r.vms) rss += vm.pid === null ? 0 : processRss(vm.pid) ?? 0; }
+    if (Array.isArray(r)) { for (const vm of r) rss += vm.pid === null ? 0 : processRss(vm.pid) ?? 0; }
     return { seconds, rssBytes: rss };
   } finally {
     vmd.kill("SIGTERM");

@@ -23,11 +23,13 @@ function reachable(ns: string, address: string, ms = 30_000): Promise<true> {
 
 kvmTest(
   "vmd daemon: vmctl start -L leases 100.64.1.3 and answers ping (local inet6 on the tap); -n/-i taps join a bridge vmd makes; " +
+    "-n of a host bridge not in vm.conf is refused; " +
     "vmctl stop and SIGTERM leave no tap or bridge",
   async () => {
     const guest = await buildKitGuest("virtio_net");
     await withNetns(async (ns) => {
-      const d = await TestDaemon.start("local inet6\n", {}, ["ip", "netns", "exec", ns]);
+      const conf = `local inet6\nswitch "sw7" {\n  interface "vmdbr7"\n}\n`;
+      const d = await TestDaemon.start(conf, {}, ["ip", "netns", "exec", ns]);
       try {
         let r = await d.vmctl(["start", "-b", guest.path, "-m", "16M", "-L", "--cmdline", "pings=9", "net1"]);
         assert.equal(r.code, 0, r.stderr);
@@ -47,7 +49,19 @@ kvmTest(
         await d.waitState("net1", "stopped");
         assert.equal(await linkExists("vm1-if0", ns), false, "the tap is gone after vmctl stop");
 
-        r = await d.vmctl(["start", "-b", guest.path, "-m", "16M", "-n", "vmdbr7", "-i", "2", "net2"]);
+        // -n names a vm.conf switch, never a host bridge: a foreign bridge gets no port, a missing one is
+        // not created, and nothing is left listed
+        await sh("ip", "-n", ns, "link", "add", "vmdfor7", "type", "bridge");
+        for (const name of ["vmdfor7", "vmdnone7"]) {
+          r = await d.vmctl(["start", "-b", guest.path, "-m", "16M", "-n", name, "net3"]);
+          assert.equal(r.code, 1, name);
+          assert.match(r.stderr, new RegExp(`switch "${name}" is not defined in vm.conf; define it there`));
+        }
+        assert.deepEqual(JSON.parse(await sh("ip", "-n", ns, "-j", "link", "show", "master", "vmdfor7")), []);
+        assert.equal(await linkExists("vmdnone7", ns), false, "no bridge is made outside vm.conf");
+        assert.ok(!(await d.status()).some((v) => v.name === "net3"));
+
+        r = await d.vmctl(["start", "-b", guest.path, "-m", "16M", "-n", "sw7", "-i", "2", "net2"]);
         assert.equal(r.code, 0, r.stderr);
         await d.waitState("net2", "running");
         const link = JSON.parse(await sh("ip", "-n", ns, "-j", "link", "show", "vm2-if0")) as {

@@ -6,33 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
-import { type AsUser, ConsoleSession, kitPaths, stagedForOtherUsers, TestDaemon } from "./vmd_support.ts";
+import { cannotCreateUsers, createUsers, removeUsers } from "./user_support.ts";
+import { ConsoleSession, kitPaths, stagedForOtherUsers, TestDaemon } from "./vmd_support.ts";
 
 const GROUP = "vmdtgrp";
 const USERS = ["vmdtusra", "vmdtusrb", "vmdtusrc"] as const;
 
-async function sh(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  return { code: o.code, out: new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr) };
-}
-
-async function canCreateUsers(): Promise<string | null> {
-  if (Deno.uid() !== 0) return "not root";
-  for (const tool of ["useradd", "groupadd", "setpriv"]) {
-    if ((await sh("sh", ["-c", `command -v ${tool}`])).code !== 0) return `${tool} is missing`;
-  }
-  return null;
-}
-
-async function removeUsers(): Promise<void> {
-  for (const u of USERS) await sh("userdel", [u]);
-  await sh("groupdel", [GROUP]);
-}
-
 kvmTest(
   "vmd access: owners control their own VMs, not others'; identities come from SO_PEERCRED",
   async () => {
-    const missing = await canCreateUsers();
+    const missing = await cannotCreateUsers();
     if (missing !== null) {
       if (Deno.env.get("CI") === "true") throw new Error(`access test cannot run: ${missing}`);
       console.error(`(access test not run: ${missing})`);
@@ -40,21 +23,11 @@ kvmTest(
     }
     const { echo } = await kitPaths();
     await stagedForOtherUsers();
-    await removeUsers();
     const denoDir = await Deno.makeTempDir({ prefix: "vmd-test-deno-" });
     await Deno.chmod(denoDir, 0o1777);
     let d: TestDaemon | undefined;
     try {
-      assert.equal((await sh("groupadd", [GROUP])).code, 0);
-      const as: Record<string, AsUser> = {};
-      for (const u of USERS) {
-        const groups = u === "vmdtusrc" ? [] : ["-G", GROUP];
-        const r = await sh("useradd", ["-M", "-N", ...groups, u]);
-        assert.equal(r.code, 0, r.out);
-        const uid = Number((await sh("id", ["-u", u])).out.trim());
-        const gid = Number((await sh("id", ["-g", u])).out.trim());
-        as[u] = { uid, gid, denoDir };
-      }
+      const as = await createUsers(GROUP, USERS, denoDir, ["vmdtusrc"]);
       d = await TestDaemon.start(`
 socket owner :${GROUP}
 vm "a1" {
@@ -155,7 +128,7 @@ vm "g1" {
       throw e;
     } finally {
       await d?.cleanup();
-      await removeUsers();
+      await removeUsers(GROUP, USERS);
       await Deno.remove(denoDir, { recursive: true }).catch(() => {});
     }
   },

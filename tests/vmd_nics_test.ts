@@ -66,18 +66,21 @@ Deno.test("vmd nics: vm.conf's local interface, switch (its bridge and locked ll
   ]);
 });
 
-Deno.test("vmd nics: vmctl start -L -n -i plans; too many, too few and disabled switches are refused", () => {
-  assert.deepEqual(nicsFromStart({ ...none, local: true, switches: ["lan", "br9"], interfaces: 4 }, config), [
+Deno.test("vmd nics: vmctl start -L -n -i plans; too many, too few, unknown and disabled switches are refused", () => {
+  assert.deepEqual(nicsFromStart({ ...none, local: true, switches: ["lan", "lan"], interfaces: 4 }, config), [
     { local: true, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
     { local: false, bridge: "br-lan", lladdr: null, locked: true, up: true, bridgeUp: true, tap: null },
-    { local: false, bridge: "br9", lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
+    { local: false, bridge: "br-lan", lladdr: null, locked: true, up: true, bridgeUp: true, tap: null },
     { local: false, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
   ]);
   assert.throws(() => nicsFromStart({ ...none, local: true, interfaces: 0 }, config), DefinitionError);
   assert.throws(() => nicsFromStart({ ...none, switches: ["off"] }, config), DefinitionError);
+  // a host bridge's name is not a switch: only vm.conf's switches may be named
+  assert.throws(() => nicsFromStart({ ...none, switches: ["br9"] }, config), /not defined in vm.conf/);
+  assert.throws(() => nicsFromStart({ ...none, switches: ["br-lan"] }, config), /not defined in vm.conf/);
   assert.throws(
-    () => nicsFromStart({ ...none, local: true, switches: ["a", "b", "c", "d"] }, config),
-    DefinitionError,
+    () => nicsFromStart({ ...none, local: true, switches: ["lan", "lan", "lan", "lan"] }, config),
+    /at most 4 interfaces/,
   );
   const bad = { v: 1, type: "start", target: "x", options: { ...none, switches: ["x".repeat(16)] } };
   assert.throws(() => validateRequest(bad));

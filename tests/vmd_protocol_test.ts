@@ -90,7 +90,14 @@ const VM: VmStatus = {
 };
 
 Deno.test("replies and VM-process messages are validated too", () => {
-  assert.deepEqual(validateReply({ v: 1, type: "status", vms: [VM] }), { v: 1, type: "status", vms: [VM] });
+  assert.deepEqual(validateReply({ v: 1, type: "status", vms: [VM] }), {
+    v: 1,
+    type: "status",
+    vms: [VM],
+    next: null,
+  });
+  assert.deepEqual(validateReply({ v: 1, type: "status", vms: [VM], next: 7 }).type, "status");
+  assert.throws(() => validateReply({ v: 1, type: "status", vms: [], next: 0 }), MessageError);
   assert.throws(
     () => validateReply({ v: 1, type: "status", vms: [{ ...VM, state: "exploded" }] }),
     MessageError,

@@ -6,7 +6,7 @@
  * @module
  */
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
-import { sendRequest } from "../src/vmctl/client.ts";
+import { fetchAllStatus, sendRequest } from "../src/vmctl/client.ts";
 import type { Reply, Request, VmStatus } from "../src/vmd/protocol.ts";
 
 const root = new URL("../", import.meta.url).pathname;
@@ -169,11 +169,11 @@ export class TestDaemon {
     return sendRequest(req, this.socket);
   }
 
-  /** Every VM's status. */
+  /** Every VM's status (every page). */
   async status(): Promise<VmStatus[]> {
-    const r = await this.request({ v: 1, type: "status", target: null });
-    if (r.type !== "status") throw new Error(`status failed: ${JSON.stringify(r)}`);
-    return [...r.vms];
+    const r = await fetchAllStatus(this.socket);
+    if (!Array.isArray(r)) throw new Error(`status failed: ${JSON.stringify(r)}`);
+    return r;
   }
 
   /** One VM's status by name. */

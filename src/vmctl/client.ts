@@ -5,7 +5,7 @@
  * @module
  */
 import { encodeFrame, FrameDecoder } from "../vmd/framing.ts";
-import { type Reply, type Request, validateReply } from "../vmd/protocol.ts";
+import { type Reply, type Request, validateReply, type VmStatus } from "../vmd/protocol.ts";
 import { socketPath } from "../vmd/socket_path.ts";
 
 /** The daemon could not be reached or answered something unusable. */
@@ -50,12 +50,23 @@ export async function sendRequest(request: Request, path: string = socketPath())
   try {
     const frame = encodeFrame(request);
     let at = 0;
-    while (at < frame.length) at += await conn.write(frame.subarray(at));
+    let writeError: Error | null = null;
+    try {
+      while (at < frame.length) at += await conn.write(frame.subarray(at));
+    } catch (e) {
+      // vmd may refuse the connection (too many) and close it before the request is written: its reply
+      // says why, and is read below
+      writeError = e as Error;
+    }
     const decoder = new FrameDecoder();
     const buf = new Uint8Array(65536);
     for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) throw new ControlError("vmd closed the connection without a reply");
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) {
+        throw new ControlError(
+          `vmd closed the connection without a reply${writeError === null ? "" : ` (${writeError.message})`}`,
+        );
+      }
       for (const ev of decoder.push(buf.subarray(0, n))) {
         if (ev.kind !== "frame") throw new ControlError(`unreadable reply from vmd (${ev.kind})`);
         try {
@@ -68,4 +79,29 @@ export async function sendRequest(request: Request, path: string = socketPath())
   } finally {
     conn.close();
   }
+}
+
+/** The most status pages vmctl reads (a daemon whose pages do not end is refused). */
+const MAX_STATUS_PAGES = 10_000;
+
+/**
+ * Every VM's status row: the daemon answers in pages (each within the frame limit), read here until the
+ * last. Returns the first error reply instead, if there is one.
+ */
+export async function fetchAllStatus(
+  path: string = socketPath(),
+): Promise<VmStatus[] | Extract<Reply, { type: "error" }>> {
+  const vms: VmStatus[] = [];
+  let after = 0;
+  for (let page = 0; page < MAX_STATUS_PAGES; page++) {
+    const reply = await sendRequest({ v: 1, type: "status", target: null, after }, path);
+    if (reply.type === "error") return reply;
+    if (reply.type !== "status") throw new ControlError(`vmd answered status with ${reply.type}`);
+    vms.push(...reply.vms);
+    const next = reply.next ?? null;
+    if (next === null) return vms;
+    if (next <= after) throw new ControlError("vmd's status pages do not advance");
+    after = next;
+  }
+  throw new ControlError(`vmd's status has more than ${MAX_STATUS_PAGES} pages`);
 }

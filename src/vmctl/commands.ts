@@ -7,8 +7,10 @@
  */
 import { parseArgs } from "node:util";
 import { scanScaled } from "../config/size.ts";
-import type { Reply, Request, StartOptions } from "../vmd/protocol.ts";
-import { ControlError, sendRequest } from "./client.ts";
+import { vmNameProblem } from "../config/validate_vm.ts";
+import { printable } from "../vmd/printable.ts";
+import type { Reply, Request, StartOptions, VmStatus } from "../vmd/protocol.ts";
+import { ControlError, fetchAllStatus, sendRequest } from "./client.ts";
 import { attachConsole } from "./console.ts";
 import { formatStatusTable } from "./status_table.ts";
 
@@ -58,10 +60,15 @@ function parse(
 async function ask(req: Request): Promise<Reply | null> {
   const reply = await sendRequest(req);
   if (reply.type === "error") {
-    console.error(`vmctl: ${reply.message}`);
+    console.error(`vmctl: ${shown(reply.message)}`);
     return null;
   }
   return reply;
+}
+
+/** A message from vmd as printed: its lines, each with its control characters escaped. */
+function shown(message: string): string {
+  return message.split("\n").map(printable).join("\n");
 }
 
 function memoryArg(text: string): number {
@@ -113,9 +120,14 @@ async function start(args: string[]): Promise<number> {
     switches: (v.switch as string[] | undefined) ?? null,
   };
   const any = Object.values(options).some((x) => x !== null && x !== false);
+  if (options.kernel !== null || options.template !== null) {
+    // a new VM: its name follows vm.conf's rule (the daemon checks again)
+    const problem = vmNameProblem(positionals[0]);
+    if (problem !== null) throw new VmctlUsageError(problem);
+  }
   const reply = await ask({ v: 1, type: "start", target: positionals[0], options: any ? options : null });
   if (reply === null) return 1;
-  if (reply.type === "ok") console.error(`vmctl: ${reply.message}`);
+  if (reply.type === "ok") console.error(`vmctl: ${shown(reply.message)}`);
   if (v.console) return await consoleOf(positionals[0]);
   return 0;
 }
@@ -132,7 +144,7 @@ async function stop(args: string[]): Promise<number> {
   if (reply === null) return 1;
   if (reply.type === "ok") {
     for (const line of reply.message.split("\n")) {
-      console.error(`stopping ${line}`);
+      console.error(`stopping ${printable(line)}`);
     }
   }
   return 0;
@@ -140,9 +152,20 @@ async function stop(args: string[]): Promise<number> {
 
 async function status(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, { running: { type: "boolean", short: "r" } }, [0, 1]);
-  const reply = await ask({ v: 1, type: "status", target: positionals[0] ?? null });
-  if (reply === null || reply.type !== "status") return 1;
-  const vms = v.running ? reply.vms.filter((vm) => vm.state !== "stopped") : reply.vms;
+  let all: readonly VmStatus[];
+  if (positionals.length === 0) {
+    const r = await fetchAllStatus();
+    if (!Array.isArray(r)) {
+      console.error(`vmctl: ${shown(r.message)}`);
+      return 1;
+    }
+    all = r;
+  } else {
+    const reply = await ask({ v: 1, type: "status", target: positionals[0] });
+    if (reply === null || reply.type !== "status") return 1;
+    all = reply.vms;
+  }
+  const vms = v.running ? all.filter((vm) => vm.state !== "stopped") : all;
   console.log(formatStatusTable(vms));
   return 0;
 }
@@ -156,7 +179,7 @@ async function consoleOf(target: string): Promise<number> {
 async function simple(req: Request, quiet = false): Promise<number> {
   const reply = await ask(req);
   if (reply === null) return 1;
-  if (!quiet && reply.type === "ok") console.error(`vmctl: ${reply.message}`);
+  if (!quiet && reply.type === "ok") console.error(`vmctl: ${shown(reply.message)}`);
   return 0;
 }
 

@@ -1,8 +1,10 @@
 /**
  * `vmctl status`'s table: ID PID VCPUS MAXMEM CURMEM TTY OWNER STATE NAME, one VM a line, sizes scaled.
+ * Text from the daemon is printed with its control characters escaped: a row is always one line.
  *
  * @module
  */
+import { printable } from "../vmd/printable.ts";
 import type { VmStatus } from "../vmd/protocol.ts";
 
 /** `bytes` with a unit, as fmt_scaled(3) would show it: `512M`, `1.0G`, `40.5M`. */
@@ -32,10 +34,10 @@ export function formatStatusTable(vms: readonly VmStatus[]): string {
       String(vm.vcpus),
       formatScaled(vm.maxmem),
       vm.curmem === null ? "-" : formatScaled(vm.curmem),
-      vm.tty === null ? "-" : vm.tty.replace(/^\/dev\//, ""),
-      vm.owner,
+      vm.tty === null ? "-" : printable(vm.tty.replace(/^\/dev\//, "")),
+      printable(vm.owner),
       vm.state,
-      vm.name,
+      printable(vm.name),
     ]));
   }
   return lines.join("\n");

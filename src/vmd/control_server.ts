@@ -25,17 +25,29 @@ export type RequestHandler = (request: Request, peer: PeerCredentials) => Promis
 
 /** Limits of the server. */
 export interface ServerLimits {
-  /** Most connections at once; more are answered with an error and closed. */
+  /** Most connections at once, root's included; more are answered with an error and closed. */
   readonly maxConnections: number;
-  /** A connection with half a message buffered for this long is dropped. */
+  /**
+   * Connections kept for root: other users together may hold at most `maxConnections - rootReserve`, so their
+   * load never refuses root's `vmctl`.
+   */
+  readonly rootReserve: number;
+  /** Most connections one user other than root may hold at once. */
+  readonly perUserConnections: number;
+  /** A connection that has not completed a message this long after its first byte is dropped. */
   readonly partialTimeoutMs: number;
-  /** An idle connection (nothing buffered, nothing in progress) is closed after this long. */
+  /**
+   * An idle connection (nothing buffered, nothing in progress) is closed after this long; so is one whose
+   * replies have not been read for this long.
+   */
   readonly idleTimeoutMs: number;
 }
 
-/** Default limits. */
+/** Default limits: 512 connections, 32 of them kept for root, 32 per other user; 10 s and 120 s. */
 export const DEFAULT_LIMITS: ServerLimits = {
   maxConnections: 512,
+  rootReserve: 32,
+  perUserConnections: 32,
   partialTimeoutMs: 10_000,
   idleTimeoutMs: 120_000,
 };
@@ -53,6 +65,10 @@ interface Conn {
   chain: Promise<void>;
   busy: number;
   lastActivity: number;
+  /** When the unfinished message in the decoder began, or null. */
+  partialSince: number | null;
+  /** When replies last went out, or began to wait for a reader. */
+  lastSend: number;
   closeAfterFlush: boolean;
   closed: boolean;
 }
@@ -65,6 +81,8 @@ export class ControlServer {
   readonly #limits: ServerLimits;
   readonly #log: (msg: string) => void;
   readonly #conns = new Map<number, Conn>();
+  /** Open connections per uid. */
+  readonly #perUid = new Map<number, number>();
   /** Fds of dropped connections, closed only between polls (the poll thread may still be watching them). */
   #toClose: number[] = [];
   #stopping = false;
@@ -161,6 +179,7 @@ export class ControlServer {
         this.#toClose.push(fd);
         continue;
       }
+      const now = Date.now();
       const conn: Conn = {
         fd,
         peer,
@@ -168,15 +187,37 @@ export class ControlServer {
         out: [],
         chain: Promise.resolve(),
         busy: 0,
-        lastActivity: Date.now(),
+        lastActivity: now,
+        partialSince: null,
+        lastSend: now,
         closeAfterFlush: false,
         closed: false,
       };
       this.#conns.set(fd, conn);
-      if (this.#conns.size > this.#limits.maxConnections) {
-        this.#reply(conn, errorReply("failed", "vmd has too many control connections; try again"), true);
+      this.#perUid.set(peer.uid, (this.#perUid.get(peer.uid) ?? 0) + 1);
+      const refusal = this.#refusal(peer.uid);
+      if (refusal !== null) {
+        this.#reply(conn, errorReply("failed", refusal), true);
+        this.#drop(conn); // refused connections are closed at once, reply or not: they hold nothing
       }
     }
+  }
+
+  /** Why a new connection from `uid` is refused (it is counted already), or null. */
+  #refusal(uid: number): string | null {
+    const l = this.#limits;
+    if (this.#conns.size > l.maxConnections) return "vmd has too many control connections; try again later";
+    if (uid === 0) return null;
+    const mine = this.#perUid.get(uid) ?? 0;
+    if (mine > l.perUserConnections) {
+      return `too many control connections from uid ${uid} (at most ${l.perUserConnections} per user); ` +
+        `close some and try again`;
+    }
+    const others = this.#conns.size - (this.#perUid.get(0) ?? 0);
+    if (others > l.maxConnections - l.rootReserve) {
+      return "vmd has too many control connections from users; try again later";
+    }
+    return null;
   }
 
   #readFrom(c: Conn): void {
@@ -214,6 +255,9 @@ export class ControlServer {
         this.#dispatch(c, ev.value);
         if (c.closeAfterFlush) return;
       }
+      // a message's time runs from its first byte: trickling bytes does not keep a half message alive
+      if (!c.decoder.pending) c.partialSince = null;
+      else c.partialSince ??= Date.now();
       if (n < buf.length) return;
     }
   }
@@ -261,6 +305,7 @@ export class ControlServer {
     } catch (e) {
       frame = encodeFrame(errorReply("failed", (e as Error).message));
     }
+    if (c.out.length === 0) c.lastSend = Date.now();
     c.out.push(frame);
     if (fatal) c.closeAfterFlush = true;
     this.#flush(c);
@@ -277,6 +322,7 @@ export class ControlServer {
         return;
       }
       if (n === 0) return;
+      c.lastSend = Date.now();
       c.out[0] = c.out[0].subarray(n);
       if (c.out[0].length === 0) c.out.shift();
     }
@@ -287,18 +333,27 @@ export class ControlServer {
     if (c.closed) return;
     c.closed = true;
     this.#conns.delete(c.fd);
+    const left = (this.#perUid.get(c.peer.uid) ?? 1) - 1;
+    if (left > 0) this.#perUid.set(c.peer.uid, left);
+    else this.#perUid.delete(c.peer.uid);
     this.#toClose.push(c.fd);
     this.#wake();
   }
 
   #expire(): void {
     const now = Date.now();
+    const l = this.#limits;
     for (const c of [...this.#conns.values()]) {
-      if (c.busy > 0 || c.out.length > 0) continue;
-      const idle = now - c.lastActivity;
-      if (c.decoder.pending && idle > this.#limits.partialTimeoutMs) {
+      if (c.out.length > 0) {
+        // replies nobody reads: the client is gone or stalling
+        if (now - c.lastSend > l.idleTimeoutMs) this.#drop(c);
+        continue;
+      }
+      if (c.busy > 0) continue; // a request in progress (`vmctl wait` may take long)
+      if (c.partialSince !== null && now - c.partialSince > l.partialTimeoutMs) {
+        c.partialSince = null;
         this.#reply(c, errorReply("bad-message", "incomplete message; closing the connection"), true);
-      } else if (idle > this.#limits.idleTimeoutMs) {
+      } else if (now - c.lastActivity > l.idleTimeoutMs) {
         this.#drop(c);
       }
     }

@@ -7,6 +7,7 @@
 import { fileReader } from "../config/file_reader.ts";
 import { loadConfig } from "../config/load.ts";
 import type { VmConfig, VmdConfig } from "../config/types.ts";
+import { vmNameProblem } from "../config/validate_vm.ts";
 import type { PeerCredentials } from "../../ffi/unix_socket.ts";
 import { mayAdminister, mayControl, resolveOwner } from "./access.ts";
 import {
@@ -18,7 +19,9 @@ import {
   userCredentials,
 } from "./definitions.ts";
 import { errorReply, type Reply, type Request, type StartOptions, type VmStatus } from "./protocol.ts";
+import { statusPage } from "./status_page.ts";
 import { UserDb } from "./user_db.ts";
+import { checkRunLimits, roomForOneMore, UserLimitError } from "./user_limits.ts";
 import { type EntryTiming, type VmDefinition, VmEntry, VmStateError } from "./vm_entry.ts";
 
 /** The daemon's log: `info` always, `debug` only when verbose. */
@@ -195,6 +198,7 @@ export class Daemon {
     } catch (e) {
       if (e instanceof VmStateError) return errorReply("state", e.message);
       if (e instanceof DefinitionError) return errorReply("failed", e.message);
+      if (e instanceof UserLimitError) return errorReply("denied", e.message);
       return errorReply("failed", e instanceof Error ? e.message : String(e));
     }
   }
@@ -206,7 +210,7 @@ export class Daemon {
     const admin = () => errorReply("denied", `permission denied: only root may ${req.type}`);
     switch (req.type) {
       case "status": {
-        if (req.target === null) return { v: 1, type: "status", vms: this.#entries.map((e) => e.status()) };
+        if (req.target === null) return statusPage(this.#entries, req.after ?? 0);
         const e = this.#find(req.target);
         if (e === undefined) return errorReply("no-such-vm", `vm ${req.target} does not exist`);
         return { v: 1, type: "status", vms: [e.status()] };
@@ -289,9 +293,14 @@ export class Daemon {
     peer: PeerCredentials,
   ): Promise<Reply> {
     let e = this.#find(target);
+    if (e === undefined && o !== null && (o.template !== null || o.kernel !== null)) {
+      // a new VM's name: vm.conf's rule (no control characters, not a number that reads as an id)
+      const problem = vmNameProblem(target);
+      if (problem !== null) return errorReply("bad-message", problem);
+    }
     if (o !== null && o.template !== null) {
       if (e !== undefined) {
-        return errorReply("state", `vm ${target} already exists; pick another instance name`);
+        return errorReply("state", `vm ${e.def.name} already exists; pick another instance name`);
       }
       const tcfg = this.#templateConfig(o.template);
       const tentry = this.#find(o.template);
@@ -317,6 +326,10 @@ export class Daemon {
         this.#config,
         peer.uid === 0 ? undefined : userCredentials(peer.uid, peer.gid, this.#db),
       );
+      checkRunLimits(this.#entries, peer.uid, def, null);
+      for (const old of roomForOneMore(this.#entries, peer.uid)) {
+        this.#forget(old, "stopped, forgotten to make room for a new one");
+      }
       e = this.#newEntry(def);
       this.#entries.push(e);
     } else if (e === undefined) {
@@ -324,9 +337,6 @@ export class Daemon {
         return errorReply("no-such-vm", `vm ${target} does not exist; give a kernel with -b`);
       }
       if (!mayAdminister(peer)) return errorReply("denied", "permission denied: only root may create vms");
-      if (/^\d+$/.test(target)) {
-        return errorReply("bad-message", `a new vm's name cannot be a number (${target})`);
-      }
       e = this.#newEntry(adHocDefinition(target, o, peerOwner(peer.uid, this.#db), this.#config));
       this.#entries.push(e);
     } else {
@@ -339,8 +349,26 @@ export class Daemon {
           `vm ${e.def.name} is defined already; -b, -m and friends apply only to new vms`,
         );
       }
+      if (!e.def.fromConfig) checkRunLimits(this.#entries, peer.uid, e.def, e);
     }
-    const tty = await e.start();
+    const wasStopped = e.state === "stopped"; // otherwise start() refuses, and the VM is left as it is
+    let tty: string;
+    try {
+      tty = await e.start();
+    } catch (err) {
+      // as vmd(8) does: a VM vmctl created and that failed to start leaves nothing behind
+      if (wasStopped && !e.def.fromConfig && e.state !== "running" && e.state !== "paused") {
+        this.#forget(e, (err as Error).message);
+      }
+      throw err;
+    }
     return ok(`started vm ${e.id} successfully, tty ${tty}`, e.status());
+  }
+
+  /** Removes a VM vmctl created from the table (its process, if any, is killed). */
+  #forget(e: VmEntry, why: string): void {
+    this.#entries = this.#entries.filter((x) => x !== e);
+    if (e.state !== "stopped") e.stop(true).catch(() => {});
+    this.log.info(`vm ${e.def.name}: removed: ${why}`);
   }
 }

@@ -11,6 +11,7 @@ import { formatDiagnostic } from "../config/diagnostic.ts";
 import { resolveOwner } from "./access.ts";
 import { ControlServer } from "./control_server.ts";
 import { Daemon, type Logger } from "./daemon.ts";
+import { printable } from "./printable.ts";
 import { socketPath } from "./socket_path.ts";
 import { UserDb } from "./user_db.ts";
 import { DEFAULT_TIMING, type EntryTiming } from "./vm_entry.ts";
@@ -40,7 +41,8 @@ function stderrLogger(verbose: boolean): Logger {
   const enc = new TextEncoder();
   const write = (m: string) => {
     try {
-      Deno.stderr.writeSync(enc.encode(`vmd: ${m}\n`));
+      // one line per message, whatever names and paths users put in it
+      Deno.stderr.writeSync(enc.encode(`vmd: ${printable(m)}\n`));
     } catch { /* stderr gone */ }
   };
   const log: Logger = {

@@ -46,11 +46,21 @@ export function localInet6Text(config: VmdConfig): string | null {
   return `${l.prefix.address}/${l.prefix.length}`;
 }
 
-/** The Linux bridge of switch `name`: a vm.conf switch's `interface`, else a bridge of that very name. */
-function bridgeOf(name: string, config: VmdConfig): string {
+/**
+ * The Linux bridge of switch `name`, which must be a switch of vm.conf, and enabled: as in vmctl(8), `-n`
+ * names a configured switch, never a host bridge directly (that would bypass the switch's `locked lladdr`, or
+ * create bridges outside the configuration).
+ */
+function bridgeOf(name: string, config: VmdConfig): { bridge: string; locked: boolean; up: boolean | null } {
   const sw = config.switches.find((s) => s.name === name);
-  if (sw !== undefined && !sw.enabled) throw new DefinitionError(`switch ${name} is disabled`);
-  return sw?.interface ?? name;
+  if (sw === undefined) {
+    throw new DefinitionError(
+      `switch ${JSON.stringify(name)} is not defined in vm.conf; define it there ` +
+        `(switch "${name.replace(/["\\]/g, "")}" { interface bridge0 }) and reload, or pick a defined switch`,
+    );
+  }
+  if (!sw.enabled) throw new DefinitionError(`switch ${name} is disabled in vm.conf; enable it and reload`);
+  return { bridge: sw.interface, locked: sw.lockedLladdr, up: sw.up };
 }
 
 /** The NICs of a vm.conf VM: `local interface`, `interface { switch ... lladdr ... }`, `interfaces N`. */
@@ -89,15 +99,15 @@ export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition
       tap: null,
     });
   }
-  for (const sw of o.switches ?? []) {
-    const sc = config.switches.find((s) => s.name === sw);
+  for (const name of o.switches ?? []) {
+    const sw = bridgeOf(name, config);
     nics.push({
       local: false,
-      bridge: bridgeOf(sw, config),
+      bridge: sw.bridge,
       lladdr: null,
-      locked: sc?.lockedLladdr ?? false,
+      locked: sw.locked,
       up: true,
-      bridgeUp: sc?.up ?? null,
+      bridgeUp: sw.up,
       tap: null,
     });
   }
@@ -210,7 +220,17 @@ export function instanceDefinition(
   const refuse = (what: string) => {
     throw new DefinitionError(`vm ${template.name} does not allow instances to change ${what}`);
   };
+  // vm.conf(5): `boot` covers what is booted: the kernel and, with our extensions, its initrd and command line
   if (o.kernel !== null && !allow?.boot) refuse("the kernel (allow instance { boot })");
+  if (o.initrd !== null && !allow?.boot) refuse("the initrd (allow instance { boot })");
+  if (o.cmdline !== null && !allow?.boot) refuse("the kernel command line (allow instance { boot })");
+  // vm.conf(5) has no `allow instance` flag for vCPUs: an instance always has its template's
+  if (o.cpus !== null) {
+    throw new DefinitionError(
+      `an instance has the vCPUs of ${template.name} (allow instance has no cpus option); ` +
+        `define a vm with the cpus you need in vm.conf`,
+    );
+  }
   if (o.memory !== null && !allow?.memory) refuse("memory (allow instance { memory })");
   if (o.disks !== null && !allow?.disk) refuse("disks (allow instance { disk })");
   const netAsked = o.local || o.interfaces !== null || o.switches !== null;
@@ -227,7 +247,7 @@ export function instanceDefinition(
     kernel: o.kernel === null ? template.kernel : resolve(o.kernel),
     initrd: o.initrd === null ? template.initrd : resolve(o.initrd),
     cmdline: o.cmdline ?? template.cmdline,
-    cpus: o.cpus ?? template.cpus,
+    cpus: template.cpus,
     memory: o.memory ?? template.memory,
     disks,
     nics: netAsked ? nicsFromStart(o, config) : template.nics,

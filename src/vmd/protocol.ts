@@ -41,7 +41,13 @@ export interface StartOptions {
 
 /** A request from vmctl. `target` is a VM id (decimal) or name. */
 export type Request =
-  | { readonly v: 1; readonly type: "status"; readonly target: string | null }
+  | {
+    readonly v: 1;
+    readonly type: "status";
+    readonly target: string | null;
+    /** With no target: list the VMs whose id is above this (the `next` of the previous page); default 0. */
+    readonly after?: number;
+  }
   | { readonly v: 1; readonly type: "start"; readonly target: string; readonly options: StartOptions | null }
   | {
     readonly v: 1;
@@ -107,7 +113,13 @@ export type ErrorCode = typeof ERROR_CODES[number];
 /** A reply from vmd. */
 export type Reply =
   | { readonly v: 1; readonly type: "error"; readonly code: ErrorCode; readonly message: string }
-  | { readonly v: 1; readonly type: "status"; readonly vms: readonly VmStatus[] }
+  | {
+    readonly v: 1;
+    readonly type: "status";
+    readonly vms: readonly VmStatus[];
+    /** More VMs follow: ask again with `after` set to this id. Absent or null on the last page. */
+    readonly next?: number | null;
+  }
   | { readonly v: 1; readonly type: "ok"; readonly message: string; readonly vm: VmStatus | null }
   | { readonly v: 1; readonly type: "console"; readonly tty: string; readonly vm: VmStatus };
 
@@ -181,11 +193,12 @@ function validateStartOptions(value: unknown): StartOptions | null {
 
 /** One validator per request type: each accepts exactly that type's fields. */
 const REQUEST_VALIDATORS: { readonly [K in Request["type"]]: (value: unknown) => Request } = {
-  status: (x) => ({
-    v: 1,
-    type: "status",
-    target: strOrNull(record(x, ["v", "type", "target"], "status"), "target", TARGET_MAX),
-  }),
+  status: (x) => {
+    const o = record(x, ["v", "type", "target", "after"], "status");
+    const target = strOrNull(o, "target", TARGET_MAX);
+    if (o.after === undefined) return { v: 1, type: "status", target };
+    return { v: 1, type: "status", target, after: int(o, "after", 0, 2 ** 31) };
+  },
   start: (x) => {
     const o = record(x, ["v", "type", "target", "options"], "start");
     return {
@@ -303,9 +316,10 @@ const REPLY_VALIDATORS: { readonly [K in Reply["type"]]: (value: unknown) => Rep
     return { v: 1, type: "error", code: oneOf(o, "code", ERROR_CODES), message: str(o, "message", 65536) };
   },
   status: (x) => {
-    const o = record(x, ["v", "type", "vms"], "status reply");
+    const o = record(x, ["v", "type", "vms", "next"], "status reply");
     if (!Array.isArray(o.vms)) throw new MessageError('field "vms" must be an array');
-    return { v: 1, type: "status", vms: o.vms.map(validateVmStatus) };
+    const next = o.next === undefined ? null : intOrNull(o, "next", 1, 2 ** 31);
+    return { v: 1, type: "status", vms: o.vms.map(validateVmStatus), next };
   },
   ok: (x) => {
     const o = record(x, ["v", "type", "message", "vm"], "ok reply");
@@ -324,7 +338,7 @@ const REPLY_VALIDATORS: { readonly [K in Reply["type"]]: (value: unknown) => Rep
 
 /** Validates a decoded frame as a reply; throws {@link MessageError}. */
 export function validateReply(value: unknown): Reply {
-  const obj = record(value, ["v", "type", "code", "message", "vms", "vm", "tty"], "reply");
+  const obj = record(value, ["v", "type", "code", "message", "vms", "next", "vm", "tty"], "reply");
   if (obj.v !== PROTOCOL_VERSION) {
     throw new MessageError(
       `reply has protocol version ${JSON.stringify(obj.v)}, expected ${PROTOCOL_VERSION}`,
