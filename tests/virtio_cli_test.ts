@@ -9,7 +9,12 @@ const vmd = (...args: string[]) => runCli(args, CLI_FLAGS.filter((f) => f !== "-
 
 Deno.test("vmd run: -d attaches read-write disks, -r read-only ones, in that order", () => {
   const o = parseRunArgs(["-b", "k", "-d", "a.img", "-r", "b.iso", "-d", "qcow2:c"]);
-  assert.deepEqual(o.disks, [{ path: "a.img" }, { path: "qcow2:c" }, { path: "b.iso", readOnly: true }]);
+  // a raw:/qcow2: prefix declares the format (binding), and is not part of the path
+  assert.deepEqual(o.disks, [
+    { path: "a.img", readOnly: false },
+    { path: "c", format: "qcow2", readOnly: false },
+    { path: "b.iso", readOnly: true },
+  ]);
 });
 
 kvmTest("`vmd run -d image` serves the disk to the guest and the write lands in the file", async () => {
@@ -25,7 +30,7 @@ kvmTest("`vmd run -d image` serves the disk to the guest and the write lands in 
     assert.equal(bytes[100 * 512 + 1], 0xa5 ^ 1);
     const missing = await vmd("run", "-b", guest.path, "-d", `${dir}/nope.img`);
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /nope\.img: not found: check the path/);
+    assert.match(missing.stderr, /nope\.img: no such disk image: check the path/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
