@@ -33,6 +33,9 @@ const SYS_setgroups = 116;
 const SYS_setfsuid = 122;
 const SYS_setfsgid = 123;
 
+/** ioctl(2) request: a block device's size in bytes (`_IOR(0x12, 114, size_t)`). */
+const BLKGETSIZE64 = 0x80081272n;
+
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -53,6 +56,8 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int close(int fd);
   close: { parameters: ["i32"], result: "i32" },
+  // int ioctl(int fd, unsigned long request, void *argp);  (BLKGETSIZE64)
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   // ssize_t pread(int fd, void *buf, size_t count, off_t offset);
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   // ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset);
@@ -157,6 +162,18 @@ export function fstatFd(fd: number): FileStat {
   };
 }
 
+/** The size in bytes of an open regular file or block device. */
+export function fileSize(fd: number): number {
+  const st = fstatFd(fd);
+  if (st.kind !== "block") return st.size;
+  const out = new BigUint64Array(1);
+  // Safe: BLKGETSIZE64 writes one u64 into our 8-byte buffer.
+  if (sym().ioctl(fd, BLKGETSIZE64, new Uint8Array(out.buffer)) !== 0) {
+    throw lastError(`ioctl(${fd}, BLKGETSIZE64)`);
+  }
+  return Number(out[0]);
+}
+
 /** Runs `fn` on this thread with the filesystem identity `cred`; the previous one is restored after. */
 export function withFileCredentials<T>(cred: FileCredentials | undefined, fn: () => T): T {
   if (cred === undefined) return fn();
@@ -194,6 +211,8 @@ export interface OpenFileOptions {
   readonly write?: boolean;
   /** Open with this identity's rights (default: the process's own). */
   readonly as?: FileCredentials;
+  /** Accept a block device too (only for files root named: a user's device nodes are refused). */
+  readonly allowBlockDevice?: boolean;
   /** What the file is, for messages (`disk image`, `kernel`). */
   readonly what?: string;
 }
@@ -224,6 +243,7 @@ export function openFileOnce(path: string, opts: OpenFileOptions = {}): OpenedFi
   if (fd < 0) throw openError(path, what, code, opts);
   try {
     const st = fstatFd(fd);
+    if (st.kind === "block" && opts.allowBlockDevice) return { fd, path, ...st, size: fileSize(fd) };
     if (st.kind !== "file") {
       throw new OpenFileError(
         path,

@@ -138,3 +138,38 @@ kvmTest(
     }
   },
 );
+
+kvmTest(
+  "vmd run: a block device is a disk too (a loop device over an image); its sector 0 is what the file holds",
+  async () => {
+    const guest = await buildKitGuest("blk_plant");
+    const s = await scene(["backing.img"]);
+    await Deno.writeFile(s.disk("backing.img"), new TextEncoder().encode("LOOPDEV!".padEnd(1 << 20, "-")));
+    const lo = await new Deno.Command("losetup", {
+      args: ["-f", "--show", s.disk("backing.img")],
+      stdout: "piped",
+    })
+      .output();
+    assert.equal(lo.code, 0, "losetup -f --show (root, a free loop device)");
+    const dev = new TextDecoder().decode(lo.stdout).trim();
+    try {
+      const r = await runCli([
+        "run",
+        "-m",
+        "32M",
+        "-b",
+        guest.path,
+        "--cmdline",
+        `plant=${s.secret}`,
+        "-d",
+        dev,
+      ]);
+      assert.equal(r.code, 0x27, r.stdout + r.stderr);
+      assert.match(r.stdout, /^sector0: status 0 'LOOPDEV!-{24}'$/m);
+      assert.match(r.stdout, /^plant: status 1$/m, "probed raw: the header write is refused on a device too");
+    } finally {
+      await new Deno.Command("losetup", { args: ["-d", dev] }).output();
+      await Deno.remove(s.dir, { recursive: true });
+    }
+  },
+);

@@ -84,7 +84,19 @@ vm "tpl" {
       assert.ok(Date.now() - t0 < 10_000, "refused promptly");
       assert.equal((await d.vmctl(["status"])).code, 0, "root's status still answers");
 
-      // 4. the path swaps between her own disk and a symlink to the secret while she starts instances: each
+      // 4. a device node (a loop device over the secret, which root set up): only root's files may be devices
+      const lo = await sh("losetup", ["-f", "--show", "-r", secret]);
+      assert.equal(lo.code, 0, lo.out);
+      const loopDev = lo.out.trim();
+      try {
+        const viaDevice = await start("i4", loopDev);
+        assert.equal(viaDevice.code, 1);
+        assert.match(viaDevice.stderr, /(permission denied|is a block, not a regular file)/);
+      } finally {
+        await sh("losetup", ["-d", loopDev]);
+      }
+
+      // 5. the path swaps between her own disk and a symlink to the secret while she starts instances: each
       // start either refuses the symlink or boots her disk, opened once as her (nothing opens the path again)
       const mine = `${home}/mine.img`;
       await Deno.writeFile(mine, new TextEncoder().encode("MINE".padEnd(1 << 20, ".")));

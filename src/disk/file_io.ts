@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { fdatasyncFd, fstatFd, ftruncateFd, preadFd, pwriteFd } from "../../ffi/open_file.ts";
+import { fdatasyncFd, fileSize, ftruncateFd, preadFd, pwriteFd } from "../../ffi/open_file.ts";
 
 /** The operations behind a {@link FileIO}. */
 interface Backend {
@@ -83,11 +83,12 @@ export class FileIO {
   }
 
   /**
-   * Uses the open descriptor `fd` (a regular file vmd opened and type-checked); `name` is what messages
+   * Uses the open descriptor `fd` (a regular file or, for root, a block device, opened and type-checked
+   * before); `name` is what messages
    * call it. Closing the result leaves the descriptor open.
    */
   static fromFd(fd: number, writable: boolean, name: string): FileIO {
-    return new FileIO(name, fdBackend(fd), writable, fstatFd(fd).size);
+    return new FileIO(name, fdBackend(fd), writable, fileSize(fd));
   }
 
   /** Creates `path`, which must not exist yet, open for reading and writing. */

@@ -11,7 +11,7 @@
 import {
   closeOpened,
   type FileCredentials,
-  fstatFd,
+  fileSize,
   type OpenedFile,
   openFileOnce,
   preadFd,
@@ -67,6 +67,8 @@ export interface ImageChainOptions {
   readonly readOnly: boolean;
   /** Open the image with this identity's rights (the user who named it); the process's own when absent. */
   readonly as?: FileCredentials;
+  /** Accept a block device as the image (root's own files only). */
+  readonly allowBlockDevice?: boolean;
   /**
    * The identity a backing file is opened with, given the image that names it: a backing file must be one
    * the image's owner could open. Defaults to `as`.
@@ -76,7 +78,7 @@ export interface ImageChainOptions {
 
 /** Reads from an open descriptor (pread: no path involved); `name` is what messages call it. */
 function ioOf(fd: number, name: string): HeaderSource & { close(): void } {
-  const length = fstatFd(fd).size;
+  const length = fileSize(fd);
   return {
     path: name,
     length,
@@ -129,7 +131,8 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
     let as = opts.as;
     for (;;) {
       const what = chain.length === 0 ? "disk image" : `backing file of ${chain[chain.length - 1].name}`;
-      const file = openFileOnce(name, { write: !readOnly, as, what });
+      const allowBlockDevice = chain.length === 0 && opts.allowBlockDevice === true && as === undefined;
+      const file = openFileOnce(name, { write: !readOnly, as, what, allowBlockDevice });
       try {
         // exclusive for a written image, shared for a read-only or backing one (QEMU's lock bytes too)
         lockImage(file.fd, readOnly ? "read-only" : "read-write", name);
@@ -180,9 +183,4 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
 /** Closes every descriptor of a chain. */
 export function closeImageChain(chain: readonly ChainImage[]): void {
   for (const c of chain) closeOpened(c.fd);
-}
-
-/** The size in bytes of the file open as `fd` (fstat: no path involved). */
-export function openFileSize(fd: number): number {
-  return fstatFd(fd).size;
 }

@@ -218,7 +218,11 @@ export class PciDevices {
   /** Opens a disk given by path (and its backing chain) with this process's rights, for its worker. */
   #openDisk(disk: VmDisk): DiskFile[] {
     if (disk.path === undefined) throw new PciDevicesError("a disk needs a path or its opened files");
-    const chain = openImageChain(disk.path, { format: disk.format, readOnly: disk.readOnly ?? false });
+    const chain = openImageChain(disk.path, {
+      format: disk.format,
+      readOnly: disk.readOnly ?? false,
+      allowBlockDevice: true, // this process's own rights: whatever device it may open, it may use
+    });
     this.#opened.push(chain);
     return chain.map((c) => ({ fd: c.fd, name: c.name, format: c.format, probed: c.probed }));
   }

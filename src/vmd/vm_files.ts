@@ -78,6 +78,8 @@ export class OpenVmFiles {
           format: d.format ?? req.probed.get(d.path),
           readOnly: d.readOnly,
           as,
+          // a block device only where root named it (vm.conf, or root's own vmctl start)
+          allowBlockDevice: as === undefined,
           // a user's files are all opened as that user; under root, a backing file must be one the
           // image's owner could open (an image cannot name a file its owner may not read)
           backingAs: (namedBy) =>
