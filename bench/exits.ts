@@ -3,15 +3,22 @@
  * worker, full bus dispatch to the UART model) and by a C program doing the same KVM_RUN loop, in the same
  * run. Prints exits/s for both and the ratio (target: vmd ≥ 0.95× the C loop).
  *
- * Usage: deno task bench [rounds]
+ * Usage: deno task bench [rounds] [--lockdown]
+ *
+ * With `--lockdown` (as root), after the rounds above the same number of VMs are created with their vCPU
+ * workers up, the process locks itself down as a VM process does (per-VM uid, no_new_privs, Landlock,
+ * the seccomp filter on every thread), and the vmd loop runs again under the filter: its median is compared
+ * with the C loop's from the rounds before.
  *
  * @module
  */
 import { buildFlatGuest, cacheDir } from "../examples/guests/build.ts";
 import { loadFlatGuest } from "../src/vm/flat_guest.ts";
+import { lockDown, vmIdentity } from "../src/privsep/lockdown.ts";
 import { Vm } from "../src/vm/vm.ts";
 
-const rounds = Number(Deno.args[0] ?? 3);
+const locked = Deno.args.includes("--lockdown");
+const rounds = Number(Deno.args.find((a) => !a.startsWith("--")) ?? 3);
 const guest = await buildFlatGuest("exits_bench");
 const dir = cacheDir();
 const guestPath = `${dir}/exits_bench.bin`;
@@ -29,11 +36,21 @@ async function runC(): Promise<{ exits: number; seconds: number }> {
   return { exits, seconds };
 }
 
-async function runVmd(): Promise<{ exits: number; seconds: number }> {
+async function readyVm(): Promise<Vm> {
   const vm = Vm.create({ memory: 16 << 20 });
   try {
     loadFlatGuest(vm, guest);
     await vm.spawn();
+    return vm;
+  } catch (e) {
+    vm.close();
+    throw e;
+  }
+}
+
+async function runVmd(ready?: Vm): Promise<{ exits: number; seconds: number }> {
+  const vm = ready ?? await readyVm();
+  try {
     const t0 = performance.now();
     vm.run();
     const { exit } = await vm.wait();
@@ -52,8 +69,8 @@ const c: number[] = [];
 const v: number[] = [];
 for (let i = 0; i < rounds; i++) {
   // alternate the order so neither side always runs on a warmer machine
-  const first = i % 2 === 0 ? runC : runVmd;
-  const second = i % 2 === 0 ? runVmd : runC;
+  const first = i % 2 === 0 ? runC : () => runVmd();
+  const second = i % 2 === 0 ? () => runVmd() : runC;
   const a = await first();
   const b = await second();
   const [cr, vr] = i % 2 === 0 ? [a, b] : [b, a];
@@ -68,3 +85,26 @@ const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.len
 const cm = median(c);
 const vm = median(v);
 console.log(`median exits/s: C ${cm.toFixed(0)}, vmd ${vm.toFixed(0)}; vmd/C ratio ${(vm / cm).toFixed(3)}`);
+
+if (locked) {
+  const vms: Vm[] = [];
+  for (let i = 0; i < rounds; i++) vms.push(await readyVm());
+  const report = lockDown({ identity: vmIdentity(1) });
+  console.log(
+    `locked down: uid ${report.identity.uid}, seccomp ${report.seccomp?.instructions} instructions, ` +
+      `Landlock ${report.landlock.applied ? "on the main thread" : "unavailable"}`,
+  );
+  const l: number[] = [];
+  for (const [i, ready] of vms.entries()) {
+    const r = await runVmd(ready);
+    l.push(rate(r));
+    console.log(
+      `locked round ${i + 1}: vmd ${r.exits} exits in ${r.seconds.toFixed(2)} s = ${rate(r).toFixed(0)}/s`,
+    );
+  }
+  const lm = median(l);
+  console.log(
+    `median exits/s locked down: vmd ${lm.toFixed(0)}; locked/C ratio ${(lm / cm).toFixed(3)}, ` +
+      `locked/unlocked ${(lm / vm).toFixed(3)}`,
+  );
+}
