@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { resolveLibcPath } from "../ffi/libc.ts";
 import { KVM_AVAILABLE } from "./kvm_support.ts";
+import { patternImage } from "./virtio_support.ts";
+import { kitPaths, TestDaemon, until } from "./vmd_support.ts";
+import { formatLiveCheck, liveVmProcesses } from "../src/privsep/kernel_policy.ts";
 import type { ProbeOutcome, ProbeTargets } from "./fixtures/lockdown/probes.ts";
 import { VM_UID_BASE, vmIdentity } from "../src/privsep/lockdown.ts";
 
@@ -213,6 +216,53 @@ Deno.test({
       });
       assertStoppedBy(r.worker, "worker", { ...files, ...all(DENO_PROBES, "deno") });
       assertStillWorks(r.worker, "worker");
+    }
+  },
+});
+
+Deno.test({
+  name: "vmd: a running VM process is locked down in every thread (vCPU, virtio-blk, virtio-rng workers " +
+    "included), pauses and resumes under the filter, and `vmd policy --check` logic reads it from /proc",
+  ignore: !CAN_RUN,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { echo } = await kitPaths();
+    const d = await TestDaemon.start("");
+    try {
+      const disk = `${d.dir}/disk.img`;
+      await patternImage(disk);
+      await Deno.writeTextFile(
+        `${d.dir}/vm.conf`,
+        `vm "lk" {\n  boot "${echo}"\n  memory 32M\n  disk "${disk}"\n}\n`,
+      );
+      assert.equal((await d.vmctl(["reload"])).code, 0);
+      const vm = await d.waitState("lk", "running");
+      assert.ok(vm.pid !== null);
+      const live = await until("the VM process locked down", 10_000, () => {
+        const p = liveVmProcesses().find((x) => x.pid === vm.pid);
+        return Promise.resolve(p !== undefined && p.threads.every((t) => t.locked) ? p : undefined);
+      });
+      const names = live.threads.map((t) => t.name);
+      // Deno names worker threads worker-<n>: the vCPU, virtio-blk and virtio-rng workers
+      assert.ok(names.filter((n) => n.startsWith("worker-")).length >= 3, names.join(","));
+      for (const t of live.threads.filter((x) => !x.kernelWorker)) {
+        const uid = Number(t.uid.split(/\s+/)[0]);
+        assert.ok(uid > VM_UID_BASE && uid <= VM_UID_BASE + 0xffff, `${t.name}: uid ${t.uid}`);
+      }
+      assert.match(
+        formatLiveCheck([live]),
+        new RegExp(`^${vm.pid}\\s+\\d+\\s+\\S+\\s+2\\s+1\\s+0+\\s+\\d+\\s+yes$`, "m"),
+      );
+      assert.equal((await d.vmctl(["pause", "lk"])).code, 0);
+      await d.waitState("lk", "paused");
+      assert.equal((await d.vmctl(["unpause", "lk"])).code, 0);
+      await d.waitState("lk", "running");
+      assert.equal((await d.vmctl(["stop", "-f", "lk"])).code, 0);
+      await d.waitState("lk", "stopped");
+      assert.match(d.log, /locked down: uid\/gid \d+\/\d+, no capabilities, no_new_privs/);
+    } finally {
+      await d.cleanup();
     }
   },
 });

@@ -128,3 +128,14 @@ export function lockDown(opts: LockdownOptions): LockdownReport {
   }
   return { identity: { uid, gid }, capEff: caps.effective, landlock, seccomp };
 }
+
+/** One log line for a lock-down report. */
+export function describeLockdown(r: LockdownReport): string {
+  const landlock = r.landlock.applied
+    ? `Landlock ABI ${r.landlock.abi} on the main thread and the vCPU/virtio-net threads`
+    : `no Landlock (${r.landlock.why})`;
+  const seccomp = r.seccomp === null
+    ? "no seccomp"
+    : `seccomp profile ${r.seccomp.profile} (${r.seccomp.instructions} BPF instructions) on every thread`;
+  return `locked down: uid/gid ${r.identity.uid}/${r.identity.gid}, no capabilities, no_new_privs, ${landlock}, ${seccomp}`;
+}

@@ -207,6 +207,7 @@ export class VmEntry {
     this.#giveTty(pty.path);
     const spec: VmSpec = {
       name: this.def.name,
+      vmId: this.id,
       kernel: this.def.kernel,
       initrd: this.def.initrd,
       cmdline: this.def.cmdline,

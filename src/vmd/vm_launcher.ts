@@ -50,7 +50,9 @@ export async function vmFiles(boot: readonly string[], disks: readonly SpecDisk[
 }
 
 /** The command that starts a VM process for `spec` (its files' permissions resolved; not yet spawned). */
-export async function vmProcessCommand(spec: Omit<VmSpec, "consoleFd" | "nics">): Promise<Deno.Command> {
+export async function vmProcessCommand(
+  spec: Omit<VmSpec, "consoleFd" | "nics" | "vmId">,
+): Promise<Deno.Command> {
   const boot = spec.initrd === null ? [spec.kernel] : [spec.kernel, spec.initrd];
   return new Deno.Command(Deno.execPath(), {
     args: vmProcessArgs(await vmFiles(boot, spec.disks)),
