@@ -53,6 +53,18 @@ export const LIBC_SYMBOLS = {
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
   // int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
   prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  // int setgroups(size_t size, const gid_t *list);  (glibc applies it to every thread of the process)
+  setgroups: { parameters: ["usize", "usize"], result: "i32" },
+  // int setresgid(gid_t rgid, gid_t egid, gid_t sgid);  (glibc applies it to every thread)
+  setresgid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  // int setresuid(uid_t ruid, uid_t euid, uid_t suid);  (glibc applies it to every thread)
+  setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  // uid_t getuid(void);
+  getuid: { parameters: [], result: "u32" },
+  // uid_t geteuid(void);
+  geteuid: { parameters: [], result: "u32" },
+  // gid_t getgid(void);
+  getgid: { parameters: [], result: "u32" },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "usize" },
   // int strerror_r(int errnum, char *buf, size_t buflen);  (the XSI version glibc exports as __xpg_strerror_r)

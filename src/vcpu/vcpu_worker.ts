@@ -1,10 +1,12 @@
 /**
  * The vCPU worker's entry module. Its only permission is ffi on libc's path: it runs KVM_RUN on the vCPU fd it
- * is given, dispatches exits to its buses, and reports how the run ended.
+ * is given, dispatches exits to its buses, and reports how the run ended. When its loop starts it confines
+ * its own thread with Landlock (no filesystem access).
  *
  * @module
  */
 /// <reference lib="deno.worker" />
+import { confineThisThread } from "../../ffi/landlock.ts";
 import { openLibc } from "../../ffi/libc.ts";
 import { KvmRun, VcpuFd, VmFd } from "../../ffi/kvm.ts";
 import { gettid, KICK_SIGNAL } from "../../ffi/thread.ts";
@@ -21,11 +23,13 @@ function send(m: FromVcpuMessage): void {
 }
 
 let prepared: RunLoopContext | undefined;
+let libcPath = "";
 
 /** Opens libc, maps kvm_run and builds the buses; the loop starts on the "run" message. */
 function init(m: VcpuInitMessage): void {
   if (prepared !== undefined) throw new Error("init received twice");
   const libc = openLibc(m.libcPath);
+  libcPath = m.libcPath;
   // The kick: a SIGUSR2 aimed at this thread makes KVM_RUN return EINTR. The listener itself does nothing;
   // having one keeps the signal's default action (terminate the process) away.
   Deno.addSignalListener(KICK_SIGNAL, () => {});
@@ -51,6 +55,10 @@ function runToEnd(): void {
   const { control } = prepared;
   let exit;
   try {
+    // From here on this thread needs no file: Landlock takes them all away from it (a no-op report where
+    // the kernel has no Landlock). Landlock is per thread, so the VM process's lock-down cannot do this
+    // for us; see src/privsep/lockdown.ts.
+    confineThisThread(openLibc(libcPath));
     exit = runLoop(prepared);
   } catch (e) {
     exit = { kind: "error" as const, message: e instanceof Error ? e.message : String(e) };

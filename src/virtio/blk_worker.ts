@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { confineThisThread } from "../../ffi/landlock.ts";
 import { openLibc } from "../../ffi/libc.ts";
 import { openDiskFiles } from "../disk/open.ts";
 import { BlkBackend } from "./blk.ts";
@@ -11,7 +12,10 @@ import { serveDeviceWorker } from "./device_worker_main.ts";
 
 serveDeviceWorker(async (m) => {
   if (m.disk === undefined) throw new Error("virtio-blk worker needs a disk in its init message");
-  openLibc(m.disk.libcPath);
+  const libc = openLibc(m.disk.libcPath);
   const disk = await openDiskFiles(m.disk.files, m.disk.readOnly);
+  // Its descriptors are all it needs: Landlock takes every file away from this thread (per thread, so the
+  // VM process's lock-down cannot do it for us; see src/privsep/lockdown.ts).
+  confineThisThread(libc);
   return new BlkBackend(disk, { id: m.disk.id });
 });

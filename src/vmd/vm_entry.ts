@@ -257,6 +257,7 @@ export class VmEntry {
     this.#giveTty(pty.path);
     const spec: VmSpec = {
       name: this.def.name,
+      vmId: this.id,
       kernel: files.kernel,
       initrd: files.initrd,
       cmdline: this.def.cmdline,

@@ -6,6 +6,7 @@
  * @module
  */
 import type { DiskFile } from "../disk/open.ts";
+import { MAX_VM_ID } from "../privsep/lockdown.ts";
 import { MAX_BACKING_DEPTH } from "../disk/open.ts";
 import { bool, int, MessageError, oneOf, record, str } from "./validate_fields.ts";
 
@@ -31,6 +32,8 @@ export interface VmSpec {
   readonly cpus: number;
   /** Guest memory in bytes. */
   readonly memory: number;
+  /** The daemon's id for this VM (1..65535): the VM process locks down as uid/gid `0x7ff00000 + vmId`. */
+  readonly vmId: number;
   /** The console pty's master, an fd the daemon opened and the VM process inherited (same number). */
   readonly consoleFd: number;
   /** Disk images, each a virtio-blk function, in the order the guest sees them. */
@@ -98,7 +101,7 @@ const END_KINDS: readonly EndKind[] = ["exit-port", "hlt", "shutdown", "reboot",
 function validateSpec(value: unknown): VmSpec {
   const o = record(
     value,
-    ["name", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd", "disks", "nics"],
+    ["name", "vmId", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd", "disks", "nics"],
     "vm spec",
   );
   if (!Array.isArray(o.disks) || o.disks.length > MAX_SPEC_DISKS) {
@@ -122,6 +125,7 @@ function validateSpec(value: unknown): VmSpec {
   });
   return {
     name: str(o, "name", 256),
+    vmId: int(o, "vmId", 1, MAX_VM_ID),
     kernel: specFile(o.kernel, "kernel"),
     initrd: o.initrd === null ? null : specFile(o.initrd, "initrd"),
     cmdline: str(o, "cmdline"),

@@ -12,6 +12,7 @@
 import { closeFd } from "../../ffi/fd.ts";
 import { readPty, writePty } from "../../ffi/pty.ts";
 import { pollFds, POLLIN } from "../../ffi/poll.ts";
+import { describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
 import { describeVcpuExit } from "../vcpu/vcpu_exit.ts";
 import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
@@ -117,6 +118,10 @@ export async function vmProcessMain(): Promise<number> {
   let ended = false;
   try {
     await vm.start();
+    // Lock-down (issue 12): the VM, its descriptors and all its workers are up; from here on this process
+    // can only use what it holds. See src/privsep/lockdown.ts.
+    const locked = lockDown({ identity: vmIdentity(spec.vmId) });
+    console.error(`vm-process: ${describeLockdown(locked)}`);
     await send({ type: "ready" });
     const output = vm.pumpConsole((bytes) => {
       // A console nobody reads fills the pty's queue; what does not fit is dropped, as on a serial line.
