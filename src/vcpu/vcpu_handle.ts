@@ -9,11 +9,11 @@
 import type { KvmRun, VcpuFd } from "../../ffi/kvm.ts";
 import { getpid, KICK_SIGNAL, tgkill } from "../../ffi/thread.ts";
 import type { PioDeviceSpec } from "../devices/device_spec.ts";
-import type { ProbeResult } from "../privsep/confinement_probe.ts";
+import type { ProbeTargets } from "../privsep/libc_probe.ts";
 import { entryUrl, type PolicyContext, workerOptions } from "../privsep/permission_table.ts";
 import { VcpuControl, VcpuRequest } from "./control_block.ts";
 import type { VcpuExit } from "./vcpu_exit.ts";
-import { type FromVcpuMessage, validateFromVcpu } from "./vcpu_messages.ts";
+import { type FromVcpuMessage, validateFromVcpu, type VcpuProbeResult } from "./vcpu_messages.ts";
 import { nextVcpuState, VcpuState, vcpuStateName } from "./vcpu_state.ts";
 
 /** A vCPU that did not reach the requested state in time. */
@@ -88,7 +88,7 @@ export class VcpuHandle {
   readonly #pid = getpid();
   #state: VcpuState = VcpuState.Created;
   #exit: VcpuExit | undefined;
-  #probeWaiters: ((r: ProbeResult) => void)[] = [];
+  #probeWaiters: ((r: VcpuProbeResult) => void)[] = [];
 
   private constructor(id: number, worker: Worker, control: VcpuControl, run: KvmRun) {
     this.id = id;
@@ -212,11 +212,14 @@ export class VcpuHandle {
     return await this.ended;
   }
 
-  /** Asks the worker to try each power it should not have and report (see the confinement probe). */
-  probe(): Promise<ProbeResult> {
+  /**
+   * Asks the worker to try each power it should not have and report (see the confinement probe); given
+   * `targets`, through libc too (see `libc_probe.ts`).
+   */
+  probe(targets?: ProbeTargets): Promise<VcpuProbeResult> {
     return new Promise((resolve) => {
       this.#probeWaiters.push(resolve);
-      this.#worker.postMessage({ type: "probe" });
+      this.#worker.postMessage({ type: "probe", targets });
     });
   }
 

@@ -6,6 +6,7 @@
  */
 import { type PioDeviceSpec, validatePioDeviceSpec } from "../devices/device_spec.ts";
 import type { ProbeResult } from "../privsep/confinement_probe.ts";
+import { isProbeTargets, type ProbeOutcome, type ProbeTargets } from "../privsep/libc_probe.ts";
 import type { VcpuExit } from "./vcpu_exit.ts";
 import type { KvmRunShare } from "../../ffi/kvm_run.ts";
 
@@ -28,10 +29,15 @@ export interface VcpuInitMessage {
   readonly devices: readonly PioDeviceSpec[];
 }
 
-/** Main → worker: try each forbidden power and report (between init and run). */
+/** Main → worker: try each forbidden power and report (between init and run); with libc too given `targets`. */
 export interface VcpuProbeMessage {
   readonly type: "probe";
+  /** Aim the libc probes here (see `libc_probe.ts`); Deno's APIs only when absent. */
+  readonly targets?: ProbeTargets;
 }
+
+/** What a vCPU worker's probe found: Deno's APIs, and libc's calls when targets were given. */
+export type VcpuProbeResult = ProbeResult & { readonly libc?: Record<string, ProbeOutcome> };
 
 /** Main → worker: enter the exit loop (after init; the loop then follows the control block). */
 export interface VcpuRunMessage {
@@ -45,7 +51,7 @@ export type ToVcpuMessage = VcpuInitMessage | VcpuProbeMessage | VcpuRunMessage;
 export type FromVcpuMessage =
   | { readonly type: "ready"; readonly tid: number }
   | { readonly type: "ended"; readonly exit: VcpuExit }
-  | { readonly type: "probe-result"; readonly result: ProbeResult }
+  | { readonly type: "probe-result"; readonly result: VcpuProbeResult }
   | { readonly type: "failed"; readonly message: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
@@ -56,6 +62,9 @@ export function validateToVcpu(v: unknown): string | undefined {
   if (!isObject(v)) return "message is not an object";
   switch (v.type) {
     case "probe":
+      return v.targets === undefined || isProbeTargets(v.targets)
+        ? undefined
+        : "probe: targets are malformed";
     case "run":
       return undefined;
     case "init": {

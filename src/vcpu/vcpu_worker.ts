@@ -12,6 +12,7 @@ import { KvmRun, VcpuFd, VmFd } from "../../ffi/kvm.ts";
 import { gettid, KICK_SIGNAL } from "../../ffi/thread.ts";
 import { buildBuses } from "../devices/device_spec.ts";
 import { probeConfinement } from "../privsep/confinement_probe.ts";
+import { runLibcProbes } from "../privsep/libc_probe.ts";
 import { VcpuControl } from "./control_block.ts";
 import { ExitLatch, runLoop, type RunLoopContext } from "./run_loop.ts";
 import type { FromVcpuMessage, ToVcpuMessage, VcpuInitMessage } from "./vcpu_messages.ts";
@@ -46,6 +47,10 @@ function init(m: VcpuInitMessage): void {
   const tid = gettid(libc);
   control.setTid(tid);
   prepared = { vcpu, run, buses, control, latch };
+  // From here on this thread needs no file: Landlock takes them all away from it (a no-op report where the
+  // kernel has no Landlock). Landlock is per thread, so the VM process's lock-down cannot do this for us;
+  // see src/privsep/lockdown.ts.
+  confineThisThread(libc);
   send({ type: "ready", tid });
 }
 
@@ -55,10 +60,6 @@ function runToEnd(): void {
   const { control } = prepared;
   let exit;
   try {
-    // From here on this thread needs no file: Landlock takes them all away from it (a no-op report where
-    // the kernel has no Landlock). Landlock is per thread, so the VM process's lock-down cannot do this
-    // for us; see src/privsep/lockdown.ts.
-    confineThisThread(openLibc(libcPath));
     exit = runLoop(prepared);
   } catch (e) {
     exit = { kind: "error" as const, message: e instanceof Error ? e.message : String(e) };
@@ -76,8 +77,11 @@ self.onmessage = async (event: MessageEvent<unknown>) => {
   }
   const m = event.data as ToVcpuMessage;
   try {
-    if (m.type === "probe") send({ type: "probe-result", result: await probeConfinement() });
-    else if (m.type === "init") init(m);
+    if (m.type === "probe") {
+      const base = await probeConfinement();
+      const libc = m.targets === undefined ? undefined : await runLibcProbes(m.targets, libcPath);
+      send({ type: "probe-result", result: libc === undefined ? base : { ...base, libc } });
+    } else if (m.type === "init") init(m);
     else runToEnd();
   } catch (e) {
     send({ type: "failed", message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ProbeTargets } from "../privsep/libc_probe.ts";
 import type { GuestMemoryShare } from "../memory/guest_memory.ts";
 import { type PolicyContext, workerOptions } from "../privsep/permission_table.ts";
 import { entryUrl } from "../privsep/permission_table.ts";
@@ -146,8 +147,8 @@ export class DeviceHandle {
   }
 
   /** Asks the running worker to try forbidden powers (reading `otherFile` among them). */
-  async probe(otherFile: string): Promise<DeviceProbeResult> {
-    const r = await this.#ask({ type: "probe", otherFile });
+  async probe(otherFile: string, targets?: ProbeTargets): Promise<DeviceProbeResult> {
+    const r = await this.#ask({ type: "probe", otherFile, targets });
     if (r.type !== "probe-result") throw new DeviceWorkerError(`${this.label}: probe failed`);
     return r.result;
   }

@@ -7,6 +7,7 @@
 import type { DiskFile } from "../disk/open.ts";
 import type { GuestMemoryShare } from "../memory/guest_memory.ts";
 import type { ProbeResult } from "../privsep/confinement_probe.ts";
+import { isProbeTargets, type ProbeOutcome, type ProbeTargets } from "../privsep/libc_probe.ts";
 import { TRANSPORT_STATE_SIZE } from "./transport_state.ts";
 
 /** The disk a virtio-blk worker serves. */
@@ -52,6 +53,8 @@ export interface DeviceInitMessage {
 export interface DeviceProbeMessage {
   readonly type: "probe";
   readonly otherFile: string;
+  /** Aim libc probes here too (see `libc_probe.ts`). */
+  readonly targets?: ProbeTargets;
 }
 
 /** Main → worker: report the device's counters. */
@@ -68,6 +71,8 @@ export interface DeviceProbeResult extends ProbeResult {
   readonly ffi: string;
   /** Reading the other file. */
   readonly otherFile: string;
+  /** The libc probes (through libc where the worker holds it), when targets were given. */
+  readonly libc?: Record<string, ProbeOutcome>;
 }
 
 /** Worker → main messages. */
@@ -84,6 +89,7 @@ export function validateToDevice(v: unknown): string | undefined {
   if (!isObject(v)) return "message is not an object";
   switch (v.type) {
     case "probe":
+      if (v.targets !== undefined && !isProbeTargets(v.targets)) return "probe: targets are malformed";
       return typeof v.otherFile === "string" ? undefined : "probe: otherFile must be a path";
     case "stats":
       return undefined;

@@ -7,6 +7,7 @@
 /// <reference lib="deno.worker" />
 import { GuestMemory } from "../memory/guest_memory.ts";
 import { probeConfinement } from "../privsep/confinement_probe.ts";
+import { runLibcProbes } from "../privsep/libc_probe.ts";
 import { type VirtioBackend, VirtioDevice } from "./device_core.ts";
 import type {
   DeviceInitMessage,
@@ -29,6 +30,7 @@ async function attempt(f: () => unknown): Promise<string> {
 export function serveDeviceWorker(makeBackend: (m: DeviceInitMessage) => Promise<VirtioBackend>): void {
   const send = (m: FromDeviceMessage) => self.postMessage(m);
   let started = false;
+  let libcPath: string | undefined; // the workers that hold libc (virtio-blk, virtio-net) were given its path
   let device: VirtioDevice | undefined;
   self.onmessage = async (event: MessageEvent<unknown>) => {
     const why = validateToDevice(event.data);
@@ -44,6 +46,7 @@ export function serveDeviceWorker(makeBackend: (m: DeviceInitMessage) => Promise
           ...base,
           ffi: await attempt(() => Deno.dlopen("libc.so.6", {})),
           otherFile: await attempt(() => Deno.readFileSync(m.otherFile)),
+          ...(m.targets === undefined ? {} : { libc: await runLibcProbes(m.targets, libcPath) }),
         };
         send({ type: "probe-result", result });
         return;
@@ -54,6 +57,7 @@ export function serveDeviceWorker(makeBackend: (m: DeviceInitMessage) => Promise
       }
       if (started) throw new Error("init received twice");
       started = true;
+      libcPath = m.disk?.libcPath ?? m.net?.libcPath;
       const memory = new GuestMemory(m.memory);
       device = new VirtioDevice(memory, m.state, await makeBackend(m));
       send({ type: "ready" });
