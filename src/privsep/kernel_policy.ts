@@ -40,7 +40,7 @@ export const KERNEL_COLUMNS: Readonly<Record<string, KernelColumns>> = {
   vcpu: {
     identity: "the VM process's",
     seccomp: "the VM process's",
-    landlock: "its own thread: no filesystem access (it confines itself when its loop starts)",
+    landlock: "its own thread: no filesystem access (it confines itself at the end of its set-up)",
   },
   "virtio-blk": {
     identity: "the VM process's",

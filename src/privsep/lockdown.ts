@@ -12,7 +12,7 @@
  * 2. **no_new_privs** on this thread: required of an unprivileged thread by both Landlock and seccomp.
  * 3. **Landlock** on this thread (and the threads it creates later): no filesystem access at all, no TCP
  *    bind/connect. Landlock is per thread; workers holding libc confine their own thread
- *    ({@link confineThisThread}: the vCPU worker when it starts its loop, virtio-blk and virtio-net once their
+ *    ({@link confineThisThread}: the vCPU worker at the end of its set-up, virtio-blk and virtio-net once their
  *    descriptors are set up). Threads that hold no libc (Deno's pool threads, the virtio-rng worker) are
  *    not Landlocked: for them the seccomp filter is the wall. A kernel without Landlock is reported, not fatal.
  * 4. **seccomp** on every thread (`SECCOMP_FILTER_FLAG_TSYNC`, which also sets no_new_privs on each): the
