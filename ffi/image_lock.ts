@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { fstatFd } from "./open_file.ts";
 import { lastError } from "./errno.ts";
 import { cString, O_CLOEXEC, O_RDWR } from "./fd.ts";
 import { openLibc, resolveLibcPath } from "./libc.ts";
@@ -116,28 +117,9 @@ export const FLOCK = new StructLayout("flock", 32, [
   ["l_pid", "i32"],
 ]);
 
-/** The fields of struct stat (x86_64) that identify a file; the rest is laid out only to check the size. */
-export const STAT = new StructLayout("stat", 144, [
-  ["st_dev", "u64"],
-  ["st_ino", "u64"],
-  ["st_nlink", "u64"],
-  ["st_mode", "u32"],
-  ["st_uid", "u32"],
-  ["st_gid", "u32"],
-  ["__pad0", "i32"],
-  ["st_rdev", "u64"],
-  ["st_size", "u64"],
-  ["st_blksize", "u64"],
-  ["st_blocks", "u64"],
-  ["st_times", { of: "u64", length: 6 }],
-  ["__glibc_reserved", { of: "u64", length: 3 }],
-]);
-
 const SYMBOLS = {
   // int fcntl(int fd, int cmd, struct flock *lock);
   fcntl_flock: { name: "fcntl", parameters: ["i32", "i32", "buffer"], result: "i32" },
-  // int fstat(int fd, struct stat *statbuf);
-  fstat: { parameters: ["i32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
@@ -254,12 +236,8 @@ export interface FileIdentity {
   readonly key: string;
 }
 
-const statBuf = STAT.alloc();
-
 /** The device and inode of the file open on `fd` (fstat(2)). */
 export function fileIdentity(fd: number): FileIdentity {
-  // Safe: statBuf is our own 144-byte struct stat, which fstat fills.
-  if (sym().fstat(fd, statBuf) < 0) throw lastError(`fstat(${fd})`, openLibc());
-  const st = STAT.fromBytes<{ st_dev: bigint; st_ino: bigint }>(statBuf);
-  return { dev: st.st_dev, ino: st.st_ino, key: `${st.st_dev}:${st.st_ino}` };
+  const st = fstatFd(fd);
+  return { dev: st.dev, ino: st.ino, key: `${st.dev}:${st.ino}` };
 }

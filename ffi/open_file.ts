@@ -12,6 +12,7 @@
  */
 import { describeErrno, errno, ErrnoError, lastError } from "./errno.ts";
 import { cString } from "./fd.ts";
+import { StructLayout } from "./struct.ts";
 import { type Libc, openedLibcPath, openLibc, resolveLibcPath } from "./libc.ts";
 
 const O_RDONLY = 0;
@@ -44,8 +45,31 @@ const S_IFCHR = 0o020000;
 const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
 
-/** struct stat on x86-64 (144 bytes): the fields vmd reads, at the kernel's offsets. */
-const STAT = { size: 144, st_dev: 0, st_ino: 8, st_mode: 24, st_uid: 28, st_gid: 32, st_size: 48 } as const;
+/** struct stat (x86_64), laid out by C rules and checked against its size. */
+export const STAT = new StructLayout("stat", 144, [
+  ["st_dev", "u64"],
+  ["st_ino", "u64"],
+  ["st_nlink", "u64"],
+  ["st_mode", "u32"],
+  ["st_uid", "u32"],
+  ["st_gid", "u32"],
+  ["__pad0", "i32"],
+  ["st_rdev", "u64"],
+  ["st_size", "u64"],
+  ["st_blksize", "u64"],
+  ["st_blocks", "u64"],
+  ["st_times", { of: "u64", length: 6 }],
+  ["__glibc_reserved", { of: "u64", length: 3 }],
+]);
+
+interface StatFields {
+  st_dev: bigint;
+  st_ino: bigint;
+  st_mode: number;
+  st_uid: number;
+  st_gid: number;
+  st_size: bigint;
+}
 
 const SYMBOLS = {
   // int open(const char *pathname, int flags, mode_t mode);
@@ -147,18 +171,18 @@ function kindOf(mode: number): FileKind {
 
 /** fstat(2) of an open descriptor. */
 export function fstatFd(fd: number): FileStat {
-  const buf = new Uint8Array(STAT.size);
+  const buf = STAT.alloc();
+  // Safe: buf is our own struct stat, which fstat fills.
   if (sym().fstat(fd, buf) !== 0) throw lastError(`fstat(${fd})`);
-  const v = new DataView(buf.buffer);
-  const mode = v.getUint32(STAT.st_mode, true);
+  const st = STAT.fromBytes<StatFields>(buf);
   return {
-    kind: kindOf(mode),
-    dev: v.getBigUint64(STAT.st_dev, true),
-    ino: v.getBigUint64(STAT.st_ino, true),
-    uid: v.getUint32(STAT.st_uid, true),
-    gid: v.getUint32(STAT.st_gid, true),
-    mode: mode & 0o7777,
-    size: Number(v.getBigInt64(STAT.st_size, true)),
+    kind: kindOf(st.st_mode),
+    dev: st.st_dev,
+    ino: st.st_ino,
+    uid: st.st_uid,
+    gid: st.st_gid,
+    mode: st.st_mode & 0o7777,
+    size: Number(st.st_size),
   };
 }
 
