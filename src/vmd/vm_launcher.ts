@@ -30,10 +30,21 @@ export function vmProcessArgs(): string[] {
   ];
 }
 
+/**
+ * Environment variables a VM process must not inherit: certificate bundles Deno would load lazily (after the
+ * lock-down, which refuses the open and prints a warning). A VM process makes no TLS connection.
+ */
+const NOT_INHERITED = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "DENO_CERT"];
+
 /** The command that starts a VM process (not yet spawned). */
 export function vmProcessCommand(): Deno.Command {
+  const env = Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([k]) => !NOT_INHERITED.includes(k)),
+  );
   return new Deno.Command(Deno.execPath(), {
     args: vmProcessArgs(),
+    clearEnv: true,
+    env,
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
