@@ -50,6 +50,11 @@ kvmTest(
       const first = await run(s.disk("probed.img"));
       assert.equal(first.code, 0x27, first.stdout + first.stderr);
       assert.match(first.stdout, /^plant: status 1$/m);
+      // vmd run locks itself down as a VM process does (root, no bridge to remove at the end)
+      assert.match(
+        first.stderr,
+        /^vmd run: locked down: uid\/gid 2146500607\/2146500607, .*seccomp profile vm/m,
+      );
       assert.deepEqual(await head(s.disk("probed.img")), [0, 0, 0, 0]);
       const second = await run(s.disk("probed.img"));
       assert.match(second.stdout, /^sector0: status 0 '\.{32}'$/m);

@@ -36,6 +36,7 @@ import { DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES } from "../con
 import { scanScaled } from "../config/size.ts";
 import { describeVcpuExit, formatRegisterDump, type VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { parseDiskSpec } from "../disk/open.ts";
+import { describeLockdown, lockDown, MAX_VM_ID, vmIdentity } from "../privsep/lockdown.ts";
 import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm, type VmDisk } from "../vm/vm.ts";
@@ -303,6 +304,26 @@ async function pumpStdin(vm: Vm, stop: () => void): Promise<void> {
   }
 }
 
+/** The VM id whose uid `vmd run` takes when it locks down (the top of the per-VM range). */
+export const RUN_VM_ID = MAX_VM_ID;
+
+/**
+ * Locks `vmd run` down as a VM process does (its own uid, no_new_privs, seccomp, Landlock), once the VM and
+ * its workers hold everything they need — when it can: as root, and with no bridge of its own to remove at
+ * the end (that runs `ip`, which the filter refuses). Says so when it cannot.
+ */
+function lockDownRun(bridges: readonly string[]): void {
+  if (Deno.uid() !== 0) {
+    console.error("vmd run: not root: runs with your own rights, without the VM lock-down");
+    return;
+  }
+  if (bridges.length > 0) {
+    console.error(`vmd run: not locked down: bridge ${bridges.join(", ")} must be removed at the end`);
+    return;
+  }
+  console.error(`vmd run: ${describeLockdown(lockDown({ identity: vmIdentity(RUN_VM_ID) }))}`);
+}
+
 /** Runs `vmd run args...`; resolves to the exit status. */
 export async function runMain(args: string[]): Promise<number> {
   let o: RunOptions;
@@ -343,6 +364,7 @@ export async function runMain(args: string[]): Promise<number> {
         : "no switch";
       console.error(`vmd run: ${n.tap}: lladdr ${mac}${n.lockedLladdr ? " (locked)" : ""}, ${what}`);
     }
+    lockDownRun(bridges);
     vm.run();
     const running = vm;
     const stop = () => void running.stop();
