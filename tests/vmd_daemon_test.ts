@@ -253,7 +253,7 @@ kvmTest(
       // BIOS devices are refused with a reason, not faked; NICs are for new vms (a defined one has its own)
       for (
         const [args, why] of [
-          [["start", "-L", "base"], /apply only to new vms/],
+          [["start", "-L", "base"], /only -b applies to it/],
           [["start", "-r", "/tmp/x.iso", "base"], /BIOS/],
         ] as const
       ) {
@@ -276,10 +276,12 @@ kvmTest(
       d.proc.kill("SIGHUP");
       await d.waitState("hup", "running");
 
-      // reset forgets ad hoc VMs and re-reads vm.conf
+      // reset stops and forgets every VM without reading vm.conf (as vmd(8)); reload reads it, ids from 1
       await d.vmctl(["start", "adhoc"]);
       assert.equal((await d.vmctl(["reset"])).code, 0);
-      assert.deepEqual((await d.status()).map((v) => v.name), ["base", "hup"]);
+      assert.deepEqual(await d.status(), []);
+      assert.equal((await d.vmctl(["reload"])).code, 0);
+      assert.deepEqual((await d.status()).map((v) => [v.id, v.name]), [[1, "base"], [2, "hup"]]);
     } catch (e) {
       console.error(d.log);
       throw e;
