@@ -7,7 +7,20 @@
  */
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
+import { guestResidentFromSmaps } from "../src/vmd/guest_memory_use.ts";
+import { processRss } from "../src/vmd/vm_entry.ts";
 import { kitPaths, TestDaemon } from "./vmd_support.ts";
+
+Deno.test("CURMEM: the resident part of the guest-RAM mapping, not the process's RSS", () => {
+  const mapping = (range: string, perms: string, size: number, rss: number, path = "") =>
+    `${range} ${perms} 00000000 00:00 0 ${path}\nSize: ${size} kB\nRss: ${rss} kB\nPss: ${rss} kB\n`;
+  const smaps = mapping("5600-5700", "r-xp", 40000, 30000, "/usr/bin/deno") +
+    mapping("7f00-7f10", "rw-p", 32776, 1200) + // guest RAM: 32 MiB + alignment page + header
+    mapping("7f20-7f30", "---p", 32768, 0) + // a reservation of the same size, not accessible
+    mapping("7f40-7f50", "rw-p", 65536, 50000); // a V8 heap: bigger than the guest, not guest RAM
+  assert.equal(guestResidentFromSmaps(smaps, 32 << 20), 1200 * 1024);
+  assert.equal(guestResidentFromSmaps(smaps, 16 << 20), null, "no mapping of a 16 MiB guest");
+});
 
 kvmTest(
   "vmd conform: status/stop -a/wait exit codes, relative paths, -b for the next boot, ad hoc VMs replaced",
@@ -89,7 +102,12 @@ kvmTest(
     try {
       // vm.conf(5): an interface on an undefined switch is not attached; the VM starts without it
       await d.waitState("wired", "running");
-      await d.waitState("plain", "running");
+      const plain = await d.waitState("plain", "running");
+      // CURMEM: resident guest RAM, at most MAXMEM, far below the VM process's RSS (a whole Deno runtime)
+      assert.ok(plain.pid !== null && plain.curmem !== null, JSON.stringify(plain));
+      assert.ok(plain.curmem > 0 && plain.curmem <= plain.maxmem, `curmem ${plain.curmem}`);
+      const rss = processRss(plain.pid) ?? 0;
+      assert.ok(rss > plain.maxmem && plain.curmem < rss / 2, `curmem ${plain.curmem}, process rss ${rss}`);
       assert.match(
         d.log,
         /vm wired: interface 0: switch nowhere is not defined; the interface is not attached/,
