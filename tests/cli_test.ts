@@ -20,5 +20,17 @@ Deno.test("`vmd policy` prints the permission table; unknown vmctl commands fail
   assert.match(v.stderr, /^vmctl: unknown command: frobnicate\nusage: vmctl/);
   const bad = await vmd("-x");
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^vmd: Unknown option '-x'/);
+  assert.match(bad.stderr, /^vmd: unknown option -x\nusage: vmd /);
+  const noValue = await vmd("-f");
+  assert.equal(noValue.code, 1);
+  assert.match(noValue.stderr, /^vmd: option -f needs a value\n/);
+  const help = await vmd("-h");
+  assert.equal(help.code, 0);
+  assert.match(help.stderr, /^usage: vmd \[-dnv\]/);
+  const run = await vmd("run", "-q");
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /^vmd run: unknown option -q\n/);
+  for (const out of [bad.stderr, noValue.stderr, run.stderr]) {
+    assert.doesNotMatch(out, /To specify a positional|argument missing|'--/, "no option-parser text");
+  }
 });

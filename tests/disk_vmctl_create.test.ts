@@ -18,12 +18,13 @@ async function info(path: string): Promise<Record<string, unknown>> {
   return JSON.parse(await qemuImg("info", "--output=json", path));
 }
 
-Deno.test("vmctl create -s: raw by default, qcow2 by extension or prefix, sizes rounded up to MB", async () => {
+Deno.test("vmctl create -s: raw by default, qcow2 by extension or prefix, sizes rounded down to MB", async () => {
   await withTempDir(async (dir) => {
     let r = await vmctlCreate(dir, "-s", "1500K", "a.img");
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /disk size rounded to 1M\n/);
     assert.match(r.stderr, /raw imagefile created/);
-    assert.equal(Deno.statSync(`${dir}/a.img`).size, 2 << 20);
+    assert.equal(Deno.statSync(`${dir}/a.img`).size, 1 << 20);
 
     r = await vmctlCreate(dir, "-s", "1T", "big.qcow2");
     assert.equal(r.code, 0, r.stderr);
@@ -44,13 +45,15 @@ Deno.test("vmctl create: errors for an existing target, bad sizes, missing size,
     const cases: [string[], RegExp][] = [
       [["-s", "1G", "exists.img"], /exists\.img: file exists/],
       [["-s", "12Q", "x.img"], /invalid size: 12Q/],
-      [["-s", "0", "x.img"], /invalid size: 0/],
+      [["-s", "0", "x.img"], /disk size must be at least 1MB/],
+      [["-s", "1000K", "x.img"], /disk size must be at least 1MB/],
       [["x.img"], /missing size argument[\s\S]*usage: vmctl create/],
       [["-b", "a", "-i", "b", "x.qcow2"], /conflicting -b and -i arguments/],
       [["-s", "1G"], /usage: vmctl create/],
-      [["-s", "1G", "-q", "x.img"], /usage: vmctl create/],
-      [["-b", "missing.qcow2", "x.qcow2"], /missing\.qcow2: not found/],
-      [["-i", "missing.img", "x.qcow2"], /missing\.img: not found/],
+      [["-s", "1G", "-q", "x.img"], /^vmctl: unknown option -q\nusage: vmctl create/],
+      [["-s"], /^vmctl: option -s needs a value\nusage: vmctl create/],
+      [["-b", "missing.qcow2", "x.qcow2"], /missing\.qcow2: not found: check the path\n$/],
+      [["-i", "missing.img", "x.qcow2"], /missing\.img: not found: check the path\n$/],
     ];
     for (const [args, re] of cases) {
       const r = await vmctlCreate(dir, ...args);
@@ -122,8 +125,15 @@ Deno.test("vmctl create -i: sparse copy and conversion, progress lines when not 
 });
 
 Deno.test("parseSize and the progress bar", () => {
-  assert.equal(parseSize("1"), 1 << 20);
-  assert.equal(parseSize("1048577"), 2 << 20);
+  // as vmctl(8): rounded down to whole megabytes, with a warning; under 1 MB refused
+  const warnings: string[] = [];
+  assert.equal(parseSize("1048577", (l) => warnings.push(l)), 1 << 20);
+  assert.deepEqual(warnings, ["vmctl: disk size rounded to 1M"]);
+  assert.equal(parseSize("2.5M", (l) => warnings.push(l)), 2 << 20);
+  assert.equal(parseSize("1M", (l) => warnings.push(l)), 1 << 20);
+  assert.equal(warnings.length, 2, "an exact size is not reported as rounded");
+  assert.throws(() => parseSize("1"), /at least 1MB/);
+  assert.throws(() => parseSize("1023K"), /at least 1MB/);
   assert.equal(parseSize("1.5G"), 1536 << 20);
   assert.equal(parseSize("4t"), 4 * 2 ** 40);
   assert.throws(() => parseSize("-1M"), /invalid size/);

@@ -21,16 +21,20 @@ function hasKvm(): boolean {
 export const KVM_AVAILABLE: boolean = hasKvm();
 const IN_CI = Deno.env.get("CI") === "true";
 
-/** Registers a test that needs KVM. */
-export function kvmTest(name: string, fn: () => Promise<void> | void): void {
-  if (!KVM_AVAILABLE && IN_CI) {
+/**
+ * Registers a test that needs KVM and, when `missing` names one, another prerequisite this machine lacks:
+ * such a test is reported as ignored with the reason printed, never as passed; under CI=true it fails.
+ */
+export function kvmTest(name: string, fn: () => Promise<void> | void, missing: string | null = null): void {
+  const lacking = !KVM_AVAILABLE ? "no /dev/kvm" : missing;
+  if (lacking !== null && IN_CI) {
     Deno.test(name, () => {
-      throw new Error("/dev/kvm is missing: KVM tests must run under CI (CI=true)");
+      throw new Error(`${lacking}: this test must run under CI (CI=true)`);
     });
     return;
   }
-  if (!KVM_AVAILABLE) console.error(`(no /dev/kvm: "${name}" is not run here)`);
-  Deno.test({ name, ignore: !KVM_AVAILABLE, sanitizeOps: false, sanitizeResources: false, fn });
+  if (lacking !== null) console.error(`(${lacking}: "${name}" is not run here)`);
+  Deno.test({ name, ignore: lacking !== null, sanitizeOps: false, sanitizeResources: false, fn });
 }
 
 /** What running a flat guest produced. */

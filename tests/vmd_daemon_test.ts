@@ -56,7 +56,8 @@ kvmTest(
           !cmdline.includes("-A") && !cmdline.includes("--allow-all"),
           "VM processes get narrow flags",
         );
-        assert.ok(vm.curmem !== null && vm.curmem > 1 << 20, `curmem ${vm.curmem}`);
+        // CURMEM is resident guest RAM: some, never more than the guest has
+        assert.ok(vm.curmem !== null && vm.curmem > 0 && vm.curmem <= vm.maxmem, `curmem ${vm.curmem}`);
         assert.match(vm.tty ?? "", /^\/dev\/pts\/\d+$/);
       }
       assert.notEqual(one.pid, two.pid);
@@ -253,7 +254,7 @@ kvmTest(
       // BIOS devices are refused with a reason, not faked; NICs are for new vms (a defined one has its own)
       for (
         const [args, why] of [
-          [["start", "-L", "base"], /apply only to new vms/],
+          [["start", "-L", "base"], /only -b applies to it/],
           [["start", "-r", "/tmp/x.iso", "base"], /BIOS/],
         ] as const
       ) {
@@ -276,10 +277,12 @@ kvmTest(
       d.proc.kill("SIGHUP");
       await d.waitState("hup", "running");
 
-      // reset forgets ad hoc VMs and re-reads vm.conf
+      // reset stops and forgets every VM without reading vm.conf (as vmd(8)); reload reads it, ids from 1
       await d.vmctl(["start", "adhoc"]);
       assert.equal((await d.vmctl(["reset"])).code, 0);
-      assert.deepEqual((await d.status()).map((v) => v.name), ["base", "hup"]);
+      assert.deepEqual(await d.status(), []);
+      assert.equal((await d.vmctl(["reload"])).code, 0);
+      assert.deepEqual((await d.status()).map((v) => [v.id, v.name]), [[1, "base"], [2, "hup"]]);
     } catch (e) {
       console.error(d.log);
       throw e;

@@ -21,7 +21,7 @@ const NO_OPTIONS = {
   memory: null,
   template: null,
   disks: null,
-  local: false,
+  local: 0,
   interfaces: null,
   switches: null,
 };

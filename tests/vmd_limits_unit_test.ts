@@ -169,7 +169,7 @@ const START: StartOptions = {
   memory: null,
   template: null,
   disks: null,
-  local: false,
+  local: 0,
   interfaces: null,
   switches: null,
 };

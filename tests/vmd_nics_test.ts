@@ -43,7 +43,7 @@ const none: StartOptions = {
   memory: null,
   template: null,
   disks: null,
-  local: false,
+  local: 0,
   interfaces: null,
   switches: null,
 };
@@ -66,23 +66,45 @@ Deno.test("vmd nics: vm.conf's local interface, switch (its bridge and locked ll
   ]);
 });
 
-Deno.test("vmd nics: vmctl start -L -n -i plans; too many, too few, unknown and disabled switches are refused", () => {
-  assert.deepEqual(nicsFromStart({ ...none, local: true, switches: ["lan", "lan"], interfaces: 4 }, config), [
+Deno.test("vmd nics: vmctl start -L -n -i plans (the larger count wins); too many, unknown and disabled switches are refused", () => {
+  assert.deepEqual(nicsFromStart({ ...none, local: 1, switches: ["lan", "lan"], interfaces: 4 }, config), [
     { local: true, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
     { local: false, bridge: "br-lan", lladdr: null, locked: true, up: true, bridgeUp: true, tap: null },
     { local: false, bridge: "br-lan", lladdr: null, locked: true, up: true, bridgeUp: true, tap: null },
     { local: false, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null, tap: null },
   ]);
-  assert.throws(() => nicsFromStart({ ...none, local: true, interfaces: 0 }, config), DefinitionError);
+  // as vmctl(8): one local interface per -L, and -i smaller than the -L/-n count does not remove any
+  const plain = {
+    local: false,
+    bridge: null,
+    lladdr: null,
+    locked: false,
+    up: true,
+    bridgeUp: null,
+    tap: null,
+  };
+  assert.deepEqual(nicsFromStart({ ...none, local: 2, switches: ["lan"], interfaces: 1 }, config), [
+    { ...plain, local: true },
+    { ...plain, local: true },
+    { ...plain, bridge: "br-lan", locked: true, bridgeUp: true },
+  ]);
+  assert.deepEqual(nicsFromStart({ ...none, interfaces: 2 }, config), [plain, plain]);
+  // -i 0 and a fractional -L are not requests vmctl can make: the daemon refuses them as malformed
+  assert.throws(() =>
+    validateRequest({ v: 1, type: "start", target: "x", options: { ...none, interfaces: 0 } })
+  );
+  assert.throws(() =>
+    validateRequest({ v: 1, type: "start", target: "x", options: { ...none, local: true } })
+  );
   assert.throws(() => nicsFromStart({ ...none, switches: ["off"] }, config), DefinitionError);
   // a host bridge's name is not a switch: only vm.conf's switches may be named
   assert.throws(() => nicsFromStart({ ...none, switches: ["br9"] }, config), /not defined in vm.conf/);
   assert.throws(() => nicsFromStart({ ...none, switches: ["br-lan"] }, config), /not defined in vm.conf/);
   assert.throws(
-    () => nicsFromStart({ ...none, local: true, switches: ["lan", "lan", "lan", "lan"] }, config),
+    () => nicsFromStart({ ...none, local: 1, switches: ["lan", "lan", "lan", "lan"] }, config),
     /at most 4 interfaces/,
   );
-  const bad = { v: 1, type: "start", target: "x", options: { ...none, switches: ["x".repeat(16)] } };
+  const bad = { v: 1, type: "start", target: "x", options: { ...none, switches: ["x".repeat(257)] } };
   assert.throws(() => validateRequest(bad));
 });
 

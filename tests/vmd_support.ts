@@ -191,14 +191,15 @@ export class TestDaemon {
     });
   }
 
-  /** `vmctl args...` as a subprocess (as another user with `as`), with `input` on its stdin. */
+  /** `vmctl args...` as a subprocess (as another user with `as`, in `cwd`), with `input` on its stdin. */
   async vmctl(
     args: string[],
-    o: { as?: AsUser; input?: string; timeoutMs?: number } = {},
+    o: { as?: AsUser; input?: string; timeoutMs?: number; cwd?: string } = {},
   ): Promise<CliResult> {
     const cmd = vmctlCommand(args, o.as);
     const child = new Deno.Command(cmd[0], {
       args: cmd.slice(1),
+      cwd: o.cwd,
       env: { VMD_SOCKET: this.socket },
       stdin: o.input === undefined ? "null" : "piped",
       stdout: "piped",

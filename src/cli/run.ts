@@ -13,6 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { argProblem } from "./arg_problem.ts";
 import { closeOpened, type OpenedFile, openFileOnce } from "../../ffi/open_file.ts";
 import { validateInterfaceName } from "../../ffi/tap.ts";
 import {
@@ -121,7 +122,7 @@ export function parseRunArgs(args: string[]): RunOptions {
       allowPositionals: false,
     });
   } catch (e) {
-    throw new RunUsageError((e as Error).message);
+    throw new RunUsageError(argProblem(e));
   }
   const v = parsed.values;
   if (v.boot === undefined) throw new RunUsageError("-b kernel is required");

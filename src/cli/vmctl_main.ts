@@ -23,22 +23,37 @@ export const VMCTL_COMMANDS = [
   "wait",
 ] as const;
 
-/** Prints vmctl's usage line to stderr. */
-export function vmctlUsage(): void {
-  console.error(`usage: vmctl [-v] command [arg ...]\ncommands: ${VMCTL_COMMANDS.join(", ")}`);
+/** Prints vmctl's usage (every command with its arguments) to stderr. */
+export async function vmctlUsage(): Promise<void> {
+  const { COMMAND_USAGE } = await import("../vmctl/commands.ts");
+  const { CREATE_USAGE } = await import("../vmctl/create.ts");
+  const lines = VMCTL_COMMANDS.map((c) =>
+    c === "create"
+      ? CREATE_USAGE.replace("usage: vmctl ", "")
+      : COMMAND_USAGE[c] ?? `${c} (not in this build)`
+  );
+  console.error(`usage: vmctl [-v] command [arg ...]\n${lines.map((l) => `       vmctl ${l}`).join("\n")}`);
 }
 
-/** Runs `vmctl args...` and resolves to the exit status. */
+/**
+ * Runs `vmctl args...` and resolves to the exit status. `-v` (verbose, as in vmctl(8)) is accepted before the
+ * command; `help`, `-h` and `--help` print the usage and exit 0.
+ */
 export async function vmctlMain(args: string[]): Promise<number> {
+  while (args[0] !== undefined && /^-v+$/.test(args[0])) args = args.slice(1);
   const [command] = args;
+  if (command === "help" || command === "-h" || command === "--help") {
+    await vmctlUsage();
+    return 0;
+  }
   if (command === undefined) {
-    vmctlUsage();
+    await vmctlUsage();
     return 1;
   }
   const matches = VMCTL_COMMANDS.filter((c) => c.startsWith(command));
   if (matches.length === 0) {
     console.error(`vmctl: unknown command: ${command}`);
-    vmctlUsage();
+    await vmctlUsage();
     return 1;
   }
   if (matches.length > 1 && !matches.includes(command as typeof VMCTL_COMMANDS[number])) {

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { argProblem } from "./arg_problem.ts";
 import { VM_PROCESS_COMMAND } from "../vmd/vm_process_command.ts";
 
 /** Prints vmd's usage to stderr. */
@@ -42,7 +43,7 @@ export async function vmdMain(args: string[]): Promise<number> {
       allowPositionals: false,
     });
   } catch (e) {
-    console.error(`vmd: ${(e as Error).message}`);
+    console.error(`vmd: ${argProblem(e)}`);
     vmdUsage();
     return 1;
   }

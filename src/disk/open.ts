@@ -84,10 +84,13 @@ async function openChain(
     real = Deno.realPathSync(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
-    const below = chain.length > 0 ? `backing file of ${chain[chain.length - 1]} ` : "";
+    // the hint about relative backing names only helps for a backing file, not for the image itself
     throw new DiskError(
       path,
-      `${below}not found: check the path (backing names are relative to their image)`,
+      chain.length > 0
+        ? `backing file of ${chain[chain.length - 1]} not found: check the name recorded in that image ` +
+          "(relative names are taken from the image's folder)"
+        : "not found: check the path",
     );
   }
   if (chain.includes(real)) {

@@ -1,12 +1,17 @@
 /**
  * vmctl's daemon commands: start, stop, status/show, console, pause, unpause, wait, load, reload, reset and
  * log, with vmctl(8)'s flags. Each prints what happened and returns 0, or prints `vmctl: reason` and returns
- * 1. Networking and disks are accepted by the parser and refused with a clear reason until this build has them.
+ * 1. Everything vmctl can check itself (option values, counts, lengths) it checks before asking vmd, so a
+ * mistake is reported in the words of the command line.
  *
  * @module
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { argProblem, repeatedOption } from "../cli/arg_problem.ts";
+import { MAX_MEMORY_BYTES } from "../config/limits.ts";
 import { scanScaled } from "../config/size.ts";
+import { parseDiskSpec } from "../disk/open.ts";
 import { vmNameProblem } from "../config/validate_vm.ts";
 import { printable } from "../vmd/printable.ts";
 import type { Reply, Request, StartOptions, VmStatus } from "../vmd/protocol.ts";
@@ -49,7 +54,7 @@ function parse(
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new VmctlUsageError((e as Error).message);
+    throw new VmctlUsageError(argProblem(e));
   }
   const n = parsed.positionals.length;
   if (n < positionals[0] || n > positionals[1]) throw new VmctlUsageError("wrong number of arguments");
@@ -71,18 +76,68 @@ function shown(message: string): string {
   return message.split("\n").map(printable).join("\n");
 }
 
-function memoryArg(text: string): number {
+/** The longest path or command line vmctl sends (PATH_MAX; the daemon refuses longer ones). */
+const MAX_TEXT = 4096;
+/** Disks and interfaces a VM may have (VM_MAX_DISKS_PER_VM, VM_MAX_NICS_PER_VM). */
+const MAX_DISKS = 4;
+const MAX_NICS = 4;
+
+/** `-m size` as vmctl(8) reads it: at least 1 MB, at most 128 GB, rounded down to whole megabytes. */
+export function memoryArg(text: string, warn: (line: string) => void = (l) => console.error(l)): number {
   const r = scanScaled(text);
-  if (!r.ok) throw new VmctlUsageError(`-m ${text}: ${r.reason}`);
-  const bytes = Number(r.bytes / (1n << 20n)) * 2 ** 20;
-  if (bytes < 2 ** 20) throw new VmctlUsageError(`-m ${text}: at least 1M`);
-  return bytes;
+  if (!r.ok) throw new VmctlUsageError(`invalid memory size: ${text} (${r.reason})`);
+  if (r.bytes < 1n << 20n) throw new VmctlUsageError(`memory size must be at least 1MB (got ${text})`);
+  if (r.bytes > BigInt(MAX_MEMORY_BYTES)) {
+    throw new VmctlUsageError(`memory size too large: ${text} (limit is ${MAX_MEMORY_BYTES / 2 ** 30}G)`);
+  }
+  const mb = Number(r.bytes >> 20n);
+  if (BigInt(mb) << 20n !== r.bytes) warn(`vmctl: memory size rounded to ${mb}M`);
+  return mb * 2 ** 20;
 }
 
+/**
+ * A path the user typed, made absolute in vmctl's working directory (vmctl(8) resolves `-b`, `-d`, `-r`
+ * before it asks vmd; the daemon's working directory means nothing to the user). A `raw:`/`qcow2:` prefix is
+ * kept. The file is not opened here: vmd opens it with the user's rights, and refuses a final symlink.
+ */
+export function absolutePath(text: string, what: string, cwd: string = Deno.cwd()): string {
+  if (text === "") throw new VmctlUsageError(`${what}: empty path`);
+  const spec = parseDiskSpec(text);
+  const abs = resolve(cwd, spec.path);
+  if (abs.length > MAX_TEXT) throw new VmctlUsageError(`${what} ${text}: path too long`);
+  return spec.format === undefined ? abs : `${spec.format}:${abs}`;
+}
+
+/** Options of `vmctl start` that may be given once (vmctl(8): "memory specified multiple times"). */
+const START_ONCE: Readonly<Record<string, string>> = {
+  "-b": "boot image",
+  "--boot": "boot image",
+  "-B": "boot device",
+  "--bootdev": "boot device",
+  "-m": "memory",
+  "--memory": "memory",
+  "-i": "interfaces",
+  "--interfaces": "interfaces",
+  "-r": "iso image",
+  "--cdrom": "iso image",
+  "-t": "template",
+  "--template": "template",
+  "--initrd": "initrd",
+  "--cmdline": "kernel command line",
+  "--cpus": "cpus",
+};
+const START_VALUES = new Set(["-B", "-b", "-d", "-i", "-m", "-n", "-r", "-t"]);
+
 async function start(args: string[]): Promise<number> {
+  const repeated = repeatedOption(
+    args,
+    START_ONCE,
+    (f) => START_VALUES.has(f) || (f.startsWith("--") && !["--console", "--local"].includes(f)),
+  );
+  if (repeated !== null) throw new VmctlUsageError(repeated);
   const { values: v, positionals } = parse(args, {
     console: { type: "boolean", short: "c" },
-    local: { type: "boolean", short: "L" },
+    local: { type: "boolean", short: "L", multiple: true },
     bootdev: { type: "string", short: "B" },
     boot: { type: "string", short: "b" },
     disk: { type: "string", short: "d", multiple: true },
@@ -100,35 +155,55 @@ async function start(args: string[]): Promise<number> {
     return 1;
   }
   const cpus = v.cpus === undefined ? null : Number(v.cpus);
-  if (cpus !== null && (!Number.isInteger(cpus) || cpus < 1 || cpus > 64)) {
-    throw new VmctlUsageError(`--cpus ${v.cpus}: expected 1..64`);
+  if (cpus !== null && (!/^\d+$/.test(v.cpus as string) || cpus < 1 || cpus > 64)) {
+    throw new VmctlUsageError(`invalid cpu count: ${v.cpus} (1 to 64)`);
   }
   const interfaces = v.interfaces === undefined ? null : Number(v.interfaces);
-  if (interfaces !== null && (!Number.isInteger(interfaces) || interfaces < 0 || interfaces > 4)) {
-    throw new VmctlUsageError(`-i ${v.interfaces}: expected 0..4`);
+  if (interfaces !== null && (!/^\d+$/.test(v.interfaces as string) || interfaces < 1)) {
+    throw new VmctlUsageError(`invalid interface count: ${v.interfaces} (at least 1)`);
   }
+  const local = (v.local as boolean[] | undefined)?.length ?? 0;
+  const switches = (v.switch as string[] | undefined) ?? null;
+  if (Math.max(local + (switches?.length ?? 0), interfaces ?? 0) > MAX_NICS) {
+    throw new VmctlUsageError(`too many network interfaces (a vm has at most ${MAX_NICS})`);
+  }
+  for (const sw of switches ?? []) {
+    if (sw === "" || sw.length > 256) throw new VmctlUsageError(`invalid switch name: ${JSON.stringify(sw)}`);
+  }
+  const disks = (v.disk as string[] | undefined)?.map((d) => absolutePath(d, "-d")) ?? null;
+  if (disks !== null && disks.length > MAX_DISKS) {
+    throw new VmctlUsageError(`too many disks (a vm has at most ${MAX_DISKS})`);
+  }
+  const cmdline = (v.cmdline as string | undefined) ?? null;
+  if (cmdline !== null && cmdline.length > MAX_TEXT) {
+    throw new VmctlUsageError(`--cmdline is longer than ${MAX_TEXT} characters`);
+  }
+  const template = (v.template as string | undefined) ?? null;
+  if (template !== null && template.length > 256) throw new VmctlUsageError("instance vm name too long");
   const options: StartOptions = {
-    kernel: (v.boot as string | undefined) ?? null,
-    initrd: (v.initrd as string | undefined) ?? null,
-    cmdline: (v.cmdline as string | undefined) ?? null,
+    kernel: v.boot === undefined ? null : absolutePath(v.boot as string, "-b"),
+    initrd: v.initrd === undefined ? null : absolutePath(v.initrd as string, "--initrd"),
+    cmdline,
     cpus,
     memory: v.memory === undefined ? null : memoryArg(v.memory as string),
-    template: (v.template as string | undefined) ?? null,
-    disks: (v.disk as string[] | undefined) ?? null,
-    local: v.local === true,
-    interfaces: interfaces,
-    switches: (v.switch as string[] | undefined) ?? null,
+    template,
+    disks,
+    local,
+    interfaces,
+    switches,
   };
-  const any = Object.values(options).some((x) => x !== null && x !== false);
+  const target = positionals[0];
+  if (target.length > 256) throw new VmctlUsageError("name too long");
+  const any = Object.values(options).some((x) => x !== null && x !== false && x !== 0);
   if (options.kernel !== null || options.template !== null) {
     // a new VM: its name follows vm.conf's rule (the daemon checks again)
-    const problem = vmNameProblem(positionals[0]);
-    if (problem !== null) throw new VmctlUsageError(problem);
+    const problem = vmNameProblem(target);
+    if (problem !== null && !/^\d+$/.test(target)) throw new VmctlUsageError(problem);
   }
-  const reply = await ask({ v: 1, type: "start", target: positionals[0], options: any ? options : null });
+  const reply = await ask({ v: 1, type: "start", target, options: any ? options : null });
   if (reply === null) return 1;
   if (reply.type === "ok") console.error(`vmctl: ${shown(reply.message)}`);
-  if (v.console) return await consoleOf(positionals[0]);
+  if (v.console) return await consoleOf(target);
   return 0;
 }
 
@@ -143,31 +218,49 @@ async function stop(args: string[]): Promise<number> {
   const reply = await ask({ v: 1, type: "stop", target, force: v.force === true, wait: v.wait === true });
   if (reply === null) return 1;
   if (reply.type === "ok") {
-    for (const line of reply.message.split("\n")) {
-      console.error(`stopping ${printable(line)}`);
-    }
+    const lines = reply.message.split("\n").filter((l) => l !== "");
+    if (lines.length === 0) console.error("vmctl: no running vm to stop");
+    for (const line of lines) console.error(`stopping ${printable(line)}`);
   }
   return 0;
 }
 
+/** True when `vm` is the one `target` (an id or a name) names. */
+function names(target: string, vm: VmStatus): boolean {
+  return /^\d+$/.test(target) ? vm.id === Number(target) : vm.name === target;
+}
+
+/**
+ * `status [-r] [id]`, as vmctl(8): the header, then the rows (`-r`: running VMs only; with an id, only that
+ * VM's row). The exit status is 1 when no VM is listed at all (none defined, or with `-r` none running) and
+ * 0 otherwise, also for an id that matches no VM (its row is simply absent).
+ */
 async function status(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, { running: { type: "boolean", short: "r" } }, [0, 1]);
-  let all: readonly VmStatus[];
-  if (positionals.length === 0) {
-    const r = await fetchAllStatus();
-    if (!Array.isArray(r)) {
-      console.error(`vmctl: ${shown(r.message)}`);
-      return 1;
-    }
-    all = r;
-  } else {
-    const reply = await ask({ v: 1, type: "status", target: positionals[0] });
-    if (reply === null || reply.type !== "status") return 1;
-    all = reply.vms;
+  const r = await fetchAllStatus();
+  if (!Array.isArray(r)) {
+    console.error(`vmctl: ${shown(r.message)}`);
+    return 1;
   }
-  const vms = v.running ? all.filter((vm) => vm.state !== "stopped") : all;
-  console.log(formatStatusTable(vms));
-  return 0;
+  const listed = v.running ? r.filter((vm) => vm.state !== "stopped") : r;
+  const target = positionals[0];
+  console.log(formatStatusTable(target === undefined ? listed : listed.filter((vm) => names(target, vm))));
+  return listed.length === 0 ? 1 : 0;
+}
+
+/** `log brief|verbose`, any case, and any prefix of either word (vmctl(8) compares with strncasecmp). */
+export function logLevel(word: string): "brief" | "verbose" {
+  const w = word.toLowerCase();
+  if (w !== "" && "brief".startsWith(w)) return "brief";
+  if (w !== "" && "verbose".startsWith(w)) return "verbose";
+  throw new VmctlUsageError(`unknown log level: ${word} (brief or verbose)`);
+}
+
+/** `reset [all|switches|vms]`, any case. */
+export function resetWhat(word: string | undefined): "all" | "switches" | "vms" {
+  const w = (word ?? "all").toLowerCase();
+  if (w === "all" || w === "switches" || w === "vms") return w;
+  throw new VmctlUsageError(`unknown reset mode: ${word} (all, switches or vms)`);
 }
 
 async function consoleOf(target: string): Promise<number> {
@@ -176,10 +269,10 @@ async function consoleOf(target: string): Promise<number> {
   return await attachConsole(reply.tty);
 }
 
-async function simple(req: Request, quiet = false): Promise<number> {
+async function simple(req: Request): Promise<number> {
   const reply = await ask(req);
   if (reply === null) return 1;
-  if (!quiet && reply.type === "ok") console.error(`vmctl: ${shown(reply.message)}`);
+  if (reply.type === "ok") console.error(`vmctl: ${shown(reply.message)}`);
   return 0;
 }
 
@@ -200,24 +293,18 @@ export async function runDaemonCommand(command: string, args: string[]): Promise
       case "unpause":
         return await simple({ v: 1, type: command, target: parse(args, {}, [1, 1]).positionals[0] });
       case "wait":
-        return await simple({ v: 1, type: "wait", target: parse(args, {}, [1, 1]).positionals[0] }, true);
-      case "load":
-        return await simple({ v: 1, type: "load", path: parse(args, {}, [1, 1]).positionals[0] });
+        return await simple({ v: 1, type: "wait", target: parse(args, {}, [1, 1]).positionals[0] });
+      case "load": {
+        const path = parse(args, {}, [1, 1]).positionals[0];
+        return await simple({ v: 1, type: "load", path: absolutePath(path, "load") });
+      }
       case "reload":
         parse(args, {}, [0, 0]);
         return await simple({ v: 1, type: "reload" });
-      case "reset": {
-        const what = parse(args, {}, [0, 1]).positionals[0] ?? "all";
-        if (what !== "all" && what !== "switches" && what !== "vms") {
-          throw new VmctlUsageError(`reset ${what}?`);
-        }
-        return await simple({ v: 1, type: "reset", what });
-      }
-      case "log": {
-        const level = parse(args, {}, [1, 1]).positionals[0];
-        if (level !== "brief" && level !== "verbose") throw new VmctlUsageError(`log ${level}?`);
-        return await simple({ v: 1, type: "log", level });
-      }
+      case "reset":
+        return await simple({ v: 1, type: "reset", what: resetWhat(parse(args, {}, [0, 1]).positionals[0]) });
+      case "log":
+        return await simple({ v: 1, type: "log", level: logLevel(parse(args, {}, [1, 1]).positionals[0]) });
     }
     console.error(`vmctl: ${command}: not available in this build`);
     return 1;

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { argProblem } from "../cli/arg_problem.ts";
 import { copyDisk } from "../disk/convert.ts";
 import { createImage } from "../disk/create.ts";
 import { type Disk, DiskError, type DiskFormat } from "../disk/disk.ts";
@@ -28,9 +29,10 @@ export const CREATE_USAGE = "usage: vmctl create [-b base | -i disk] [-s size] d
 
 /**
  * Parses a size in the style of scan_scaled(3): a number with an optional fraction and an optional unit
- * `B`, `K`, `M`, `G`, `T`, `P` or `E` (powers of 1024), and returns it in bytes rounded up to a megabyte.
+ * `B`, `K`, `M`, `G`, `T`, `P` or `E` (powers of 1024), and returns it in bytes rounded down to a megabyte,
+ * as vmctl(8) does; `warn` is told when rounding changed it. Sizes under 1 MB are refused.
  */
-export function parseSize(text: string): number {
+export function parseSize(text: string, warn: (line: string) => void = () => {}): number {
   const m = /^(\d+)(?:\.(\d+))?([bkmgtpe])?$/i.exec(text.trim());
   if (m === null) throw new CreateError(`invalid size: ${text} (use e.g. 512M, 20G, 1T)`);
   const scale = 1024 ** "bkmgtpe".indexOf((m[3] ?? "b").toLowerCase());
@@ -38,8 +40,9 @@ export function parseSize(text: string): number {
   if (!Number.isFinite(bytes) || bytes > Number.MAX_SAFE_INTEGER) {
     throw new CreateError(`size too large: ${text}`);
   }
-  const rounded = Math.ceil(bytes / MB) * MB;
-  if (rounded === 0) throw new CreateError(`invalid size: ${text} (the size must be greater than zero)`);
+  if (bytes < MB) throw new CreateError(`disk size must be at least 1MB (got ${text})`);
+  const rounded = Math.floor(bytes / MB) * MB;
+  if (rounded !== bytes) warn(`vmctl: disk size rounded to ${rounded / MB}M`);
   return rounded;
 }
 
@@ -95,13 +98,15 @@ async function create(args: string[], out: CreateOutput): Promise<void> {
       allowPositionals: true,
     });
   } catch (e) {
-    throw usage((e as Error).message);
+    throw usage(argProblem(e));
   }
   const { base, input } = parsed.values;
   if (parsed.positionals.length !== 1) throw usage("create: exactly one disk argument is needed");
   const spec = parseDiskSpec(parsed.positionals[0]);
   const format: DiskFormat = spec.format ?? formatFromExtension(spec.path) ?? "raw";
-  const size = parsed.values.size === undefined ? undefined : parseSize(parsed.values.size);
+  const size = parsed.values.size === undefined
+    ? undefined
+    : parseSize(parsed.values.size, (l) => out.message(l));
   if (base !== undefined && input !== undefined) throw usage("conflicting -b and -i arguments");
   if (exists(spec.path)) {
     throw new CreateError(`create: ${spec.path}: file exists; remove it or choose another name`);

@@ -16,6 +16,7 @@ import {
   definitionFromConfig,
   instanceDefinition,
   peerOwner,
+  unusableDefinition,
   userCredentials,
 } from "./definitions.ts";
 import { errorReply, type Reply, type Request, type StartOptions, type VmStatus } from "./protocol.ts";
@@ -46,7 +47,15 @@ export interface DaemonOptions {
   readonly log: Logger;
 }
 
+/** How long a group of a staggered start is waited for without `staggered start ... delay` (vmd(8): 30 s). */
+const DEFAULT_STAGGER_DELAY_S = 30;
+
 const ok = (message: string, vm: VmStatus | null = null): Reply => ({ v: 1, type: "ok", message, vm });
+
+/** Which of `o`'s options were given (`kernel`, `memory`, ...). */
+function startOptionsGiven(o: StartOptions): string[] {
+  return Object.entries(o).filter(([, v]) => v !== null && v !== false && v !== 0).map(([k]) => k);
+}
 
 /** The daemon. */
 export class Daemon {
@@ -55,6 +64,10 @@ export class Daemon {
   #entries: VmEntry[] = [];
   #nextId = 1;
   #db: UserDb;
+  /** vm.conf's VMs the daemon cannot start (unknown owner, no kernel), with the reason. */
+  readonly #skipped = new Map<VmEntry, string>();
+  /** Configured VMs started with `vmctl start -b ...`: their own definition, back once they stop. */
+  readonly #nextBootOnly = new Map<VmEntry, VmDefinition>();
 
   private constructor(o: DaemonOptions, config: VmdConfig, db: UserDb) {
     this.#o = o;
@@ -100,31 +113,40 @@ export class Daemon {
   #apply(config: VmdConfig, prune: boolean): VmEntry[] {
     const toStart: VmEntry[] = [];
     for (const vm of config.vms) {
-      let def;
+      let def: VmDefinition;
+      let skipped: string | null = null;
       try {
-        def = definitionFromConfig(vm, this.#db, config);
+        def = definitionFromConfig(vm, this.#db, config, (m) => this.log.info(m));
       } catch (e) {
-        this.log.info(`${(e as Error).message}; skipped`);
-        continue;
+        // listed, never started: `vmctl status` shows why (as its last exit), `vmctl start` says it again
+        skipped = (e as Error).message;
+        this.log.info(`${skipped}; skipped`);
+        def = unusableDefinition(vm);
       }
       const existing = this.#entries.find((e) => e.def.name === vm.name);
+      let entry: VmEntry | undefined;
       if (existing === undefined) {
-        const entry = this.#newEntry(def);
+        entry = this.#newEntry(def);
         this.#entries.push(entry);
-        if (def.enabled) toStart.push(entry);
       } else if (existing.state === "stopped") {
         existing.def = def;
-        if (def.enabled) toStart.push(existing);
+        this.#nextBootOnly.delete(existing);
+        entry = existing;
       } else {
         this.log.debug(
           `vm ${vm.name} is running; its new definition applies once it is stopped and reloaded`,
         );
       }
+      if (entry === undefined) continue;
+      if (skipped === null) this.#skipped.delete(entry);
+      else this.#skipped.set(entry, skipped);
+      if (skipped === null && def.enabled) toStart.push(entry);
     }
     if (prune) {
+      // as vmd(8): a reload forgets every stopped VM the file no longer has, ad hoc VMs and instances too
       const names = new Set(config.vms.map((v) => v.name));
       this.#entries = this.#entries.filter((e) =>
-        !e.def.fromConfig || names.has(e.def.name) || e.state !== "stopped"
+        e.state !== "stopped" || (e.def.fromConfig && names.has(e.def.name))
       );
     }
     return toStart;
@@ -132,16 +154,21 @@ export class Daemon {
 
   /** Starts `entries`, `staggered start` permitting: in groups, each waited for (up to the delay). */
   async startAll(entries: readonly VmEntry[] = this.#entries.filter((e) => e.def.enabled)): Promise<void> {
-    const s = this.#config.global.staggeredStart;
+    const configured = this.#config.global.staggeredStart;
+    // without `staggered start`, as vmd(8): as many at a time as the host has CPUs, each group given 30 s
+    const s = configured.kind === "on"
+      ? configured
+      : { parallel: Math.max(1, navigator.hardwareConcurrency), delaySeconds: DEFAULT_STAGGER_DELAY_S };
+    if (entries.length > 0) {
+      this.log.debug(
+        `starting ${entries.length} vm(s), ${s.parallel} at a time, ${s.delaySeconds} s apart at most`,
+      );
+    }
     const startOne = (e: VmEntry) =>
       e.start().then(
         (tty) => this.log.info(`vm ${e.def.name}: running, console ${tty}`),
         (err) => this.log.info(`vm ${e.def.name}: ${(err as Error).message}`),
       );
-    if (s.kind === "off") {
-      await Promise.all(entries.map(startOne));
-      return;
-    }
     for (let i = 0; i < entries.length; i += s.parallel) {
       const group = entries.slice(i, i + s.parallel).map(startOne);
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -210,10 +237,11 @@ export class Daemon {
     const admin = () => errorReply("denied", `permission denied: only root may ${req.type}`);
     switch (req.type) {
       case "status": {
-        if (req.target === null) return statusPage(this.#entries, req.after ?? 0);
+        const rows = this.#entries.map((e) => ({ id: e.id, status: () => this.#row(e) }));
+        if (req.target === null) return statusPage(rows, req.after ?? 0);
         const e = this.#find(req.target);
         if (e === undefined) return errorReply("no-such-vm", `vm ${req.target} does not exist`);
-        return { v: 1, type: "status", vms: [e.status()] };
+        return { v: 1, type: "status", vms: [this.#row(e)] };
       }
       case "start":
         return await this.#start(req.target, req.options, peer);
@@ -259,6 +287,7 @@ export class Daemon {
           if (e.tty === null) return errorReply("state", `vm ${e.def.name} is not running`);
           return { v: 1, type: "console", tty: e.tty, vm: e.status() };
         }
+        if (e.state === "stopped") return errorReply("state", `vm ${e.def.name} is not running`);
         await e.waitStopped();
         return ok(`vm ${e.def.name} stopped: ${e.status().lastExit ?? "not started"}`, e.status());
       }
@@ -277,9 +306,13 @@ export class Daemon {
         if (req.what === "switches") {
           return ok("switches are Linux bridges vmd makes when a VM joins one and removes after the last");
         }
+        // as vmd(8): reset clears state, it does not read vm.conf (`vmctl reload` does); ids start again at 1
         await this.stopAll();
         this.#entries = [];
-        return ok(`reset: every vm stopped; ${await this.reload()}`);
+        this.#skipped.clear();
+        this.#nextBootOnly.clear();
+        this.#nextId = 1;
+        return ok("reset: every vm stopped and forgotten; vmctl reload reads vm.conf again");
       case "log":
         if (!mayAdminister(peer)) return admin();
         this.log.verbose = req.level === "verbose";
@@ -293,6 +326,18 @@ export class Daemon {
     peer: PeerCredentials,
   ): Promise<Reply> {
     let e = this.#find(target);
+    if (
+      e !== undefined && !e.def.fromConfig && e.state === "stopped" && e.def.name === target && o !== null &&
+      (o.kernel !== null || o.template !== null)
+    ) {
+      // a stopped ad hoc VM or instance stays listed with how it ended; starting its name anew with options
+      // replaces it (vmd(8) forgets it when it stops)
+      if (!mayControl(peer, e.def.owner, this.#db)) {
+        return errorReply("denied", `permission denied: uid ${peer.uid} may not replace vm ${e.def.name}`);
+      }
+      this.#forget(e, "replaced by a new start");
+      e = undefined;
+    }
     if (e === undefined && o !== null && (o.template !== null || o.kernel !== null)) {
       // a new VM's name: vm.conf's rule (no control characters, not a number that reads as an id)
       const problem = vmNameProblem(target);
@@ -343,11 +388,26 @@ export class Daemon {
       if (!mayControl(peer, e.def.owner, this.#db)) {
         return errorReply("denied", `permission denied: uid ${peer.uid} may not start vm ${e.def.name}`);
       }
-      if (o !== null && Object.values(o).some((v) => v !== null && v !== false)) {
+      const skipped = this.#skipped.get(e);
+      if (skipped !== undefined) return errorReply("failed", `${skipped}; fix vm.conf and reload`);
+      const given = o === null ? [] : startOptionsGiven(o);
+      if (given.some((g) => g !== "kernel")) {
         return errorReply(
           "state",
-          `vm ${e.def.name} is defined already; -b, -m and friends apply only to new vms`,
+          `vm ${e.def.name} is defined already; of -b, -m, -d, -L, -n, -i and friends only -b applies to ` +
+            "it (for its next boot); use -t to make an instance with other settings",
         );
+      }
+      if (o !== null && o.kernel !== null && e.state === "stopped") {
+        // vmctl(8): -b on a defined VM boots that kernel this once; its own definition is back once it stops
+        if (!mayAdminister(peer)) {
+          return errorReply(
+            "denied",
+            `permission denied: only root may boot vm ${e.def.name} from another kernel`,
+          );
+        }
+        this.#nextBootOnly.set(e, this.#nextBootOnly.get(e) ?? e.def);
+        e.def = { ...e.def, kernel: o.kernel };
       }
       if (!e.def.fromConfig) checkRunLimits(this.#entries, peer.uid, e.def, e);
     }
@@ -360,9 +420,33 @@ export class Daemon {
       if (wasStopped && !e.def.fromConfig && e.state !== "running" && e.state !== "paused") {
         this.#forget(e, (err as Error).message);
       }
+      if (wasStopped && e.state === "stopped") this.#restoreDefinition(e);
       throw err;
     }
+    if (wasStopped) this.#whenStopped(e);
     return ok(`started vm ${e.id} successfully, tty ${tty}`, e.status());
+  }
+
+  /** The status row of `e`; a vm.conf VM the daemon cannot start shows why as its last exit. */
+  #row(e: VmEntry): VmStatus {
+    const row = e.status();
+    const skipped = this.#skipped.get(e);
+    return skipped === undefined ? row : { ...row, lastExit: `not started: ${skipped}` };
+  }
+
+  /** Once `e` has stopped (through guest reboots), a configured VM booted with `-b` gets its definition back. */
+  #whenStopped(e: VmEntry): void {
+    if (!this.#nextBootOnly.has(e)) return;
+    e.waitStopped().then(() => {
+      if (e.state === "stopped") this.#restoreDefinition(e);
+    });
+  }
+
+  #restoreDefinition(e: VmEntry): void {
+    const own = this.#nextBootOnly.get(e);
+    if (own === undefined) return;
+    this.#nextBootOnly.delete(e);
+    e.def = own;
   }
 
   /** Removes a VM vmctl created from the table (its process, if any, is killed). */

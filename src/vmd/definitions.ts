@@ -63,17 +63,21 @@ function bridgeOf(name: string, config: VmdConfig): { bridge: string; locked: bo
   return { bridge: sw.interface, locked: sw.lockedLladdr, up: sw.up };
 }
 
-/** The NICs of a vm.conf VM: `local interface`, `interface { switch ... lladdr ... }`, `interfaces N`. */
-function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
-  return vm.interfaces.map((i) => {
+/**
+ * The NICs of a vm.conf VM: `local interface`, `interface { switch ... lladdr ... }`, `interfaces N`. As
+ * vm.conf(5) says, an interface on a switch that is not defined, or disabled, is not attached: it is left out
+ * (with a line through `warn`) and the VM starts with the others.
+ */
+function nicsFromConfig(vm: VmConfig, config: VmdConfig, warn: (line: string) => void): NicDefinition[] {
+  const nics: NicDefinition[] = [];
+  vm.interfaces.forEach((i, n) => {
     const sw = i.switch === null ? undefined : config.switches.find((s) => s.name === i.switch);
-    if (i.switch !== null && sw === undefined) {
-      throw new DefinitionError(`vm ${vm.name}: switch ${i.switch} is not defined`);
+    if (i.switch !== null && (sw === undefined || !sw.enabled)) {
+      const why = sw === undefined ? "is not defined" : "is disabled";
+      warn(`vm ${vm.name}: interface ${n}: switch ${i.switch} ${why}; the interface is not attached`);
+      return;
     }
-    if (sw !== undefined && !sw.enabled) {
-      throw new DefinitionError(`vm ${vm.name}: switch ${sw.name} is disabled`);
-    }
-    return {
+    nics.push({
       local: i.local,
       bridge: i.local ? null : sw?.interface ?? null,
       lladdr: i.lladdr.kind === "fixed" ? i.lladdr.address : null,
@@ -81,14 +85,18 @@ function nicsFromConfig(vm: VmConfig, config: VmdConfig): NicDefinition[] {
       up: i.up,
       bridgeUp: i.local ? null : sw?.up ?? null,
       tap: i.name.kind === "named" ? i.name.name : null,
-    };
+    });
   });
+  return nics;
 }
 
-/** The NICs `vmctl start -L -n switch... -i count` asks for: the local one, one per switch, then plain ones. */
+/**
+ * The NICs `vmctl start -L... -n switch... -i count` asks for: one local interface per `-L`, one per switch,
+ * then plain ones up to `-i count`; as in vmctl(8), the larger of `-i` and the `-L`/`-n` count wins.
+ */
 export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition[] {
   const nics: NicDefinition[] = [];
-  if (o.local) {
+  for (let i = 0; i < o.local; i++) {
     nics.push({
       local: true,
       bridge: null,
@@ -112,9 +120,6 @@ export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition
     });
   }
   if (o.interfaces !== null) {
-    if (o.interfaces < nics.length) {
-      throw new DefinitionError(`-i ${o.interfaces}: -L and -n already ask for ${nics.length}`);
-    }
     while (nics.length < o.interfaces) {
       nics.push({
         local: false,
@@ -131,8 +136,16 @@ export function nicsFromStart(o: StartOptions, config: VmdConfig): NicDefinition
   return nics;
 }
 
-/** The definition of a VM from vm.conf. Throws {@link DefinitionError}. */
-export function definitionFromConfig(vm: VmConfig, db: UserDb, config: VmdConfig): VmDefinition {
+/**
+ * The definition of a VM from vm.conf; `warn` hears about what is left out (an interface on an undefined or
+ * disabled switch). Throws {@link DefinitionError} when the VM cannot be started at all.
+ */
+export function definitionFromConfig(
+  vm: VmConfig,
+  db: UserDb,
+  config: VmdConfig,
+  warn: (line: string) => void = () => {},
+): VmDefinition {
   if (vm.boot.kind !== "kernel") {
     throw new DefinitionError(
       `vm ${vm.name} boots the BIOS, which this vmd does not have; give it a kernel with boot "path"`,
@@ -159,11 +172,35 @@ export function definitionFromConfig(vm: VmConfig, db: UserDb, config: VmdConfig
     })),
     namedBy: null,
     userPaths: [],
-    nics: nicsFromConfig(vm, config),
+    nics: nicsFromConfig(vm, config, warn),
     localPrefix: localPrefixText(config),
     localInet6: localInet6Text(config),
     fromConfig: true,
     enabled: vm.enabled,
+  };
+}
+
+/**
+ * The stand-in definition of a vm.conf VM the daemon cannot start (see {@link definitionFromConfig}): it is
+ * listed (stopped, with the reason) so that `vmctl status` shows it, owned by root, never started.
+ */
+export function unusableDefinition(vm: VmConfig): VmDefinition {
+  return {
+    name: vm.name,
+    kernel: vm.boot.kind === "kernel" ? resolve(vm.boot.path) : "",
+    initrd: null,
+    cmdline: DEFAULT_CMDLINE,
+    cpus: vm.cpus,
+    memory: vm.memoryBytes,
+    owner: { uid: null, gid: null, text: "root" },
+    disks: [],
+    namedBy: null,
+    userPaths: [],
+    nics: [],
+    localPrefix: "",
+    localInet6: null,
+    fromConfig: true,
+    enabled: false,
   };
 }
 
@@ -233,7 +270,7 @@ export function instanceDefinition(
   }
   if (o.memory !== null && !allow?.memory) refuse("memory (allow instance { memory })");
   if (o.disks !== null && !allow?.disk) refuse("disks (allow instance { disk })");
-  const netAsked = o.local || o.interfaces !== null || o.switches !== null;
+  const netAsked = o.local > 0 || o.interfaces !== null || o.switches !== null;
   if (netAsked && !allow?.interface) refuse("interfaces (allow instance { interface })");
   // as vm.conf says: an instance never inherits its parent's disks, and may not use them
   const disks = startDisks(o);

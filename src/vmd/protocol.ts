@@ -31,8 +31,8 @@ export interface StartOptions {
   readonly template: string | null;
   /** Disk images (`-d`), or null. */
   readonly disks: readonly string[] | null;
-  /** A local interface first (`-L`). */
-  readonly local: boolean;
+  /** Local interfaces, first (one per `-L`). */
+  readonly local: number;
   /** NICs in all (`-i count`), or null. */
   readonly interfaces: number | null;
   /** One NIC on each of these switches (`-n`), or null. */
@@ -80,7 +80,7 @@ export interface VmStatus {
   readonly vcpus: number;
   /** Guest memory in bytes. */
   readonly maxmem: number;
-  /** The VM process's resident set size in bytes, or null when stopped. */
+  /** Resident guest RAM in bytes (what the guest has touched, at most `maxmem`), or null when stopped. */
   readonly curmem: number | null;
   /** The console's pty, or null. */
   readonly tty: string | null;
@@ -173,7 +173,7 @@ function validateStartOptions(value: unknown): StartOptions | null {
   const sw = o.switches;
   if (
     sw !== null &&
-    (!Array.isArray(sw) || sw.length > 4 || !sw.every((n) => typeof n === "string" && n.length <= 15))
+    (!Array.isArray(sw) || sw.length > 4 || !sw.every((n) => typeof n === "string" && n.length <= TARGET_MAX))
   ) {
     throw new MessageError('field "switches" must be null or at most 4 names');
   }
@@ -185,8 +185,8 @@ function validateStartOptions(value: unknown): StartOptions | null {
     memory: intOrNull(o, "memory", 2 ** 20, MAX_MEMORY),
     template: strOrNull(o, "template", TARGET_MAX),
     disks: validateDiskList(o.disks),
-    local: bool(o, "local"),
-    interfaces: intOrNull(o, "interfaces", 0, 4),
+    local: int(o, "local", 0, 4),
+    interfaces: intOrNull(o, "interfaces", 1, 4),
     switches: sw as string[] | null,
   };
 }

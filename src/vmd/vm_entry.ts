@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { guestResidentBytes } from "./guest_memory_use.ts";
 import { closeFd } from "../../ffi/fd.ts";
 import { openPty, type Pty } from "../../ffi/pty.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
@@ -180,7 +181,7 @@ export class VmEntry {
       pid,
       vcpus: this.def.cpus,
       maxmem: this.def.memory,
-      curmem: pid === null ? null : processRss(pid),
+      curmem: pid === null ? null : guestResidentBytes(pid, this.def.memory),
       tty: this.#tty,
       owner: this.def.owner.text,
       state: this.#state,
