@@ -34,3 +34,38 @@ Deno.test("`vmd policy` prints the permission table; unknown vmctl commands fail
     assert.doesNotMatch(out, /To specify a positional|argument missing|'--/, "no option-parser text");
   }
 });
+
+Deno.test("deno task install: vmd and vmctl run on their own, with no deno on PATH", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "vmd-install-" });
+  try {
+    const r = await new Deno.Command("./scripts/deno", {
+      args: ["task", "install", "--root", dir],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    const run = async (cmd: string, args: string[]) => {
+      const o = await new Deno.Command(`${dir}/bin/${cmd}`, {
+        args,
+        clearEnv: true,
+        env: { PATH: "/usr/bin:/bin", HOME: dir },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: o.code, out: new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr) };
+    };
+    const help = await run("vmctl", ["-h"]);
+    assert.equal(help.code, 0, help.out);
+    assert.match(help.out, /^usage: vmctl/m);
+    const policy = await run("vmd", ["policy"]);
+    assert.equal(policy.code, 0, policy.out);
+    assert.match(policy.out, /^vcpu\s+worker/m);
+    assert.ok(
+      (await new Deno.Command("sh", { args: ["-c", "PATH=/usr/bin:/bin command -v deno"] }).output()).code !==
+        0,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
