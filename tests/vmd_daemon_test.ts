@@ -88,7 +88,9 @@ kvmTest(
       assert.match(lines[0], /^\s+ID\s+PID\s+VCPUS\s+MAXMEM\s+CURMEM\s+TTY\s+OWNER\s+STATE\s+NAME$/);
       assert.match(
         lines[1],
-        new RegExp(`^\\s+1\\s+${one.pid}\\s+1\\s+32\\.0M\\s+\\d+(\\.\\d)?[KM]\\s+pts/\\d+\\s+root\\s+running one$`),
+        new RegExp(
+          `^\\s+1\\s+${one.pid}\\s+1\\s+32\\.0M\\s+\\d+(\\.\\d)?[KM]\\s+pts/\\d+\\s+root\\s+running one$`,
+        ),
       );
       assert.match(lines[3], /^\s+3\s+-\s+1\s+32\.0M\s+-\s+-\s+root\s+stopped three$/);
       const shown = await d.vmctl(["sho", "-r"]); // a prefix; -r lists running VMs only
