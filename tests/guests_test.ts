@@ -17,7 +17,13 @@ kvmTest("long-mode guest set up by the VMM runs with paging on", async () => {
 kvmTest("a guest that triple-faults ends with reason shutdown", async () => {
   const { output, result } = await runFlatGuest("triple_fault");
   assert.deepEqual(output, "");
-  assert.deepEqual(result.exit, { kind: "shutdown" });
+  assert.equal(result.exit.kind, "shutdown");
+  // the registers come along: the fault is at the guest's first instruction (ud2 at its load address)
+  assert.ok(
+    "dump" in result.exit && result.exit.dump !== undefined,
+    "a triple fault carries a register dump",
+  );
+  assert.equal(BigInt(result.exit.dump.regs.rip), 0x100000n);
 });
 
 kvmTest("HLT without an in-kernel irqchip ends the run with reason hlt", async () => {

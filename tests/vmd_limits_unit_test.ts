@@ -128,6 +128,7 @@ const DEF: VmDefinition = {
   enabled: false,
   namedBy: null,
   userPaths: [],
+  allowInstance: null,
 };
 
 Deno.test("per-user limits: memory and vCPUs of running VMs, 8 listed, stopped ones make room; root unlimited", () => {

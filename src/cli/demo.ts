@@ -28,7 +28,7 @@ export async function demoMain(args: string[]): Promise<number> {
     const ms = (performance.now() - t0).toFixed(0);
     console.error(`vmd: demo: ${describeVcpuExit(exit)} after ${ms} ms, ${vm.vcpus[0].exits} exits`);
     if (exit.kind === "exit-port") return exit.status;
-    if ("dump" in exit) console.error(formatRegisterDump(exit.dump));
+    if ("dump" in exit && exit.dump !== undefined) console.error(formatRegisterDump(exit.dump));
     return 1;
   } finally {
     vm.close();

@@ -382,7 +382,7 @@ export async function runMain(args: string[]): Promise<number> {
       if (d.failure !== undefined) console.error(`vmd run: device ${d.label} failed: ${d.failure}`);
     }
     console.error(`vmd run: ${reason}`);
-    if ("dump" in exit) console.error(formatRegisterDump(exit.dump));
+    if ("dump" in exit && exit.dump !== undefined) console.error(formatRegisterDump(exit.dump));
     return status;
   } catch (e) {
     console.error(`vmd run: ${e instanceof Error ? e.message : String(e)}`);

@@ -5,6 +5,7 @@
  */
 import { formatDiagnostic } from "./diagnostic.ts";
 import { fileReader } from "./file_reader.ts";
+import { checkHost, type HostView, realHost } from "./host_check.ts";
 import { DEFAULT_CONFIG_PATH } from "./limits.ts";
 import { checkConfig, parseDefine } from "./load.ts";
 import type { ConfigReader } from "./parser.ts";
@@ -20,6 +21,8 @@ export interface CheckCommandOptions {
   readonly verbose?: boolean;
   /** The reader (defaults to the real file system). */
   readonly reader?: ConfigReader;
+  /** The files and users the configuration names are checked against (defaults to this host). */
+  readonly host?: HostView;
   /** Where normal output goes (defaults to stdout). */
   readonly out?: (line: string) => void;
   /** Where diagnostics go (defaults to stderr). */
@@ -29,6 +32,9 @@ export interface CheckCommandOptions {
 /**
  * Runs the check and returns the exit status: 0 when the configuration is usable (`configuration OK`), 1
  * otherwise. A missing default file is an empty configuration, as in vmd; a missing `-f` file is an error.
+ * As vmd -n does, a kernel, initrd, disk or cdrom that is not a readable regular file, and an owner that is
+ * not a user or group of this host, are errors. With `-v` the resolved configuration is printed once the
+ * file itself is valid, even when the host lacks what it names.
  */
 export function runConfigCheck(options: CheckCommandOptions): number {
   const out = options.out ?? ((s: string) => console.log(s));
@@ -58,6 +64,9 @@ export function runConfigCheck(options: CheckCommandOptions): number {
   for (const d of result.diagnostics) err(formatDiagnostic(d));
   if (!result.ok) return 1;
   if (options.verbose) out(printConfig(result.config).trimEnd());
+  const missing = checkHost(result.ast, options.host ?? realHost());
+  for (const d of missing) err(formatDiagnostic(d));
+  if (missing.length > 0) return 1;
   err("configuration OK");
   return 0;
 }

@@ -155,7 +155,7 @@ export function runLoop(ctx: RunLoopContext): VcpuExit {
       case EXIT_HLT:
         return finish({ kind: "hlt" });
       case EXIT_SHUTDOWN:
-        return finish({ kind: "shutdown" });
+        return finish({ kind: "shutdown", dump: dump(vcpu) });
       case EXIT_SYSTEM_EVENT: {
         const type = run.systemEventType();
         if (type === SYSTEM_EVENT_RESET) return finish({ kind: "reboot" });

@@ -19,8 +19,8 @@ export type VcpuExit =
   | { readonly kind: "exit-port"; readonly status: number }
   /** The guest executed HLT with interrupts off or no in-kernel irqchip. */
   | { readonly kind: "hlt" }
-  /** Triple fault (or a shutdown request). */
-  | { readonly kind: "shutdown" }
+  /** Triple fault (with the registers as KVM left them), or a shutdown request (without). */
+  | { readonly kind: "shutdown"; readonly dump?: RegisterDump }
   /** The guest asked for a reset (keyboard controller or ACPI). */
   | { readonly kind: "reboot" }
   /** KVM could not handle something (emulation failure and the like). */

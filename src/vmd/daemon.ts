@@ -6,7 +6,7 @@
  */
 import { fileReader } from "../config/file_reader.ts";
 import { loadConfig } from "../config/load.ts";
-import type { VmConfig, VmdConfig } from "../config/types.ts";
+import type { VmdConfig } from "../config/types.ts";
 import { vmNameProblem } from "../config/validate_vm.ts";
 import type { PeerCredentials } from "../../ffi/unix_socket.ts";
 import { mayAdminister, mayControl, resolveOwner } from "./access.ts";
@@ -16,6 +16,7 @@ import {
   definitionFromConfig,
   instanceDefinition,
   peerOwner,
+  ROOT_MAY_CHANGE,
   unusableDefinition,
   userCredentials,
 } from "./definitions.ts";
@@ -214,10 +215,6 @@ export class Daemon {
     return this.#entries.find((e) => e.def.name === target);
   }
 
-  #templateConfig(name: string): VmConfig | undefined {
-    return this.#config.vms.find((v) => v.name === name);
-  }
-
   /** Answers one request from `peer`. */
   async handle(req: Request, peer: PeerCredentials): Promise<Reply> {
     try {
@@ -347,27 +344,30 @@ export class Daemon {
       if (e !== undefined) {
         return errorReply("state", `vm ${e.def.name} already exists; pick another instance name`);
       }
-      const tcfg = this.#templateConfig(o.template);
+      // as vmd(8): any VM may be the parent (a configured one, an instance, an ad hoc one); root has no
+      // restrictions, users need the parent's `allow instance { owner }` (an instance has its parent's only
+      // when the parent allowed `instance`)
       const tentry = this.#find(o.template);
-      if (tcfg === undefined || tentry === undefined) {
-        return errorReply("no-such-vm", `template vm ${o.template} does not exist`);
-      }
-      const allowOwner = tcfg.allowInstance.owner === null
-        ? null
-        : resolveOwner(tcfg.allowInstance.owner, this.#db);
+      if (tentry === undefined) return errorReply("no-such-vm", `template vm ${o.template} does not exist`);
+      const allow = tentry.def.allowInstance;
+      const allowOwner = allow === null || allow.owner === null ? null : resolveOwner(allow.owner, this.#db);
       if (peer.uid !== 0 && (allowOwner === null || !mayControl(peer, allowOwner, this.#db))) {
+        const why = tentry.def.fromConfig
+          ? `vm.conf's allow instance { owner } of ${tentry.def.name} does not name them`
+          : `${tentry.def.name} is an instance or ad hoc vm whose parent did not allow instance { instance }`;
         return errorReply(
           "denied",
-          `permission denied: uid ${peer.uid} may not create instances of ${o.template}`,
+          `permission denied: uid ${peer.uid} may not create instances of ${o.template}: ${why}`,
         );
       }
-      // files a user names for an instance are opened by vmd with that user's rights, and only so
+      // files a user names for an instance are opened by vmd with that user's rights, and only so; an
+      // instance root creates is owned by its parent's owner (vmd(8)), one a user creates by that user
       const def = instanceDefinition(
         target,
         tentry.def,
-        tcfg.allowInstance,
+        peer.uid === 0 ? ROOT_MAY_CHANGE : allow,
         o,
-        peerOwner(peer.uid, this.#db),
+        peer.uid === 0 ? tentry.def.owner : peerOwner(peer.uid, this.#db),
         this.#config,
         peer.uid === 0 ? undefined : userCredentials(peer.uid, peer.gid, this.#db),
       );

@@ -55,13 +55,27 @@ function stderrLogger(verbose: boolean): Logger {
   return log;
 }
 
-/** Removes a stale socket file left by a vmd that died; refuses when a live vmd answers on it. */
+/** The socket path names something that is not a socket (which vmd will not remove). */
+export class SocketPathError extends Error {
+  /** Builds the error. */
+  constructor(path: string) {
+    super(`${path} exists and is not a socket; remove it yourself, or set VMD_SOCKET to another path`);
+    this.name = "SocketPathError";
+  }
+}
+
+/**
+ * Removes a stale socket left by a vmd that died; refuses when a live vmd answers on it, and never removes
+ * anything but a socket.
+ */
 async function claimSocket(path: string): Promise<void> {
+  let st: Deno.FileInfo;
   try {
-    Deno.lstatSync(path);
+    st = Deno.lstatSync(path);
   } catch {
     return;
   }
+  if (!st.isSocket) throw new SocketPathError(path);
   try {
     const c = await Deno.connect({ transport: "unix", path });
     c.close();

@@ -5,7 +5,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import type { VmConfig, VmdConfig } from "../config/types.ts";
+import type { AllowInstance, VmConfig, VmdConfig } from "../config/types.ts";
 import { MAX_NICS } from "../net/host_link.ts";
 import { DEFAULT_LOCAL_INET6_PREFIX } from "../net/local_inet6.ts";
 import { type ResolvedOwner, resolveOwner } from "./access.ts";
@@ -177,6 +177,7 @@ export function definitionFromConfig(
     localInet6: localInet6Text(config),
     fromConfig: true,
     enabled: vm.enabled,
+    allowInstance: vm.allowInstance,
   };
 }
 
@@ -201,6 +202,7 @@ export function unusableDefinition(vm: VmConfig): VmDefinition {
     localInet6: null,
     fromConfig: true,
     enabled: false,
+    allowInstance: null,
   };
 }
 
@@ -228,6 +230,7 @@ export function adHocDefinition(
     localInet6: localInet6Text(config),
     fromConfig: false,
     enabled: false,
+    allowInstance: null,
   };
 }
 
@@ -244,11 +247,26 @@ export function userCredentials(uid: number, gid: number, db: UserDb): FileCrede
   return { uid, gid, groups: [...db.groupIdsOf(uid, gid)] };
 }
 
-/** An instance of `template` (`vmctl start -t template name`), with the options `allow instance` permits. */
+/** What root may change in an instance: everything (vmd(8): "root has no restrictions"). */
+export const ROOT_MAY_CHANGE: AllowInstance = {
+  boot: true,
+  memory: true,
+  interface: true,
+  disk: true,
+  cdrom: true,
+  instance: true,
+  owner: null,
+};
+
+/**
+ * An instance of `template` (`vmctl start -t template name`), with the options `allow` permits (the
+ * template's `allow instance` for users, {@link ROOT_MAY_CHANGE} for root). The instance inherits the
+ * template's `allow instance` when that allows `instance`, so instances of it may be made in turn.
+ */
 export function instanceDefinition(
   name: string,
   template: VmDefinition,
-  allow: VmConfig["allowInstance"] | null,
+  allow: AllowInstance | null,
   o: StartOptions,
   owner: ResolvedOwner,
   config: VmdConfig,
@@ -261,8 +279,9 @@ export function instanceDefinition(
   if (o.kernel !== null && !allow?.boot) refuse("the kernel (allow instance { boot })");
   if (o.initrd !== null && !allow?.boot) refuse("the initrd (allow instance { boot })");
   if (o.cmdline !== null && !allow?.boot) refuse("the kernel command line (allow instance { boot })");
-  // vm.conf(5) has no `allow instance` flag for vCPUs: an instance always has its template's
-  if (o.cpus !== null) {
+  // vm.conf(5) has no `allow instance` flag for vCPUs: a user's instance always has its template's (root has
+  // no restrictions, as in vmd(8))
+  if (o.cpus !== null && allow !== ROOT_MAY_CHANGE) {
     throw new DefinitionError(
       `an instance has the vCPUs of ${template.name} (allow instance has no cpus option); ` +
         `define a vm with the cpus you need in vm.conf`,
@@ -284,7 +303,7 @@ export function instanceDefinition(
     kernel: o.kernel === null ? template.kernel : resolve(o.kernel),
     initrd: o.initrd === null ? template.initrd : resolve(o.initrd),
     cmdline: o.cmdline ?? template.cmdline,
-    cpus: template.cpus,
+    cpus: o.cpus ?? template.cpus,
     memory: o.memory ?? template.memory,
     disks,
     nics: netAsked ? nicsFromStart(o, config) : template.nics,
@@ -298,6 +317,7 @@ export function instanceDefinition(
     ],
     fromConfig: false,
     enabled: false,
+    allowInstance: template.allowInstance?.instance ? template.allowInstance : null,
   };
 }
 

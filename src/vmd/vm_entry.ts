@@ -10,6 +10,7 @@ import { closeFd } from "../../ffi/fd.ts";
 import { openPty, type Pty } from "../../ffi/pty.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import type { ResolvedOwner } from "./access.ts";
+import type { AllowInstance } from "../config/types.ts";
 import type { VmState, VmStatus } from "./protocol.ts";
 import { spawnVmProcess, vmProcessCommand } from "./vm_launcher.ts";
 import type { FileCredentials } from "../../ffi/open_file.ts";
@@ -54,6 +55,12 @@ export interface VmDefinition {
   readonly fromConfig: boolean;
   /** Started when the daemon starts or reloads. */
   readonly enabled: boolean;
+  /**
+   * What instances of this VM may change and who (other than root) may create them: vm.conf's `allow
+   * instance` for a configured VM, the parent's for an instance whose parent allowed `instance`, else null
+   * (only root may make instances of it).
+   */
+  readonly allowInstance: AllowInstance | null;
 }
 
 /** Timing of an entry. */

@@ -57,6 +57,10 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     status: 0,
     purpose: "asks for a reboot through the i8042 at once (never exits by the exit port)",
   },
+  triple: {
+    status: 0,
+    purpose: "loads an empty IDT and executes ud2: a triple fault (never exits by the exit port)",
+  },
 };
 
 /** The helper library every guest links with (besides crt0.S). */
