@@ -31,6 +31,8 @@ export const LIBC_SYMBOLS = {
   // (addresses travel as integers: a worker whose ffi grant is scoped to libc may call libc but may not
   // build or read Deno pointer objects)
   mmap: { parameters: ["usize", "usize", "i32", "i32", "i32", "i64"], result: "usize" },
+  // int madvise(void *addr, size_t length, int advice);
+  madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
   // int munmap(void *addr, size_t length);
   munmap: { parameters: ["usize", "usize"], result: "i32" },
   // void *memcpy(void *dest, const void *src, size_t n);  — copy from a raw address into a JS buffer
