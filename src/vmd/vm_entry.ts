@@ -388,6 +388,9 @@ export class VmEntry {
     this.#ptySlave = null;
     this.#ptyPath = null;
     this.#proc = undefined;
+    // the write end of the process's stdin pipe: nothing closes it but us (its stdout reader closed itself
+    // at end of stream); kept open, one pipe per VM run would leak for the daemon's life
+    this.#writer?.abort().catch(() => {/* already errored: its descriptor is closed */});
     this.#writer = undefined;
     this.#tty = null;
     this.#state = "stopped";
