@@ -12,13 +12,15 @@ import { withNetns } from "./net_support.ts";
 import { describeFootprint, Soak } from "./soak_support.ts";
 
 /** Cycles after the warm-up; each is ~11 VM runs, 4 failed starts, a console, 3 clients, a reload, a reset. */
-const CYCLES = 12;
+const CYCLES = 10;
 /**
- * PSS growth allowed over the cycles. Measured on this project's 2-core build machine (PVM): PSS settles
- * within a few MiB once V8 has compiled the paths (see docs/vmd.md for the figures); a leak of one VM's
- * bookkeeping per run (the measured pipe leak pinned ~0.5 MiB per VM) exceeds it within the cycles.
+ * PSS growth allowed over the cycles. What grows is V8's heap and code up to its own high-water mark, and it
+ * goes up and down with the collector: measured on this project's 2-core PVM build machine, +5.9 MiB over 12
+ * cycles of this test, +7.1 MiB over a 30-cycle `bench:soak` (+10.4 MiB at its middle), and the 1000-cycle
+ * figures in docs/vmd.md. A leak of a VM's bookkeeping (its process object, streams, buffers) on each of the
+ * ~110 VM runs here crosses it; the descriptor leak of issue 18 is caught exactly by the fd count instead.
  */
-const PSS_GROWTH_KIB = 8 * 1024;
+const PSS_GROWTH_KIB = 16 * 1024;
 
 kvmTest(
   "vmd soak: start/stop, crash, failed start, reload, reset, console and client churn leave nothing",
