@@ -328,6 +328,33 @@ export class Soak {
     }
   }
 
+  /**
+   * `n` clients ask to `wait` for a running VM and go away before it stops: returns the daemon's footprint
+   * with the VM running before and after (settled), and the CPU it used (clock ticks) over the 2 s after.
+   */
+  async abandonedWaits(n: number): Promise<{ before: Footprint; after: Footprint; cpuTicks: number }> {
+    await this.#startOk("c");
+    // the start's own connection is closed at the server's next poll (within a second)
+    await new Promise((r) => setTimeout(r, 1_500));
+    const before = await this.footprint();
+    for (let i = 0; i < n; i++) {
+      const conn = await Deno.connect({ transport: "unix", path: this.d.socket });
+      await conn.write(encodeFrame({ v: 1, type: "wait", target: "c" }));
+      await new Promise((r) => setTimeout(r, 20)); // read and waiting
+      conn.close();
+    }
+    const after = await this.settle(before, 5_000);
+    const ticks = () => {
+      const f = Deno.readTextFileSync(`/proc/${this.pid}/stat`).split(") ")[1].split(" ");
+      return Number(f[11]) + Number(f[12]); // utime + stime
+    };
+    const t0 = ticks();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const cpuTicks = ticks() - t0;
+    await this.#ok({ v: 1, type: "stop", target: "c", force: true, wait: true });
+    return { before, after, cpuTicks };
+  }
+
   /** SIGTERM: resolves to the exit status, and to the daemon's children and links left behind. */
   async terminate(): Promise<{ code: number; orphans: number; taps: number; bridges: number }> {
     const kids = childrenOf(this.pid);

@@ -42,6 +42,10 @@ kvmTest(
           end.pssKiB - base.pssKiB < PSS_GROWTH_KIB,
           `PSS grew by ${end.pssKiB - base.pssKiB} KiB over ${CYCLES} cycles (bound ${PSS_GROWTH_KIB} KiB)`,
         );
+        // clients that asked to wait for a running VM and went away hold nothing, and cost no CPU
+        const waits = await soak.abandonedWaits(20);
+        assert.deepEqual(waits.after.fds, waits.before.fds, "descriptors after 20 abandoned waits");
+        assert.ok(waits.cpuTicks < 50, `the daemon used ${waits.cpuTicks} ticks of CPU in 2 s while idle`);
         const term = await soak.terminate();
         assert.deepEqual(term, { code: 0, orphans: 0, taps: 0, bridges: 0 });
       } catch (e) {

@@ -438,10 +438,29 @@ export class VmEntry {
     } catch { /* already gone */ }
   }
 
-  /** Resolves when the VM is stopped (at once if it is), through restarts after guest reboots. */
-  waitStopped(): Promise<void> {
+  /**
+   * Resolves when the VM is stopped (at once if it is), through restarts after guest reboots. With `gone`,
+   * rejects when it aborts (the client waiting went away), and the waiter is forgotten.
+   */
+  waitStopped(gone?: AbortSignal): Promise<void> {
     if (this.#state === "stopped") return Promise.resolve();
-    return new Promise((resolve) => this.#stopWaiters.push(resolve));
+    return new Promise((resolve, reject) => {
+      if (gone === undefined) {
+        this.#stopWaiters.push(resolve);
+        return;
+      }
+      const onGone = () => {
+        this.#stopWaiters = this.#stopWaiters.filter((w) => w !== waiter);
+        reject(new VmStateError(`stopped waiting for vm ${this.def.name}: the client went away`));
+      };
+      const waiter = () => {
+        gone.removeEventListener("abort", onGone);
+        resolve();
+      };
+      if (gone.aborted) return onGone();
+      gone.addEventListener("abort", onGone, { once: true });
+      this.#stopWaiters.push(waiter);
+    });
   }
 
   /**
