@@ -294,6 +294,13 @@ export class ConsoleSession {
     return s.code;
   }
 
+  /** Kills vmctl with SIGKILL (a client that dies mid-session); {@link ended} then reaps it. */
+  kill(): void {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }
+
   /** Sends `~.` and resolves to vmctl's exit status (killed after 10 s). */
   async detach(): Promise<number> {
     await this.#writer.write(new TextEncoder().encode("\r~."));

@@ -20,8 +20,11 @@ import {
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import { errorReply, type Reply, type Request, RequestError, validateRequest } from "./protocol.ts";
 
-/** Answers one validated request from `peer`. */
-export type RequestHandler = (request: Request, peer: PeerCredentials) => Promise<Reply>;
+/**
+ * Answers one validated request from `peer`; `gone` aborts when the connection is dropped (its client went
+ * away), so a request that waits (`vmctl wait`) can stop waiting and release what it holds.
+ */
+export type RequestHandler = (request: Request, peer: PeerCredentials, gone: AbortSignal) => Promise<Reply>;
 
 /** Limits of the server. */
 export interface ServerLimits {
@@ -70,7 +73,11 @@ interface Conn {
   /** When replies last went out, or began to wait for a reader. */
   lastSend: number;
   closeAfterFlush: boolean;
+  /** The client has shut down its side: nothing more to read, so it is no longer polled for input. */
+  eof: boolean;
   closed: boolean;
+  /** Aborted when the connection is dropped. */
+  readonly gone: AbortController;
 }
 
 /** The running server. */
@@ -136,7 +143,9 @@ export class ControlServer {
       const requests: PollRequest[] = [
         { fd: this.#wakeFd, events: POLLIN },
         { fd: this.#listenFd, events: POLLIN },
-        ...conns.map((c) => ({ fd: c.fd, events: POLLIN | (c.out.length > 0 ? POLLOUT : 0) })),
+        // after end of stream POLLIN would be ready forever (a spin while a request is in progress); the
+        // client's full close still shows as POLLHUP, which drops the connection
+        ...conns.map((c) => ({ fd: c.fd, events: (c.eof ? 0 : POLLIN) | (c.out.length > 0 ? POLLOUT : 0) })),
       ];
       const events = await pollFds(requests, 1000);
       for (const fd of this.#toClose.splice(0)) libc.close(fd);
@@ -191,7 +200,9 @@ export class ControlServer {
         partialSince: null,
         lastSend: now,
         closeAfterFlush: false,
+        eof: false,
         closed: false,
+        gone: new AbortController(),
       };
       this.#conns.set(fd, conn);
       this.#perUid.set(peer.uid, (this.#perUid.get(peer.uid) ?? 0) + 1);
@@ -233,6 +244,7 @@ export class ControlServer {
       if (n === null) return;
       if (n === 0) {
         // end of stream: answer what is in progress, then close
+        c.eof = true;
         c.closeAfterFlush = true;
         if (c.busy === 0 && c.out.length === 0) this.#drop(c);
         return;
@@ -279,7 +291,7 @@ export class ControlServer {
       }
       throw e;
     }
-    this.#enqueue(c, () => this.#handler(request, c.peer));
+    this.#enqueue(c, () => this.#handler(request, c.peer, c.gone.signal));
   }
 
   /** Runs `work` after the connection's earlier requests, so replies come back in order. */
@@ -337,6 +349,7 @@ export class ControlServer {
     if (left > 0) this.#perUid.set(c.peer.uid, left);
     else this.#perUid.delete(c.peer.uid);
     this.#toClose.push(c.fd);
+    c.gone.abort();
     this.#wake();
   }
 

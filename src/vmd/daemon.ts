@@ -215,10 +215,10 @@ export class Daemon {
     return this.#entries.find((e) => e.def.name === target);
   }
 
-  /** Answers one request from `peer`. */
-  async handle(req: Request, peer: PeerCredentials): Promise<Reply> {
+  /** Answers one request from `peer`; `gone` aborts when its client has gone (a `wait` then stops waiting). */
+  async handle(req: Request, peer: PeerCredentials, gone?: AbortSignal): Promise<Reply> {
     try {
-      return await this.#handle(req, peer);
+      return await this.#handle(req, peer, gone);
     } catch (e) {
       if (e instanceof VmStateError) return errorReply("state", e.message);
       if (e instanceof DefinitionError) return errorReply("failed", e.message);
@@ -227,7 +227,7 @@ export class Daemon {
     }
   }
 
-  async #handle(req: Request, peer: PeerCredentials): Promise<Reply> {
+  async #handle(req: Request, peer: PeerCredentials, gone?: AbortSignal): Promise<Reply> {
     this.log.debug(`control: ${req.type} from uid ${peer.uid} (pid ${peer.pid})`);
     const denied = () =>
       errorReply("denied", `permission denied: uid ${peer.uid} may not ${req.type} this vm`);
@@ -285,7 +285,7 @@ export class Daemon {
           return { v: 1, type: "console", tty: e.tty, vm: e.status() };
         }
         if (e.state === "stopped") return errorReply("state", `vm ${e.def.name} is not running`);
-        await e.waitStopped();
+        await e.waitStopped(gone);
         return ok(`vm ${e.def.name} stopped: ${e.status().lastExit ?? "not started"}`, e.status());
       }
       case "load": {

@@ -115,7 +115,7 @@ export async function daemonMain(o: DaemonMainOptions): Promise<number> {
   let server: ControlServer;
   try {
     await claimSocket(path);
-    server = ControlServer.listen(path, (req, peer) => daemon.handle(req, peer), log.info);
+    server = ControlServer.listen(path, (req, peer, gone) => daemon.handle(req, peer, gone), log.info);
     const owner = resolveOwner(daemon.config.global.socketOwner, await UserDb.load());
     Deno.chmodSync(path, 0o660);
     Deno.chownSync(path, owner.uid ?? 0, owner.gid ?? 0);

@@ -396,6 +396,9 @@ export class VmEntry {
     this.#ptySlave = null;
     this.#ptyPath = null;
     this.#proc = undefined;
+    // the write end of the process's stdin pipe: nothing closes it but us (its stdout reader closed itself
+    // at end of stream); kept open, one pipe per VM run would leak for the daemon's life
+    this.#writer?.abort().catch(() => {/* already errored: its descriptor is closed */});
     this.#writer = undefined;
     this.#tty = null;
     this.#state = "stopped";
@@ -443,10 +446,29 @@ export class VmEntry {
     } catch { /* already gone */ }
   }
 
-  /** Resolves when the VM is stopped (at once if it is), through restarts after guest reboots. */
-  waitStopped(): Promise<void> {
+  /**
+   * Resolves when the VM is stopped (at once if it is), through restarts after guest reboots. With `gone`,
+   * rejects when it aborts (the client waiting went away), and the waiter is forgotten.
+   */
+  waitStopped(gone?: AbortSignal): Promise<void> {
     if (this.#state === "stopped") return Promise.resolve();
-    return new Promise((resolve) => this.#stopWaiters.push(resolve));
+    return new Promise((resolve, reject) => {
+      if (gone === undefined) {
+        this.#stopWaiters.push(resolve);
+        return;
+      }
+      const onGone = () => {
+        this.#stopWaiters = this.#stopWaiters.filter((w) => w !== waiter);
+        reject(new VmStateError(`stopped waiting for vm ${this.def.name}: the client went away`));
+      };
+      const waiter = () => {
+        gone.removeEventListener("abort", onGone);
+        resolve();
+      };
+      if (gone.aborted) return onGone();
+      gone.addEventListener("abort", onGone, { once: true });
+      this.#stopWaiters.push(waiter);
+    });
   }
 
   /**
