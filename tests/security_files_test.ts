@@ -8,6 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
+import { openImageChain } from "../src/disk/image_chain.ts";
+import { createQcow2 } from "../src/disk/qcow2_create.ts";
 import { kvmTest, runCli } from "./kvm_support.ts";
 import { ConsoleSession, kitPaths, TestDaemon } from "./vmd_support.ts";
 
@@ -96,6 +98,8 @@ kvmTest(
       assert.deepEqual(await head(s.disk("probed.img")), [0, 0, 0, 0]);
       const p2 = await boot("probed");
       assert.match(p2, /sector0: status 0 '\.{32}'/);
+      // the restart keeps the probed format as probed: the header write is refused again
+      assert.match(p2, /plant: status 1/);
       const q1 = await boot("declared");
       assert.match(q1, /plant: status 0/);
       assert.deepEqual(await head(s.disk("declared.img")), QCOW2_HEAD);
@@ -178,3 +182,17 @@ kvmTest(
     }
   },
 );
+
+Deno.test("openImageChain: a backing chain that loops is refused as a loop (not as an image in use)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "vmd-loop-" });
+  try {
+    await createQcow2(`${dir}/a.qcow2`, { size: 1 << 20, backingFile: "b.qcow2", backingFormat: "qcow2" });
+    await createQcow2(`${dir}/b.qcow2`, { size: 1 << 20, backingFile: "a.qcow2", backingFormat: "qcow2" });
+    assert.throws(() => openImageChain(`${dir}/a.qcow2`, { readOnly: false }), /the backing chain loops/);
+    // nothing stays open or locked: the image opens read-write again at once
+    const disk = await Deno.open(`${dir}/a.qcow2`, { read: true, write: true });
+    disk.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -63,6 +63,11 @@ export class ImageInUseError extends Error {
 export interface ImageChainOptions {
   /** The declared format (vm.conf `format`, a `raw:`/`qcow2:` prefix); probed when absent. */
   readonly format?: DiskFormat;
+  /**
+   * The format probed when this image was first opened (a VM's earlier start): used instead of probing
+   * again, and still treated as probed (the guest may not change it).
+   */
+  readonly probedBefore?: DiskFormat;
   /** Attach the image read-only. */
   readonly readOnly: boolean;
   /** Open the image with this identity's rights (the user who named it); the process's own when absent. */
@@ -77,7 +82,7 @@ export interface ImageChainOptions {
 }
 
 /** Reads from an open descriptor (pread: no path involved); `name` is what messages call it. */
-function ioOf(fd: number, name: string): HeaderSource & { close(): void } {
+function ioOf(fd: number, name: string): HeaderSource {
   const length = fileSize(fd);
   return {
     path: name,
@@ -86,35 +91,25 @@ function ioOf(fd: number, name: string): HeaderSource & { close(): void } {
       const n = pos < length ? preadFd(fd, buf, pos) : 0;
       buf.fill(0, n);
     },
-    close() {},
   };
 }
 
 function probeFormat(fd: number, name: string): DiskFormat {
   const io = ioOf(fd, name);
-  try {
-    const head = new Uint8Array(4);
-    io.readAt(0, head);
-    return io.length >= 4 && new DataView(head.buffer).getUint32(0) === QCOW2_MAGIC ? "qcow2" : "raw";
-  } finally {
-    io.close();
-  }
+  const head = new Uint8Array(4);
+  io.readAt(0, head);
+  return io.length >= 4 && new DataView(head.buffer).getUint32(0) === QCOW2_MAGIC ? "qcow2" : "raw";
 }
 
 /** The backing file an open qcow2 image names, with the format its header gives (if any). */
 function backingOf(fd: number, name: string): { file: string; format?: DiskFormat } | undefined {
-  const io = ioOf(fd, name);
-  try {
-    const h = readHeader(io);
-    if (h.backingFile === undefined) return undefined;
-    const fmt = h.backingFormat;
-    if (fmt !== undefined && fmt !== "raw" && fmt !== "qcow2") {
-      throw new DiskError(name, `backing file ${h.backingFile} has format "${fmt}"; only raw and qcow2 work`);
-    }
-    return { file: h.backingFile, format: fmt };
-  } finally {
-    io.close();
+  const h = readHeader(ioOf(fd, name));
+  if (h.backingFile === undefined) return undefined;
+  const fmt = h.backingFormat;
+  if (fmt !== undefined && fmt !== "raw" && fmt !== "qcow2") {
+    throw new DiskError(name, `backing file ${h.backingFile} has format "${fmt}"; only raw and qcow2 work`);
   }
+  return { file: h.backingFile, format: fmt };
 }
 
 /**
@@ -127,12 +122,21 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
   try {
     let name = path;
     let format = opts.format;
+    let probedBefore = opts.probedBefore;
     let readOnly = opts.readOnly;
     let as = opts.as;
     for (;;) {
       const what = chain.length === 0 ? "disk image" : `backing file of ${chain[chain.length - 1].name}`;
       const allowBlockDevice = chain.length === 0 && opts.allowBlockDevice === true && as === undefined;
       const file = openFileOnce(name, { write: !readOnly, as, what, allowBlockDevice });
+      // a loop first: locking a file the chain already holds would report it as in use by someone else
+      if (chain.some((c) => c.dev === file.dev && c.ino === file.ino)) {
+        closeOpened(file.fd);
+        throw new DiskError(
+          path,
+          `the backing chain loops: ${[...chain.map((c) => c.name), name].join(" -> ")}`,
+        );
+      }
       try {
         // exclusive for a written image, shared for a read-only or backing one (QEMU's lock bytes too)
         lockImage(file.fd, readOnly ? "read-only" : "read-write", name);
@@ -142,24 +146,8 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
         throw e;
       }
       const probed = format === undefined;
-      const fmt = format ?? probeFormat(file.fd, name);
-      const image: ChainImage = {
-        fd: file.fd,
-        name,
-        format: fmt,
-        probed,
-        readOnly,
-        dev: file.dev,
-        ino: file.ino,
-      };
-      if (chain.some((c) => c.dev === image.dev && c.ino === image.ino)) {
-        closeOpened(file.fd);
-        throw new DiskError(
-          path,
-          `the backing chain loops: ${[...chain.map((c) => c.name), name].join(" -> ")}`,
-        );
-      }
-      chain.push(image);
+      const fmt = format ?? probedBefore ?? probeFormat(file.fd, name);
+      chain.push({ fd: file.fd, name, format: fmt, probed, readOnly, dev: file.dev, ino: file.ino });
       if (fmt === "raw") return chain;
       const backing = backingOf(file.fd, name);
       if (backing === undefined) return chain;
@@ -172,6 +160,7 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
       as = opts.backingAs === undefined ? opts.as : opts.backingAs(file);
       name = resolveBacking(name, backing.file);
       format = backing.format;
+      probedBefore = undefined;
       readOnly = true;
     }
   } catch (e) {

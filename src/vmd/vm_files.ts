@@ -75,7 +75,8 @@ export class OpenVmFiles {
       for (const d of req.disks) {
         const as = req.openerOf(d.path);
         chains.push(openImageChain(d.path, {
-          format: d.format ?? req.probed.get(d.path),
+          format: d.format,
+          probedBefore: req.probed.get(d.path),
           readOnly: d.readOnly,
           as,
           // a block device only where root named it (vm.conf, or root's own vmctl start)
