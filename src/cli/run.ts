@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { argProblem } from "./arg_problem.ts";
-import { closeOpened, type OpenedFile, openFileOnce } from "../../ffi/open_file.ts";
+import { closeOpened, openFileOnce } from "../../ffi/open_file.ts";
 import { validateInterfaceName } from "../../ffi/tap.ts";
 import {
   addLocalInet6,
@@ -32,7 +32,6 @@ import {
   type LocalInet6Addresses,
   localInet6Addresses,
 } from "../net/local_inet6.ts";
-import { BootError } from "../boot/boot_error.ts";
 import { DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES, MIN_MEMORY_BYTES } from "../config/limits.ts";
 import { scanScaled } from "../config/size.ts";
 import { describeVcpuExit, formatRegisterDump, type VcpuExit } from "../vcpu/vcpu_exit.ts";
@@ -255,12 +254,7 @@ export function exitStatus(exit: VcpuExit): { status: number; reason: string } {
 
 /** Reads a kernel or initrd the user named: opened once, no final symlink, no FIFO, size checked first. */
 function readUserFile(path: string, what: string, limit: number): Uint8Array {
-  let file: OpenedFile;
-  try {
-    file = openFileOnce(path, { what });
-  } catch (e) {
-    throw new BootError(path, (e as Error).message.replace(`${path}: `, ""));
-  }
+  const file = openFileOnce(path, { what }); // its error names the file and what to do
   try {
     return readBootFile(file.fd, path, what, limit);
   } finally {

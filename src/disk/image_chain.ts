@@ -18,7 +18,7 @@ import {
 } from "../../ffi/open_file.ts";
 import { ImageLockError, lockImage } from "../../ffi/image_lock.ts";
 import { DiskError, type DiskFormat } from "./disk.ts";
-import { MAX_BACKING_DEPTH } from "./open.ts";
+import { type DiskFile, MAX_BACKING_DEPTH } from "./open.ts";
 import { type HeaderSource, QCOW2_MAGIC, readHeader } from "./qcow2_header.ts";
 import { resolveBacking } from "./qcow2.ts";
 
@@ -167,6 +167,11 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
     closeImageChain(chain);
     throw e;
   }
+}
+
+/** What a disk worker is given of an opened chain: each image's descriptor, name and decided format. */
+export function diskFilesOf(chain: readonly ChainImage[]): DiskFile[] {
+  return chain.map((c) => ({ fd: c.fd, name: c.name, format: c.format, probed: c.probed }));
 }
 
 /** Closes every descriptor of a chain. */

@@ -9,7 +9,7 @@
 import type { PciFunctionSpec } from "../devices/device_spec.ts";
 import { PCI_CAP_MSIX, VIRTIO_BAR_SIZE, virtioPciConfigSpace } from "../devices/virtio_pci.ts";
 import type { DiskFormat } from "../disk/disk.ts";
-import { type ChainImage, closeImageChain, openImageChain } from "../disk/image_chain.ts";
+import { type ChainImage, closeImageChain, diskFilesOf, openImageChain } from "../disk/image_chain.ts";
 import type { DiskFile } from "../disk/open.ts";
 import type { GuestMemoryShare } from "../memory/guest_memory.ts";
 import { HOST_BRIDGE, PCI_MMIO_START } from "../pci/pci_bus.ts";
@@ -177,7 +177,6 @@ export class PciDevices {
   ): Promise<void> {
     try {
       for (const p of this.#planned) {
-        const policy: PolicyContext = base;
         let files: readonly DiskFile[] = [];
         if (p.disk !== undefined) files = p.disk.files ?? this.#openDisk(p.disk);
         let net: NetInit | undefined;
@@ -196,7 +195,7 @@ export class PciDevices {
           await DeviceHandle.spawn({
             row: p.row,
             label: p.label,
-            policy,
+            policy: base,
             memory,
             state: p.state,
             disk: p.disk === undefined
@@ -224,7 +223,7 @@ export class PciDevices {
       allowBlockDevice: true, // this process's own rights: whatever device it may open, it may use
     });
     this.#opened.push(chain);
-    return chain.map((c) => ({ fd: c.fd, name: c.name, format: c.format, probed: c.probed }));
+    return diskFilesOf(chain);
   }
 
   /** Stops every device worker, then closes the taps (which removes them). */

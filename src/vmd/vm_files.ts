@@ -9,7 +9,7 @@
  */
 import { closeOpened, type FileCredentials, type OpenedFile, openFileOnce } from "../../ffi/open_file.ts";
 import type { DiskFormat } from "../disk/disk.ts";
-import { type ChainImage, closeImageChain, openImageChain } from "../disk/image_chain.ts";
+import { type ChainImage, closeImageChain, diskFilesOf, openImageChain } from "../disk/image_chain.ts";
 import type { SpecDisk, SpecFile } from "./vm_messages.ts";
 
 /** A disk as a VM definition names it. */
@@ -59,7 +59,7 @@ export class OpenVmFiles {
     this.initrd = boot.length > 1 ? file(boot[1]) : null;
     this.disks = chains.map((chain, i) => ({
       readOnly: readOnly[i],
-      files: chain.map((c) => ({ fd: c.fd, name: c.name, format: c.format, probed: c.probed })),
+      files: diskFilesOf(chain),
     }));
   }
 
