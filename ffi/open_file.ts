@@ -11,9 +11,9 @@
  * @module
  */
 import { describeErrno, errno, ErrnoError, lastError } from "./errno.ts";
-import { cString } from "./fd.ts";
+import { closeFd, cString } from "./fd.ts";
 import { StructLayout } from "./struct.ts";
-import { type Libc, openedLibcPath, openLibc, resolveLibcPath } from "./libc.ts";
+import { openedLibcPath, resolveLibcPath } from "./libc.ts";
 
 const O_RDONLY = 0;
 const O_RDWR = 0o2;
@@ -78,8 +78,6 @@ const SYMBOLS = {
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   // int fcntl(int fd, int cmd, int arg);
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  // int close(int fd);
-  close: { parameters: ["i32"], result: "i32" },
   // int ioctl(int fd, unsigned long request, void *argp);  (BLKGETSIZE64)
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   // ssize_t pread(int fd, void *buf, size_t count, off_t offset);
@@ -279,7 +277,7 @@ export function openFileOnce(path: string, opts: OpenFileOptions = {}): OpenedFi
     if (fl < 0 || s.fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) throw lastError(`fcntl(${path})`);
     return { fd, path, ...st };
   } catch (e) {
-    s.close(fd);
+    closeFd(fd);
     throw e;
   }
 }
@@ -343,9 +341,4 @@ export function fdatasyncFd(fd: number): void {
 /** ftruncate(2). */
 export function ftruncateFd(fd: number, length: number): void {
   if (sym().ftruncate(fd, BigInt(length)) !== 0) throw lastError(`ftruncate(${fd})`);
-}
-
-/** Closes a descriptor this module handed out (errors ignored: it is gone either way). */
-export function closeOpened(fd: number, libc: Libc = openLibc()): void {
-  libc.close(fd);
 }

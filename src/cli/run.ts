@@ -14,7 +14,8 @@
  */
 import { parseArgs } from "node:util";
 import { argProblem } from "./arg_problem.ts";
-import { closeOpened, openFileOnce } from "../../ffi/open_file.ts";
+import { closeFd } from "../../ffi/fd.ts";
+import { openFileOnce } from "../../ffi/open_file.ts";
 import { validateInterfaceName } from "../../ffi/tap.ts";
 import {
   addLocalInet6,
@@ -258,7 +259,7 @@ function readUserFile(path: string, what: string, limit: number): Uint8Array {
   try {
     return readBootFile(file.fd, path, what, limit);
   } finally {
-    closeOpened(file.fd);
+    closeFd(file.fd);
   }
 }
 

@@ -8,8 +8,8 @@
  *
  * @module
  */
+import { closeFd } from "../../ffi/fd.ts";
 import {
-  closeOpened,
   type FileCredentials,
   fileSize,
   type OpenedFile,
@@ -131,7 +131,7 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
       const file = openFileOnce(name, { write: !readOnly, as, what, allowBlockDevice });
       // a loop first: locking a file the chain already holds would report it as in use by someone else
       if (chain.some((c) => c.dev === file.dev && c.ino === file.ino)) {
-        closeOpened(file.fd);
+        closeFd(file.fd);
         throw new DiskError(
           path,
           `the backing chain loops: ${[...chain.map((c) => c.name), name].join(" -> ")}`,
@@ -141,7 +141,7 @@ export function openImageChain(path: string, opts: ImageChainOptions): ChainImag
         // exclusive for a written image, shared for a read-only or backing one (QEMU's lock bytes too)
         lockImage(file.fd, readOnly ? "read-only" : "read-write", name);
       } catch (e) {
-        closeOpened(file.fd);
+        closeFd(file.fd);
         if (e instanceof ImageLockError) throw new ImageInUseError(name, file.dev, file.ino, e);
         throw e;
       }
@@ -176,5 +176,5 @@ export function diskFilesOf(chain: readonly ChainImage[]): DiskFile[] {
 
 /** Closes every descriptor of a chain. */
 export function closeImageChain(chain: readonly ChainImage[]): void {
-  for (const c of chain) closeOpened(c.fd);
+  for (const c of chain) closeFd(c.fd);
 }

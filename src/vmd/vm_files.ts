@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { closeOpened, type FileCredentials, type OpenedFile, openFileOnce } from "../../ffi/open_file.ts";
+import { closeFd } from "../../ffi/fd.ts";
+import { type FileCredentials, type OpenedFile, openFileOnce } from "../../ffi/open_file.ts";
 import type { DiskFormat } from "../disk/disk.ts";
 import { type ChainImage, closeImageChain, diskFilesOf, openImageChain } from "../disk/image_chain.ts";
 import type { SpecDisk, SpecFile } from "./vm_messages.ts";
@@ -89,7 +90,7 @@ export class OpenVmFiles {
       }
       return new OpenVmFiles(boot, chains, req.disks.map((d) => d.readOnly));
     } catch (e) {
-      for (const b of boot) closeOpened(b.fd);
+      for (const b of boot) closeFd(b.fd);
       for (const c of chains) closeImageChain(c);
       throw e;
     }
@@ -104,6 +105,6 @@ export class OpenVmFiles {
   closeFds(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const fd of this.#fds) closeOpened(fd);
+    for (const fd of this.#fds) closeFd(fd);
   }
 }
