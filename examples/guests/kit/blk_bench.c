@@ -7,12 +7,6 @@
 
 #define BATCH 16
 
-struct req_hdr {
-	uint32_t type;
-	uint32_t reserved;
-	uint64_t sector;
-};
-
 static struct virtq_desc desc[VQ_SIZE] __attribute__((aligned(16)));
 static struct virtq_avail avail __attribute__((aligned(4)));
 static struct virtq_used used __attribute__((aligned(8)));

@@ -15,6 +15,19 @@
 #define VIRTIO_F_VERSION_1 32
 #define VQ_SIZE 64
 
+/* virtio-blk: request types, the flush feature bit, and the header every request starts with */
+#define T_IN 0
+#define T_OUT 1
+#define T_FLUSH 4
+#define T_GET_ID 8
+#define BLK_F_FLUSH 9
+
+struct req_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+
 struct virtq_desc {
 	uint64_t addr;
 	uint32_t len;

@@ -8,15 +8,7 @@
 #include "kit.h"
 #include "virtio.h"
 
-#define T_IN 0
-#define T_OUT 1
 #define F_INDIRECT 28
-
-struct req_hdr {
-	uint32_t type;
-	uint32_t reserved;
-	uint64_t sector;
-};
 
 static struct virtq_desc desc[VQ_SIZE] __attribute__((aligned(16)));
 static struct virtq_avail avail __attribute__((aligned(4)));
