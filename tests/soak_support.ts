@@ -21,7 +21,7 @@
  */
 import { sendRequest } from "../src/vmctl/client.ts";
 import { encodeFrame } from "../src/vmd/framing.ts";
-import type { Reply, Request } from "../src/vmd/protocol.ts";
+import { NO_START_OPTIONS, type Reply, type Request } from "../src/vmd/protocol.ts";
 import { ConsoleSession, kitPaths, TestDaemon, until } from "./vmd_support.ts";
 
 /** What the daemon holds, read from /proc and from its namespace. */
@@ -183,18 +183,7 @@ export class Soak {
   }
 
   async #start(target: string, kernel: string | null = null): Promise<Reply> {
-    const options = kernel === null ? null : {
-      kernel,
-      initrd: null,
-      cmdline: null,
-      cpus: null,
-      memory: 16 << 20,
-      template: null,
-      disks: null,
-      local: 0,
-      interfaces: null,
-      switches: null,
-    };
+    const options = kernel === null ? null : { ...NO_START_OPTIONS, kernel, memory: 16 << 20 };
     return await this.#req({ v: 1, type: "start", target, options });
   }
 

@@ -5,6 +5,7 @@
  * listed, the per-user limits (memory, vCPUs, 8 VMs), and user text that cannot forge lines in vmd's log.
  */
 import assert from "node:assert/strict";
+import { NO_START_OPTIONS } from "../src/vmd/protocol.ts";
 import { kvmTest } from "./kvm_support.ts";
 import { cannotCreateUsers, createUsers, removeUsers } from "./user_support.ts";
 import { kitPaths, stagedForOtherUsers, TestDaemon } from "./vmd_support.ts";
@@ -12,19 +13,6 @@ import { kitPaths, stagedForOtherUsers, TestDaemon } from "./vmd_support.ts";
 const GROUP = "vmdinsgrp";
 const USERS = ["vmdinsusr"] as const;
 const ESC = "\x1b";
-
-const NO_OPTIONS = {
-  kernel: null,
-  initrd: null,
-  cmdline: null,
-  cpus: null,
-  memory: null,
-  template: null,
-  disks: null,
-  local: 0,
-  interfaces: null,
-  switches: null,
-};
 
 kvmTest(
   "vmd instances: allow instance enforced, names validated, failed starts leave nothing, per-user limits",
@@ -75,7 +63,7 @@ kvmTest(
           v: 1,
           type: "start",
           target: name,
-          options: { ...NO_OPTIONS, template: "itpl" },
+          options: { ...NO_START_OPTIONS, template: "itpl" },
         });
         assert.equal(reply.type, "error", JSON.stringify(name));
         if (reply.type === "error") assert.match(reply.message, /vm name/, JSON.stringify(name));
@@ -83,7 +71,7 @@ kvmTest(
           v: 1,
           type: "start",
           target: name,
-          options: { ...NO_OPTIONS, kernel: echo },
+          options: { ...NO_START_OPTIONS, kernel: echo },
         });
         assert.equal(adhoc.type, "error", `ad hoc ${JSON.stringify(name)}`);
       }
@@ -117,7 +105,7 @@ kvmTest(
           v: 1,
           type: "start",
           target: `fail${i}`,
-          options: { ...NO_OPTIONS, kernel: `${d.dir}/no-kernel-${i}` },
+          options: { ...NO_START_OPTIONS, kernel: `${d.dir}/no-kernel-${i}` },
         });
         assert.equal(r.type, "error");
       }

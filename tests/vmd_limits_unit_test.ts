@@ -19,7 +19,7 @@ import {
 } from "../src/vmd/definitions.ts";
 import { encodeFrame, MAX_FRAME_BYTES } from "../src/vmd/framing.ts";
 import { printable } from "../src/vmd/printable.ts";
-import type { StartOptions, VmStatus } from "../src/vmd/protocol.ts";
+import { NO_START_OPTIONS, type StartOptions, type VmStatus } from "../src/vmd/protocol.ts";
 import { statusPage } from "../src/vmd/status_page.ts";
 import { UserDb } from "../src/vmd/user_db.ts";
 import { checkRunLimits, roomForOneMore, UserLimitError } from "../src/vmd/user_limits.ts";
@@ -162,30 +162,20 @@ const SWITCHES = `switch "lan" {\n  interface "vmdbr3"\n  locked lladdr\n}\n` +
   `switch "off" {\n  disable\n  interface "vmdbr4"\n}\n` +
   `vm "tpl" {\n  boot "/k"\n  allow instance { memory, owner alice }\n}\n`;
 
-const START: StartOptions = {
-  kernel: null,
-  initrd: null,
-  cmdline: null,
-  cpus: null,
-  memory: null,
-  template: null,
-  disks: null,
-  local: 0,
-  interfaces: null,
-  switches: null,
-};
-
 Deno.test("-n names vm.conf switches only: a host bridge's name is refused; locked lladdr comes along", () => {
   const c = config(SWITCHES);
-  const [nic] = nicsFromStart({ ...START, switches: ["lan"] }, c);
+  const [nic] = nicsFromStart({ ...NO_START_OPTIONS, switches: ["lan"] }, c);
   assert.equal(nic.bridge, "vmdbr3");
   assert.equal(nic.locked, true);
   assert.throws(
-    () => nicsFromStart({ ...START, switches: ["vmdbr3"] }, c),
+    () => nicsFromStart({ ...NO_START_OPTIONS, switches: ["vmdbr3"] }, c),
     /switch "vmdbr3" is not defined in vm.conf; define it there/,
   );
-  assert.throws(() => nicsFromStart({ ...START, switches: ["docker0"] }, c), DefinitionError);
-  assert.throws(() => nicsFromStart({ ...START, switches: ["off"] }, c), /switch off is disabled in vm.conf/);
+  assert.throws(() => nicsFromStart({ ...NO_START_OPTIONS, switches: ["docker0"] }, c), DefinitionError);
+  assert.throws(
+    () => nicsFromStart({ ...NO_START_OPTIONS, switches: ["off"] }, c),
+    /switch off is disabled in vm.conf/,
+  );
 });
 
 Deno.test("allow instance: boot covers kernel, initrd and command line; vCPUs never change", () => {
@@ -193,7 +183,14 @@ Deno.test("allow instance: boot covers kernel, initrd and command line; vCPUs ne
   const db = new UserDb("alice:x:1000:1000::/:/bin/sh\n", "");
   const tpl = definitionFromConfig(c.vms[0], db, c);
   const make = (o: Partial<StartOptions>) =>
-    instanceDefinition("i1", tpl, c.vms[0].allowInstance, { ...START, ...o }, peerOwner(1000, db), c);
+    instanceDefinition(
+      "i1",
+      tpl,
+      c.vms[0].allowInstance,
+      { ...NO_START_OPTIONS, ...o },
+      peerOwner(1000, db),
+      c,
+    );
   assert.equal(make({ memory: 64 << 20 }).memory, 64 << 20);
   assert.throws(() => make({ kernel: "/evil" }), /allow instance \{ boot \}/);
   assert.throws(() => make({ initrd: "/evil.img" }), /the initrd \(allow instance \{ boot \}\)/);

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mapReader } from "../src/config/file_reader.ts";
 import { checkConfig } from "../src/config/load.ts";
 import { DefinitionError, definitionFromConfig, nicsFromStart } from "../src/vmd/definitions.ts";
-import { validateRequest } from "../src/vmd/protocol.ts";
+import { NO_START_OPTIONS, validateRequest } from "../src/vmd/protocol.ts";
 import { UserDb } from "../src/vmd/user_db.ts";
 import type { StartOptions } from "../src/vmd/protocol.ts";
 import { openNics, VmNicError } from "../src/vmd/vm_nics.ts";
@@ -35,18 +35,7 @@ vm "a" {
 
 const config = checkConfig("t.conf", conf, { reader: mapReader({}) }).config;
 const db = new UserDb("root:x:0:0::/root:/bin/sh\n", "wheel:x:0:root\n");
-const none: StartOptions = {
-  kernel: "/k",
-  initrd: null,
-  cmdline: null,
-  cpus: null,
-  memory: null,
-  template: null,
-  disks: null,
-  local: 0,
-  interfaces: null,
-  switches: null,
-};
+const none: StartOptions = { ...NO_START_OPTIONS, kernel: "/k" };
 
 Deno.test("vmd nics: vm.conf's local interface, switch (its bridge and locked lladdr) and interfaces N", () => {
   const def = definitionFromConfig(config.vms[0], db, config);

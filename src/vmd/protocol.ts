@@ -39,6 +39,20 @@ export interface StartOptions {
   readonly switches: readonly string[] | null;
 }
 
+/** A start that adds nothing (every option unset); spread it and set what a start asks for. */
+export const NO_START_OPTIONS: StartOptions = {
+  kernel: null,
+  initrd: null,
+  cmdline: null,
+  cpus: null,
+  memory: null,
+  template: null,
+  disks: null,
+  local: 0,
+  interfaces: null,
+  switches: null,
+};
+
 /** A request from vmctl. `target` is a VM id (decimal) or name. */
 export type Request =
   | {
