@@ -192,8 +192,10 @@ export class Soak {
     if (r.type === "error") throw new Error(`start ${target}: ${r.message}`);
   }
 
+  /** Waits for `target` to stop; a guest that ended before the wait arrived (a busy host) counts as stopped. */
   async #waitStopped(target: string): Promise<void> {
-    await this.#ok({ v: 1, type: "wait", target });
+    const r = await this.#req({ v: 1, type: "wait", target });
+    if (r.type === "error" && !r.message.endsWith("is not running")) throw new Error(`wait: ${r.message}`);
   }
 
   async #exit(): Promise<void> {

@@ -324,18 +324,28 @@ export class VmEntry {
 
   async #readMessages(proc: Deno.ChildProcess): Promise<void> {
     const decoder = new FrameDecoder();
+    // one small buffer per VM run, read into again and again: the stream's default reader hands out a new
+    // 64 KiB buffer per read, garbage the daemon's heap collects late (issue 18: memory under churn)
+    const reader = proc.stdout.getReader({ mode: "byob" });
+    let buf = new ArrayBuffer(4096);
     try {
-      for await (const chunk of proc.stdout) {
-        for (const ev of decoder.push(chunk)) {
+      for (;;) {
+        const { value, done } = await reader.read(new Uint8Array(buf));
+        if (value === undefined || done) break;
+        for (const ev of decoder.push(value)) {
           if (ev.kind !== "frame") throw new Error(`bad frame (${ev.kind})`);
           this.#onMessage(validateFromVm(ev.value));
         }
+        buf = value.buffer as ArrayBuffer;
       }
     } catch (e) {
       if (this.#proc === proc) {
         this.#log(`vm ${this.def.name}: bad message from its process (${(e as Error).message}); killing it`);
         this.#kill();
       }
+    } finally {
+      // after a bad frame the pipe is still open: cancelling closes the daemon's end (a no-op at its end)
+      await reader.cancel().catch(() => {});
     }
   }
 
