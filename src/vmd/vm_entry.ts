@@ -423,6 +423,8 @@ export class VmEntry {
       this.#lastExit = `vm process died (${how})`;
     }
     this.#log(`vm ${this.def.name}: stopped: ${this.#lastExit}`);
+    // a triple fault or a KVM error: the registers as KVM left them, one log line each
+    for (const line of ended?.dump?.split("\n") ?? []) this.#log(`vm ${this.def.name}: ${line}`);
     const gone = new VmStateError(`vm ${this.def.name} stopped: ${this.#lastExit}`);
     this.#ready?.reject(gone);
     this.#ready = undefined;
