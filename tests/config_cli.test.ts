@@ -154,3 +154,36 @@ Deno.test("vmd -n: a missing -f file or a bad -D is an error (exit 1)", async ()
     'vmd: invalid -D "novalue": expected name=value, the name made of letters, digits and underscores\n',
   );
 });
+
+Deno.test("vmd -n: includes on disk nest relative to each file; a loop through a symlink stops at the depth limit", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "vmd-n-include-" });
+  try {
+    Deno.mkdirSync(`${dir}/vm.d/sub`, { recursive: true });
+    Deno.writeTextFileSync(`${dir}/kernel`, "k");
+    Deno.writeTextFileSync(`${dir}/vm.conf`, 'include "vm.d/a.conf"\n');
+    Deno.writeTextFileSync(`${dir}/vm.d/a.conf`, 'include "sub/b.conf"\nvm "a" {\n\tboot $k\n}\n');
+    Deno.writeTextFileSync(`${dir}/vm.d/sub/b.conf`, `k = "${dir}/kernel"\n`);
+    assert.deepEqual(await vmd("-n", "-f", `${dir}/vm.conf`), {
+      code: 0,
+      stdout: "",
+      stderr: "configuration OK\n",
+    });
+    // loop.conf includes link/loop.conf, where link is a symlink to its own folder: every level is a new
+    // path (link/loop.conf, link/link/loop.conf, ...) to the same file, which only the depth limit stops
+    Deno.writeTextFileSync(`${dir}/loop.conf`, '# a loop\ninclude "link/loop.conf"\n');
+    Deno.symlinkSync(".", `${dir}/link`);
+    const r = await vmd("-n", "-f", `${dir}/loop.conf`);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    const level = (n: number) => `${dir}/${"link/".repeat(n)}loop.conf`;
+    assert.equal(
+      r.stderr,
+      `${level(16)}:2:9: includes nested more than 16 deep (${level(0)} -> ... -> ${level(16)} -> ${
+        level(17)
+      }); ` +
+        "include these files from fewer levels (a loop through a link or another spelling of a path ends here)\n",
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

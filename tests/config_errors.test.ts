@@ -237,3 +237,27 @@ Deno.test("warnings: a disk image used twice", () => {
     't.conf:3:1: warning: disk "/d.img" is used by vm "b" and by vm "a"; two writers corrupt an image',
   ]);
 });
+
+Deno.test("include depth: a file including itself is a loop at its own line; 16 levels nest, a 17th does not", () => {
+  // itself, by any spelling of its path
+  for (const spelling of ["t.conf", "./t.conf", "sub/../t.conf"]) {
+    assert.deepEqual(errs(`vm "a" { memory 1G }\ninclude "${spelling}"\n`), [
+      "t.conf:2:9: include loop: t.conf -> t.conf; remove one of these includes",
+    ], spelling);
+  }
+  // n0.conf includes n1.conf, ..., each one level deeper; t.conf includes n0.conf
+  const chain = (levels: number): Record<string, string> => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < levels; i++) {
+      files[`n${i}.conf`] = i + 1 < levels ? `include "n${i + 1}.conf"\n` : 'vm "deep" { memory 1G }\n';
+    }
+    return files;
+  };
+  const sixteen = checkConfig("t.conf", 'include "n0.conf"\n', { reader: mapReader(chain(16)) });
+  assert.deepEqual(sixteen.diagnostics, []);
+  assert.equal(sixteen.config.vms[0].name, "deep");
+  assert.deepEqual(errs('include "n0.conf"\n', chain(17)), [
+    "n15.conf:1:9: includes nested more than 16 deep (t.conf -> ... -> n15.conf -> n16.conf); include these " +
+    "files from fewer levels (a loop through a link or another spelling of a path ends here)",
+  ]);
+});

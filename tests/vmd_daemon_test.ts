@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { kvmTest } from "./kvm_support.ts";
 import { patternImage } from "./virtio_support.ts";
-import { ConsoleSession, kitPaths, TestDaemon, until } from "./vmd_support.ts";
+import { ConsoleSession, kitPaths, TestDaemon } from "./vmd_support.ts";
 
 function twoVmConfig(echo: string): string {
   return `
@@ -190,27 +190,6 @@ kvmTest(
   },
 );
 
-kvmTest("vmd: a guest that reboots in a loop is restarted 3 times and then left stopped", async () => {
-  const { reboot } = await kitPaths();
-  const d = await TestDaemon.start(`vm "looper" {\n  boot "${reboot}"\n  memory 16M\n}\n`);
-  try {
-    const vm = await until("looper left stopped", 30_000, async () => {
-      const v = await d.vm("looper");
-      return v.state === "stopped" && v.restarts > 0 ? v : undefined;
-    });
-    assert.equal(vm.restarts, 3);
-    assert.match(vm.lastExit ?? "", /rebooted 3 times within 6 s, left stopped/);
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal((await d.vm("looper")).state, "stopped", "it stays stopped");
-    assert.equal(d.log.match(/guest rebooted; restarting/g)?.length, 3);
-  } catch (e) {
-    console.error(d.log);
-    throw e;
-  } finally {
-    await d.cleanup();
-  }
-});
-
 kvmTest(
   "vmd: ad hoc start -b and start -c, load, log, stop -a, reset; unsupported flags say so",
   async () => {
@@ -381,7 +360,7 @@ kvmTest(
       assert.match(vm.lastExit ?? "", /asked to shut down/);
       assert.ok(first.pid !== null && !alive(first.pid));
       assert.match(d.log, /vm kbd: sent Ctrl-Alt-Del/);
-      assert.doesNotMatch(d.log, /guest rebooted; restarting|killing it/);
+      assert.doesNotMatch(d.log, /guest rebooted after|killing it/);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal((await d.vm("kbd")).state, "stopped", "it stays stopped");
 

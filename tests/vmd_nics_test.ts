@@ -97,20 +97,29 @@ Deno.test("vmd nics: vmctl start -L -n -i plans (the larger count wins); too man
   assert.throws(() => validateRequest(bad));
 });
 
+/** The reason of a bad interface name: validation's own words, which no tap or netlink error contains. */
+const BAD_NAME = (name: string) =>
+  `bad interface name "${name}": 1-15 of A-Z a-z 0-9 _ . - (not starting with -)`;
+
 Deno.test("vmd nics: a bad bridge name or lladdr is refused before any tap is opened", async () => {
-  for (
-    const n of [{ bridge: "a/b", lladdr: null }, { bridge: "-x", lladdr: null }, {
-      bridge: null,
-      lladdr: "01:00:00:00:00:01",
-    }]
-  ) {
+  const cases: [{ bridge: string | null; lladdr: string | null }, string][] = [
+    [{ bridge: "a/b", lladdr: null }, `vm3-if0: ${BAD_NAME("a/b")}`],
+    [{ bridge: "-x", lladdr: null }, `vm3-if0: ${BAD_NAME("-x")}`],
+    [
+      { bridge: null, lladdr: "01:00:00:00:00:01" },
+      "vm3-if0: lladdr 01:00:00:00:00:01 is a multicast address",
+    ],
+  ];
+  for (const [n, message] of cases) {
+    // the validation's message, not a kernel's: refused by the checks that run before any tap is opened
     await assert.rejects(
       openNics(
         3,
         [{ local: false, locked: false, up: true, bridgeUp: null, tap: null, ...n }],
         "100.64.0.0/10",
       ),
-      VmNicError,
+      (e) => e instanceof VmNicError && e.message === message,
+      message,
     );
   }
 });
@@ -123,15 +132,20 @@ Deno.test("vmd nics: a vm.conf interface name names the tap; bad or repeated nam
   ).config;
   assert.deepEqual(definitionFromConfig(c.vms[0], db, c).nics.map((n) => n.tap), ["tap7", null, "web0"]);
   const plain = { local: false, bridge: null, lladdr: null, locked: false, up: true, bridgeUp: null };
+  const x16 = "x".repeat(16);
   for (
-    const nics of [
-      [{ ...plain, tap: "-tap" }],
-      [{ ...plain, tap: "a!b" }],
-      [{ ...plain, tap: "x".repeat(16) }],
-      [{ ...plain, tap: "dup0" }, { ...plain, tap: "dup0" }],
-      [{ ...plain, tap: null }, { ...plain, tap: "vm3-if0" }],
-    ]
+    const [nics, message] of [
+      [[{ ...plain, tap: "-tap" }], `-tap: ${BAD_NAME("-tap")}`],
+      [[{ ...plain, tap: "a!b" }], `a!b: ${BAD_NAME("a!b")}`],
+      [[{ ...plain, tap: x16 }], `${x16}: ${BAD_NAME(x16)}`],
+      [[{ ...plain, tap: "dup0" }, { ...plain, tap: "dup0" }], "dup0: the vm names this interface twice"],
+      [[{ ...plain, tap: null }, { ...plain, tap: "vm3-if0" }], "vm3-if0: the vm names this interface twice"],
+    ] as const
   ) {
-    await assert.rejects(openNics(3, nics, "100.64.0.0/10"), VmNicError, JSON.stringify(nics));
+    await assert.rejects(
+      openNics(3, nics, "100.64.0.0/10"),
+      (e) => e instanceof VmNicError && e.message === message,
+      message,
+    );
   }
 });

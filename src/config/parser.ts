@@ -162,7 +162,11 @@ function include(ctx: ParseContext, p: ParserCore, chain: readonly string[]): vo
     return;
   }
   if (chain.length > MAX_INCLUDE_DEPTH) {
-    ctx.sink.error(name.pos, `includes nested more than ${MAX_INCLUDE_DEPTH} deep: ${path}`);
+    ctx.sink.error(
+      name.pos,
+      `includes nested more than ${MAX_INCLUDE_DEPTH} deep (${chain[0]} -> ... -> ${current} -> ${path}); ` +
+        "include these files from fewer levels (a loop through a link or another spelling of a path ends here)",
+    );
     return;
   }
   const r = ctx.reader(path);

@@ -69,13 +69,16 @@ export interface EntryTiming {
   readonly stopTimeoutMs: number;
   /** A VM process that has not reported ready after this long is killed. */
   readonly readyTimeoutMs: number;
-  /** Reboots allowed within {@link rebootWindowMs} before the VM is left stopped. */
+  /**
+   * Fast reboots in a row (each less than {@link rebootWindowMs} after the VM started) that leave the VM
+   * stopped instead of restarted (vmd(8)'s VM_START_RATE_LIMIT).
+   */
   readonly rebootLimit: number;
-  /** The reboot window. */
+  /** A reboot this soon after the VM started is a fast one (vmd(8)'s VM_START_RATE_SEC). */
   readonly rebootWindowMs: number;
 }
 
-/** vmd's timing: 3 reboots within 6 s, 20 s to stop gracefully. */
+/** vmd's timing: the 3rd reboot in a row within 6 s of starting leaves the VM stopped; 20 s to stop gracefully. */
 export const DEFAULT_TIMING: EntryTiming = {
   stopTimeoutMs: 20_000,
   readyTimeoutMs: 30_000,
@@ -121,10 +124,15 @@ export class VmEntry {
   #ptySlave: number | null = null;
   #nics: OpenNics | undefined;
   #restarts = 0;
-  #rebootTimes: number[] = [];
+  /** When the VM process was last started (performance.now()). */
+  #startedAt = 0;
+  /** Reboots in a row that came less than the reboot window after their start. */
+  #fastReboots = 0;
   #lastExit: string | null = null;
   #userStop = false;
   #askedToShutDown = false;
+  /** Killed because the guest had not ended the stop timeout after being asked to shut down. */
+  #killedAfterTimeout = false;
   #ended: Extract<FromVm, { type: "ended" }> | undefined;
   #ready: Waiter<string> | undefined;
   #replies: { kind: "paused" | "resumed"; waiter: Waiter<void> }[] = [];
@@ -200,16 +208,18 @@ export class VmEntry {
   /** Starts the VM (a user's start: the reboot count starts afresh); resolves with its tty once it runs. */
   start(): Promise<string> {
     this.#restarts = 0;
-    this.#rebootTimes = [];
+    this.#fastReboots = 0;
     return this.#start();
   }
 
   async #start(): Promise<string> {
     if (this.#state !== "stopped") throw new VmStateError(`vm ${this.def.name} is already ${this.#state}`);
     this.#state = "starting";
+    this.#startedAt = performance.now();
     this.#images = new Set();
     this.#userStop = false;
     this.#askedToShutDown = false;
+    this.#killedAfterTimeout = false;
     let nics: OpenNics | undefined;
     let files: OpenVmFiles | undefined;
     const fail = (why: string): never => {
@@ -416,25 +426,35 @@ export class VmEntry {
     if (ended !== undefined) {
       const asked = this.#askedToShutDown && (ended.kind === "reboot" || ended.kind === "shutdown");
       this.#lastExit = asked ? `${ended.reason} (asked to shut down)` : ended.reason;
+    } else if (this.#killedAfterTimeout) {
+      this.#lastExit = `killed: the guest did not shut down within ${this.#timing.stopTimeoutMs / 1000} s ` +
+        "of being asked";
     } else if (this.#lastExit === null || !this.#lastExit.startsWith("failed")) {
       this.#lastExit = `vm process died (${how})`;
     }
     this.#log(`vm ${this.def.name}: stopped: ${this.#lastExit}`);
+    // a triple fault or a KVM error: the registers as KVM left them, one log line each
+    for (const line of ended?.dump?.split("\n") ?? []) this.#log(`vm ${this.def.name}: ${line}`);
     const gone = new VmStateError(`vm ${this.def.name} stopped: ${this.#lastExit}`);
     this.#ready?.reject(gone);
     this.#ready = undefined;
     for (const r of this.#replies.splice(0)) r.waiter.reject(gone);
     if (!this.#userStop && ended !== undefined && (ended.kind === "reboot" || ended.kind === "shutdown")) {
-      const now = Date.now();
-      this.#rebootTimes = this.#rebootTimes.filter((t) => now - t < this.#timing.rebootWindowMs);
-      if (this.#rebootTimes.length >= this.#timing.rebootLimit) {
-        this.#lastExit = `${ended.reason}; rebooted ${this.#timing.rebootLimit} times within ` +
-          `${this.#timing.rebootWindowMs / 1000} s, left stopped`;
+      // as vmd(8): a reboot less than the window after the VM started is a fast one; a slower one clears
+      // the count; the limit's fast reboot in a row leaves the VM stopped (a guest in a reboot loop)
+      const ran = performance.now() - this.#startedAt;
+      this.#fastReboots = ran < this.#timing.rebootWindowMs ? this.#fastReboots + 1 : 0;
+      const window = `${this.#timing.rebootWindowMs / 1000} s`;
+      if (this.#fastReboots >= this.#timing.rebootLimit) {
+        this.#lastExit = `${ended.reason}; rebooted ${this.#timing.rebootLimit} times in a row within ` +
+          `${window} of starting, left stopped`;
         this.#log(`vm ${this.def.name}: ${this.#lastExit}`);
       } else {
-        this.#rebootTimes.push(now);
         this.#restarts++;
-        this.#log(`vm ${this.def.name}: guest rebooted; restarting (${this.#restarts})`);
+        this.#log(
+          `vm ${this.def.name}: guest rebooted after ${(ran / 1000).toFixed(1)} s; restarting ` +
+            `(${this.#restarts}; fast reboots in a row: ${this.#fastReboots} of ${this.#timing.rebootLimit})`,
+        );
         this.#start().catch((e) => {
           this.#log(`vm ${this.def.name}: restart failed: ${(e as Error).message}`);
           this.#notifyStopped();
@@ -498,6 +518,7 @@ export class VmEntry {
       this.#send({ type: "shutdown" });
       const timer = setTimeout(() => {
         this.#log(`vm ${this.def.name}: did not stop within ${this.#timing.stopTimeoutMs} ms; killing it`);
+        this.#killedAfterTimeout = true;
         this.#kill();
       }, this.#timing.stopTimeoutMs);
       await stopped.finally(() => clearTimeout(timer));

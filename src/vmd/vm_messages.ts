@@ -8,7 +8,7 @@
 import type { DiskFile } from "../disk/open.ts";
 import { MAX_VM_ID } from "../privsep/lockdown.ts";
 import { MAX_BACKING_DEPTH } from "../disk/open.ts";
-import { bool, int, MessageError, oneOf, record, str } from "./validate_fields.ts";
+import { bool, int, MessageError, oneOf, record, str, strOrNull } from "./validate_fields.ts";
 
 /** A file vmd opened for the VM: the VM process inherited its descriptor and never opens the user's path. */
 export interface SpecFile {
@@ -91,7 +91,8 @@ export type FromVm =
   | { readonly type: "ready" }
   | { readonly type: "paused" }
   | { readonly type: "resumed" }
-  | { readonly type: "ended"; readonly kind: EndKind; readonly reason: string }
+  /** The run ended; `dump` is the register dump (lines) of a triple fault or a KVM error, else null. */
+  | { readonly type: "ended"; readonly kind: EndKind; readonly reason: string; readonly dump: string | null }
   /** The answer to `shutdown`: whether the guest was asked (Ctrl-Alt-Del) or stopped at once. */
   | { readonly type: "shutting-down"; readonly asked: boolean }
   | { readonly type: "failed"; readonly message: string };
@@ -184,8 +185,13 @@ const FROM_VM: { readonly [K in FromVm["type"]]: (o: unknown) => FromVm } = {
   paused: (x) => (record(x, ["type"], "paused"), { type: "paused" }),
   resumed: (x) => (record(x, ["type"], "resumed"), { type: "resumed" }),
   ended: (x) => {
-    const o = record(x, ["type", "kind", "reason"], "ended");
-    return { type: "ended", kind: oneOf(o, "kind", END_KINDS), reason: str(o, "reason", 1024) };
+    const o = record(x, ["type", "kind", "reason", "dump"], "ended");
+    return {
+      type: "ended",
+      kind: oneOf(o, "kind", END_KINDS),
+      reason: str(o, "reason", 1024),
+      dump: strOrNull(o, "dump", 4096),
+    };
   },
   "shutting-down": (x) => ({
     type: "shutting-down",

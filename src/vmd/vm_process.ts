@@ -13,7 +13,7 @@ import { closeFd } from "../../ffi/fd.ts";
 import { readPty, writePty } from "../../ffi/pty.ts";
 import { pollFds, POLLIN } from "../../ffi/poll.ts";
 import { describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
-import { describeVcpuExit } from "../vcpu/vcpu_exit.ts";
+import { describeVcpuExit, formatRegisterDump } from "../vcpu/vcpu_exit.ts";
 import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm } from "../vm/vm.ts";
@@ -169,7 +169,8 @@ export async function vmProcessMain(): Promise<number> {
         exit.kind === "reboot" || exit.kind === "stopped"
       ? exit.kind
       : "error";
-    await send({ type: "ended", kind, reason: describeVcpuExit(exit) });
+    const dump = "dump" in exit && exit.dump !== undefined ? formatRegisterDump(exit.dump) : null;
+    await send({ type: "ended", kind, reason: describeVcpuExit(exit), dump });
     return 0;
   } catch (e) {
     await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });

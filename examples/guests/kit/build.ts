@@ -51,11 +51,17 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
   echo: { status: 0, purpose: "prints its cmdline, then echoes console input in upper case until stopped" },
   kbd: {
     status: 0,
-    purpose: "sets up the i8042 keyboard, prints each IRQ 1 scancode, resets through 0xFE on Ctrl-Alt-Del",
+    purpose: "sets up the i8042 keyboard, prints each IRQ 1 scancode, resets through 0xFE on Ctrl-Alt-Del " +
+      "(with kbd.deaf: sets it up and ignores it)",
   },
   reboot: {
     status: 0,
-    purpose: "asks for a reboot through the i8042 at once (never exits by the exit port)",
+    purpose:
+      "asks for a reboot through the i8042 at once, or after delay_ms=N (never exits by the exit port)",
+  },
+  internal_error: {
+    status: 0,
+    purpose: "jumps to guest-physical memory with nothing behind it: KVM cannot fetch (internal error)",
   },
   triple: {
     status: 0,

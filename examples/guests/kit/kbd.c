@@ -6,6 +6,9 @@
  * from port 0x60; once Ctrl+Alt+Del has been pressed and every key released again, it resets the machine
  * through the i8042 (0xFE), as Linux does for Ctrl-Alt-Del with reboot=k. It never exits by itself.
  *
+ * With `kbd.deaf` on the command line it sets the keyboard up just the same but then sleeps with interrupts
+ * off, never reading a key: a guest vmd can ask to shut down that never answers (for the stop timeout).
+ *
  * Like echo.c, the interrupt stub does not return with iret (some KVM hosts cannot emulate a 32-bit iret): it
  * starts over on a fresh stack in the idle loop.
  */
@@ -74,8 +77,17 @@ __asm__(".text\n.globl kbd_stub\nkbd_stub:\n\tcld\n\tmovl $kbd_stack+4096, %esp\
 	"\tjmp kbd_idle\n");
 extern void kbd_stub(void);
 
+/* True when `word` appears on the command line. */
+static int cmdline_has(const struct hvm_start_info *info, const char *word) {
+	if (info->cmdline_paddr == 0) return 0;
+	size_t n = strlen(word);
+	for (const char *c = (const char *)(uint32_t)info->cmdline_paddr; *c != '\0'; c++) {
+		if (memcmp(c, word, n) == 0) return 1;
+	}
+	return 0;
+}
+
 uint32_t kmain(const struct hvm_start_info *info) {
-	(void)info;
 	uart_init();
 	irq_route_isa(1, kbd_stub); /* the CPU keeps interrupts off until kbd_idle */
 
@@ -101,5 +113,9 @@ uint32_t kmain(const struct hvm_start_info *info) {
 	outb(KBC_CMD, 0x60);
 	outb(KBC_DATA, (uint8_t)((ctr & ~0x10) | 0x01)); /* keyboard interrupt on */
 	printf("kbd: ready, id 0x%x 0x%x\n", id0, id1);
+	if (cmdline_has(info, "kbd.deaf")) {
+		printf("kbd: deaf: ignoring every key\n");
+		for (;;) __asm__ volatile("cli; hlt");
+	}
 	kbd_idle();
 }
