@@ -3,7 +3,7 @@
  *
  * - the reboot limit (vmd(8)'s VM_START_RATE_SEC / VM_START_RATE_LIMIT): a reboot less than 6 s after the VM
  *   started is a fast one, and the 3rd fast reboot in a row leaves the VM stopped; a guest that reboots at
- *   once and one that reboots 2.5 s after starting are both stopped after their 3rd reboot, one that waits
+ *   once and one that reboots 1.5 s after starting are both stopped after their 3rd reboot, one that waits
  *   longer than 6 s before each reboot keeps being restarted;
  * - the stop timeout: `vmctl stop` types Ctrl-Alt-Del and kills a guest that has not ended 20 s later;
  *   `stop -w` waits for that, a plain `stop` does not.
@@ -45,7 +45,7 @@ kvmTest(
     const [reboot, kbd] = await Promise.all([buildKitGuest("reboot"), buildKitGuest("kbd")]);
     const d = await TestDaemon.start(
       vm("looper", reboot.path, "") +
-        vm("quick", reboot.path, "delay_ms=2500") +
+        vm("quick", reboot.path, "delay_ms=1500") +
         vm("slow", reboot.path, "delay_ms=6300") +
         vm("deaf", kbd.path, "kbd.deaf") +
         vm("deaf2", kbd.path, "kbd.deaf"),
@@ -121,7 +121,7 @@ kvmTest(
 
       await Promise.all([fastLoop("looper"), fastLoop("quick"), slowLoop(), deafStops()]);
       const quick = rebootDelays(d.log, "quick");
-      assert.ok(quick.every((s) => s >= 2.5 && s < 6), `quick's reboots came after ${quick} s`);
+      assert.ok(quick.every((s) => s >= 1.5 && s < 6), `quick's reboots came after ${quick} s`);
       assert.equal((await d.vm("looper")).state, "stopped", "a VM left stopped stays stopped");
     } catch (e) {
       console.error(d.log);
