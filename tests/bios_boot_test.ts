@@ -14,6 +14,7 @@ import { BOOT_EXIT_STATUS, buildBootDisk, DISK_BOOT_LINE } from "../examples/gue
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { kvmTest, runCli } from "./kvm_support.ts";
 import { runQemuBios } from "./qemu_support.ts";
+import { TestDaemon } from "./vmd_support.ts";
 
 const RAM = 1 << 20;
 
@@ -193,5 +194,38 @@ kvmTest(
     const nodisk = await runCli(["run", "-m", "64M", "-B", "disk"]);
     assert.equal(nodisk.code, 1);
     assert.match(nodisk.stderr, /boot device disk: the VM has no disk; attach one \(-d\)/);
+  },
+);
+
+kvmTest(
+  "vmd: a vm.conf VM without a kernel and vmctl start -d boot their disk through the BIOS",
+  async () => {
+    const disk = await buildBootDisk();
+    const copy = (name: string) => Deno.copyFile(disk, name);
+    const d = await TestDaemon.start("");
+    try {
+      // vm.conf: no `boot`, `boot device disk` (the boot sector reads its sector 1 back and exits with 0x31)
+      await copy(`${d.dir}/conf.img`);
+      await Deno.writeTextFile(
+        `${d.dir}/more.conf`,
+        `vm "fromconf" {\n  memory 64M\n  disk "${d.dir}/conf.img"\n  boot device disk\n}\n`,
+      );
+      assert.equal((await d.vmctl(["load", `${d.dir}/more.conf`])).code, 0);
+      const conf = await d.waitState("fromconf", "stopped", 60_000).catch((e) => {
+      throw new Error(`${e.message}\n${d.log}`);
+    });
+      assert.equal(conf.lastExit, `guest wrote ${BOOT_EXIT_STATUS} to the exit port`, d.log);
+      // vmctl start -d -B disk: an ad hoc VM booting through the default BIOS
+      await copy(`${d.dir}/adhoc.img`);
+      const r = await d.vmctl(["start", "-m", "64M", "-d", `${d.dir}/adhoc.img`, "-B", "disk", "adhoc"]);
+      assert.equal(r.code, 0, r.stderr);
+      const adhoc = await d.waitState("adhoc", "stopped", 60_000);
+      assert.equal(adhoc.lastExit, `guest wrote ${BOOT_EXIT_STATUS} to the exit port`, d.log);
+      const bad = await d.vmctl(["start", "-B", "floppy", "x"]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /unknown boot device floppy/);
+    } finally {
+      await d.cleanup();
+    }
   },
 );
