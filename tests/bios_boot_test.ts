@@ -212,8 +212,8 @@ kvmTest(
       );
       assert.equal((await d.vmctl(["load", `${d.dir}/more.conf`])).code, 0);
       const conf = await d.waitState("fromconf", "stopped", 60_000).catch((e) => {
-      throw new Error(`${e.message}\n${d.log}`);
-    });
+        throw new Error(`${e.message}\n${d.log}`);
+      });
       assert.equal(conf.lastExit, `guest wrote ${BOOT_EXIT_STATUS} to the exit port`, d.log);
       // vmctl start -d -B disk: an ad hoc VM booting through the default BIOS
       await copy(`${d.dir}/adhoc.img`);
