@@ -2,7 +2,8 @@
  * Boot benchmark: the kit's `hello` guest (a PVH ELF), from process start to its marker on the console and to
  * process exit, N runs each, under vmd (`vmd run`) and QEMU with KVM (microvm and pc) in the same run. Prints
  * min/median/max per VMM, the ratios of the medians, peak RSS per VMM process (GNU time's %M), and what
- * Deno's own start-up (an empty script) costs.
+ * Deno's own start-up (an empty script) costs. BIOS boot too: a boot sector on a virtio-blk disk, booted by
+ * SeaBIOS (`vmd run -d disk`, no kernel) against QEMU `-M pc` with the same disk, start to its marker line.
  *
  * Usage: deno task bench:boot [runs]
  *
@@ -10,11 +11,13 @@
  */
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { QEMU, qemuArgs } from "../tests/qemu_support.ts";
+import { buildBootDisk, DISK_BOOT_LINE } from "../examples/guests/boot/build.ts";
 
 const runs = Number(Deno.args[0] ?? 10);
 const MARKER = "kit hello: ok";
 const root = new URL("..", import.meta.url).pathname;
 const guest = await buildKitGuest("hello");
+const disk = await buildBootDisk();
 const empty = await Deno.makeTempFile({ suffix: ".ts" });
 await Deno.writeTextFile(empty, "");
 
@@ -63,6 +66,24 @@ const cases: [string, string[], string | undefined][] = [
   ["vmd run", [deno, "run", ...vmdFlags, "cli.ts", "run", "-m", "64M", "-b", guest.path], MARKER],
   ["qemu microvm", [QEMU, ...await qemuArgs(guest.path, { machine: "microvm" })], MARKER],
   ["qemu pc", [QEMU, ...await qemuArgs(guest.path, { machine: "pc" })], MARKER],
+  ["vmd run (BIOS)", [deno, "run", ...vmdFlags, "cli.ts", "run", "-m", "64M", "-d", disk], DISK_BOOT_LINE],
+  ["qemu pc (BIOS)", [
+    QEMU,
+    ...[
+      "-accel",
+      "kvm",
+      "-machine",
+      "pc",
+      "-nodefaults",
+      "-nographic",
+      "-serial",
+      "stdio",
+      "-display",
+      "none",
+    ],
+    ...["-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-m", "64M"],
+    ...["-drive", `file=${disk},format=raw,if=none,id=d0,readonly=on`, "-device", "virtio-blk-pci,drive=d0"],
+  ], DISK_BOOT_LINE],
   ["deno (empty script)", [deno, "run", empty], undefined],
 ];
 
@@ -101,6 +122,13 @@ for (const peer of ["qemu microvm", "qemu pc"]) {
       `RSS ${(v.rss / p.rss).toFixed(2)}x`,
   );
 }
+const vb = medians.get("vmd run (BIOS)")!;
+const qb = medians.get("qemu pc (BIOS)")!;
+console.log(
+  `vmd / qemu pc, BIOS boot: to marker ${(vb.marker / qb.marker).toFixed(2)}x, to exit ${
+    (vb.exit / qb.exit).toFixed(2)
+  }x, RSS ${(vb.rss / qb.rss).toFixed(2)}x`,
+);
 const d = medians.get("deno (empty script)")!;
 console.log(`Deno's own start-up and exit (empty script): ${d.exit.toFixed(1)} ms, ${d.rss.toFixed(1)} MiB`);
 await Deno.remove(empty);

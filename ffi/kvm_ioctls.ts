@@ -178,7 +178,14 @@ export const KVM_CAP = {
   KVM_CAP_VCPU_EVENTS: 41,
   KVM_CAP_XSAVE: 55,
   KVM_CAP_MAX_VCPUS: 66,
+  KVM_CAP_READONLY_MEM: 31,
   KVM_CAP_IMMEDIATE_EXIT: 136,
+} as const;
+
+/** `kvm_userspace_memory_region.flags` bits. */
+export const KVM_MEM = {
+  KVM_MEM_LOG_DIRTY_PAGES: 1 << 0,
+  KVM_MEM_READONLY: 1 << 1,
 } as const;
 
 /** KVM_IRQFD flags. */

@@ -112,13 +112,37 @@ export async function qemuArgs(elfPath: string, opts: QemuOptions = {}): Promise
  * runs past `timeoutMs`.
  */
 export async function runUnderQemu(elfPath: string, opts: QemuOptions = {}): Promise<QemuRun> {
-  const timeoutMs = opts.timeoutMs ?? 20_000;
-  const args = await qemuArgs(elfPath, opts);
+  return await runQemu(await qemuArgs(elfPath, opts), opts.timeoutMs ?? 20_000);
+}
+
+/**
+ * Boots a `-M pc` QEMU through its BIOS (SeaBIOS, with its serial console on COM1 as vmd gives it) with the
+ * exit port and `extraArgs` (the boot media), and waits for it to exit.
+ */
+export async function runQemuBios(
+  extraArgs: readonly string[],
+  opts: { readonly memory?: number | string; readonly timeoutMs?: number } = {},
+): Promise<QemuRun> {
+  const args = ["-accel", "kvm", "-machine", "pc", "-nodefaults", "-nographic", "-serial", "stdio"];
+  args.push(
+    "-display",
+    "none",
+    "-device",
+    "isa-debug-exit,iobase=0xf4,iosize=4",
+    "-m",
+    memoryArg(opts.memory),
+  );
+  return await runQemu([...args, ...extraArgs], opts.timeoutMs ?? 30_000);
+}
+
+/** Runs QEMU with `args` until it exits (killed after `timeoutMs`); see {@link runUnderQemu}. */
+export async function runQemu(args: readonly string[], timeoutMs: number): Promise<QemuRun> {
   const command = [QEMU, ...args];
   let child: Deno.ChildProcess;
   const started = performance.now();
   try {
-    child = new Deno.Command(QEMU, { args, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
+    child = new Deno.Command(QEMU, { args: [...args], stdin: "null", stdout: "piped", stderr: "piped" })
+      .spawn();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new QemuMissingError();
     throw e;

@@ -235,11 +235,12 @@ kvmTest(
       assert.equal((await d.vmctl(["log", "brief"])).code, 0);
       assert.equal((await d.vmctl(["log", "loud"])).code, 1);
 
-      // BIOS devices are refused with a reason, not faked; NICs are for new vms (a defined one has its own)
+      // the CD-ROM is refused with a reason, not faked; NICs are for new vms (a defined one has its own)
       for (
         const [args, why] of [
-          [["start", "-L", "base"], /only -b applies to it/],
-          [["start", "-r", "/tmp/x.iso", "base"], /BIOS/],
+          [["start", "-L", "base"], /only -b and -B apply to it/],
+          [["start", "-r", "/tmp/x.iso", "base"], /only -b and -B apply to it/],
+          [["start", "-r", "/tmp/x.iso", "-m", "64M", "newvm"], /no CD-ROM device yet/],
         ] as const
       ) {
         const r = await d.vmctl([...args]);

@@ -115,6 +115,7 @@ Deno.test("status pages: vmctl reads every page over the socket", async () => {
 const DEF: VmDefinition = {
   name: "x",
   kernel: "/k",
+  bootDevice: null,
   initrd: null,
   cmdline: "",
   cpus: 2,

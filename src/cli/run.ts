@@ -41,8 +41,11 @@ import { describeLockdown, lockDown, MAX_VM_ID, vmIdentity } from "../privsep/lo
 import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm, type VmDisk } from "../vm/vm.ts";
+import { DEFAULT_BIOS_PATH, isKernelImage } from "../firmware/bios_image.ts";
+import type { BootDevice } from "../firmware/bios_config.ts";
 
-const USAGE = "usage: vmd run [-m size] -b kernel [--initrd file] [--cmdline text] [--cpus n] " +
+const USAGE = "usage: vmd run [-m size] [-b kernel|bios] [--initrd file] [--cmdline text] [--cpus n] " +
+  "[-B disk|cdrom|net] [--bios-log file] " +
   "[-d disk]... [-r disk]... [-L] [-i count] [-n switch]... [--lladdr mac] [--locked-lladdr] [--id n] " +
   "[--local-prefix prefix] [--local-inet6 [prefix]]";
 
@@ -59,12 +62,19 @@ export class RunUsageError extends Error {
 export interface RunOptions {
   /** Guest RAM in bytes (a multiple of 1 MiB). */
   readonly memory: number;
-  /** The kernel's path. */
-  readonly kernel: string;
+  /**
+   * The kernel's or BIOS's path (`-b`): a PVH ELF or bzImage boots directly, anything else is a BIOS image.
+   * Absent: the default BIOS ({@link DEFAULT_BIOS_PATH}).
+   */
+  readonly kernel?: string;
+  /** What the BIOS boots (`-B`). */
+  readonly bootDevice?: BootDevice;
+  /** Where to write the BIOS's debug output (port 0x402). */
+  readonly biosLog?: string;
   /** The initrd's path. */
   readonly initrd?: string;
   /** The kernel command line. */
-  readonly cmdline: string;
+  readonly cmdline?: string;
   /** vCPUs. */
   readonly cpus: number;
   /** Disk images, in the order the guest sees them (`-d` read-write, `-r` read-only). */
@@ -105,6 +115,8 @@ export function parseRunArgs(args: string[]): RunOptions {
       options: {
         memory: { type: "string", short: "m" },
         boot: { type: "string", short: "b" },
+        "boot-device": { type: "string", short: "B" },
+        "bios-log": { type: "string" },
         initrd: { type: "string" },
         cmdline: { type: "string" },
         cpus: { type: "string" },
@@ -125,7 +137,10 @@ export function parseRunArgs(args: string[]): RunOptions {
     throw new RunUsageError(argProblem(e));
   }
   const v = parsed.values;
-  if (v.boot === undefined) throw new RunUsageError("-b kernel is required");
+  const bootDevice = v["boot-device"];
+  if (bootDevice !== undefined && bootDevice !== "disk" && bootDevice !== "cdrom" && bootDevice !== "net") {
+    throw new RunUsageError(`-B ${bootDevice}: expected disk, cdrom or net`);
+  }
   let memory = DEFAULT_MEMORY_BYTES;
   if (v.memory !== undefined) {
     const r = scanScaled(v.memory);
@@ -144,8 +159,10 @@ export function parseRunArgs(args: string[]): RunOptions {
     memory,
     nics: nicsOf(v),
     kernel: v.boot,
+    bootDevice,
+    biosLog: v["bios-log"],
     initrd: v.initrd,
-    cmdline: v.cmdline ?? "console=ttyS0",
+    cmdline: v.cmdline,
     cpus,
     disks: [
       ...(v.disk ?? []).map((name) => ({ ...parseDiskSpec(name), readOnly: false })),
@@ -332,8 +349,23 @@ export async function runMain(args: string[]): Promise<number> {
   let vm: Vm | undefined;
   let bridges: string[] = [];
   try {
-    const kernel = readUserFile(o.kernel, "kernel", o.memory);
+    const bootPath = o.kernel ?? DEFAULT_BIOS_PATH;
+    const boot = readUserFile(bootPath, o.kernel === undefined ? "BIOS" : "kernel or BIOS", o.memory);
+    const kernel = isKernelImage(boot) ? boot : undefined;
+    if (kernel === undefined && (o.initrd !== undefined || o.cmdline !== undefined)) {
+      throw new RunUsageError(
+        `${bootPath} is a BIOS image, not a kernel: --initrd and --cmdline need a kernel`,
+      );
+    }
+    if (kernel !== undefined && o.bootDevice !== undefined) {
+      throw new RunUsageError(
+        `-B ${o.bootDevice} chooses what the BIOS boots; ${bootPath} is a kernel, booted without a BIOS`,
+      );
+    }
     const initrd = o.initrd === undefined ? undefined : readUserFile(o.initrd, "initrd", o.memory);
+    const biosLog = o.biosLog === undefined || kernel !== undefined
+      ? undefined
+      : Deno.openSync(o.biosLog, { write: true, create: true, truncate: true });
     // Like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function.
     vm = Vm.create({
       memory: o.memory,
@@ -342,13 +374,17 @@ export async function runMain(args: string[]): Promise<number> {
       disks: o.disks,
       rng: true,
       nics: o.nics,
+      bios: kernel === undefined ? { image: boot, name: bootPath } : undefined,
+      bootDevice: o.bootDevice,
     });
-    bootKernel(vm, kernel, {
-      kernelName: o.kernel,
-      cmdline: o.cmdline,
-      initrd,
-      initrdName: o.initrd ?? "initrd",
-    });
+    if (kernel !== undefined) {
+      bootKernel(vm, kernel, {
+        kernelName: bootPath,
+        cmdline: o.cmdline ?? "console=ttyS0",
+        initrd,
+        initrdName: o.initrd ?? "initrd",
+      });
+    }
     await vm.spawn();
     bridges = await hostSide(o.nics);
     for (const n of o.nics) {
@@ -367,9 +403,18 @@ export async function runMain(args: string[]): Promise<number> {
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     for (const s of signals) Deno.addSignalListener(s, stop);
     void pumpStdin(vm, stop);
+    const firmwareLog = vm.firmwareLog;
+    const logPump = biosLog === undefined || firmwareLog === undefined
+      ? undefined
+      : setInterval(() => biosLog.writeSync(firmwareLog.drain()), 100);
     await vm.pumpConsole(async (bytes) => {
       await Deno.stdout.write(bytes);
     });
+    if (logPump !== undefined) clearInterval(logPump);
+    if (biosLog !== undefined && firmwareLog !== undefined) {
+      biosLog.writeSync(firmwareLog.drain());
+      biosLog.close();
+    }
     const { exit } = await vm.wait();
     for (const s of signals) Deno.removeSignalListener(s, stop);
     const { status, reason } = exitStatus(exit);

@@ -12,7 +12,7 @@ import { VM_PROCESS_COMMAND } from "../vmd/vm_process_command.ts";
 export function vmdUsage(): void {
   console.error(
     "usage: vmd [-dnv] [-D macro=value] [-f file]\n" +
-      "       vmd run [-m size] -b kernel [--initrd file] [--cmdline text] [--cpus n]\n" +
+      "       vmd run [-m size] [-b kernel|bios] [-B disk|cdrom|net] [--initrd file] [--cmdline text]\n" +
       "                                boot one VM in the foreground\n" +
       "       vmd demo                 boot the embedded demo guest\n" +
       "       vmd policy               print the permission table (who may do what)\n" +

@@ -25,6 +25,9 @@ export interface PciFunctionSpec {
   readonly virtio?: { readonly state: SharedArrayBuffer; readonly gsi: number; readonly name: string };
 }
 import { Uart16550, type UartShare } from "./uart_16550.ts";
+import { FW_CFG_DMA_SIZE, FW_CFG_IO_SIZE, FW_CFG_STATE_SIZE, FwCfg } from "./fw_cfg.ts";
+import { DebugCon } from "./debugcon.ts";
+import { GuestMemory, type GuestMemoryShare } from "../memory/guest_memory.ts";
 
 /** A port-I/O device to place on a vCPU's bus. */
 export type PioDeviceSpec =
@@ -40,7 +43,21 @@ export type PioDeviceSpec =
     /** The functions on bus 0 (none: an empty bus). */
     readonly functions?: readonly PciFunctionSpec[];
   }
-  | { readonly kind: "sink"; readonly base: number; readonly length: number; readonly name: string };
+  | { readonly kind: "sink"; readonly base: number; readonly length: number; readonly name: string }
+  /** The debug console (SeaBIOS's log port): bytes go to the ring over `ring`. */
+  | { readonly kind: "debugcon"; readonly base: number; readonly ring: SharedArrayBuffer }
+  /**
+   * fw_cfg: selector and data at `base`, the DMA register at `dmaBase`; `image` is a frozen directory, `state`
+   * the shared selector state, `memory` the guest RAM DMA writes into.
+   */
+  | {
+    readonly kind: "fw-cfg";
+    readonly base: number;
+    readonly dmaBase: number;
+    readonly image: SharedArrayBuffer;
+    readonly state: SharedArrayBuffer;
+    readonly memory: GuestMemoryShare;
+  };
 
 /** What the buses' devices may ask of the vCPU that runs them. */
 export interface BusHooks {
@@ -106,6 +123,20 @@ export function validatePioDeviceSpec(v: unknown): string | undefined {
           vt.state.byteLength < TRANSPORT_STATE_SIZE || typeof vt.name !== "string" ||
           typeof vt.gsi !== "number" || !Number.isInteger(vt.gsi) || vt.gsi < 0 || vt.gsi > 23
         ) return "virtio function needs its transport state, a GSI 0..23 and a name";
+      }
+      return undefined;
+    }
+    case "debugcon":
+      return v.ring instanceof SharedArrayBuffer ? undefined : "debugcon spec lacks its ring";
+    case "fw-cfg": {
+      if (!isPort(v.dmaBase)) return `fw-cfg dmaBase ${String(v.dmaBase)} is not a port number`;
+      if (!(v.image instanceof SharedArrayBuffer)) return "fw-cfg spec lacks its image";
+      if (!(v.state instanceof SharedArrayBuffer) || v.state.byteLength < FW_CFG_STATE_SIZE) {
+        return "fw-cfg spec lacks its shared state";
+      }
+      const m = v.memory;
+      if (!isObject(m) || !(m.sab instanceof SharedArrayBuffer) || !Array.isArray(m.regions)) {
+        return "fw-cfg spec lacks guest memory";
       }
       return undefined;
     }
@@ -187,6 +218,15 @@ export function buildBuses(specs: readonly PioDeviceSpec[], hooks: BusHooks): Bu
       case "sink":
         pio.register(spec.base, spec.length, new PortSink(spec.name));
         break;
+      case "debugcon":
+        pio.register(spec.base, 1, new DebugCon(spec.ring));
+        break;
+      case "fw-cfg": {
+        const fw = new FwCfg(spec.image, spec.state, new GuestMemory(spec.memory));
+        pio.register(spec.base, FW_CFG_IO_SIZE, fw.io);
+        pio.register(spec.dmaBase, FW_CFG_DMA_SIZE, fw.dma);
+        break;
+      }
       default:
         throw new BusError(`unknown device kind ${(spec as { kind: string }).kind}`);
     }

@@ -29,6 +29,9 @@ import {
 } from "../virtio/transport_state.ts";
 
 /** The MSI-X capability id. */
+/** How long a status write waits for the device worker to finish a reset. */
+const RESET_WAIT_MS = 100;
+
 export const PCI_CAP_MSIX = 0x11;
 /** MSI-X message control: enable. */
 export const MSIX_ENABLE = 0x8000;
@@ -341,6 +344,9 @@ export class VirtioPciRegisters implements MmioDevice {
       this.#reset();
       return;
     }
+    // A driver that does not wait for a reset to read back 0 (SeaBIOS writes its next status at once) is held
+    // here, briefly, until the device worker has finished the reset, as if the reset were synchronous.
+    if (Atomics.load(w, W.RESET_PENDING) !== 0) Atomics.wait(w, W.RESET_PENDING, 1, RESET_WAIT_MS);
     const old = Atomics.load(w, W.STATUS);
     let next = value | (old & STATUS.NEEDS_RESET);
     if ((value & STATUS.FEATURES_OK) !== 0 && (old & STATUS.FEATURES_OK) === 0) {

@@ -26,8 +26,18 @@ export interface PciDevice {
   readonly configWritten?: (reg: number, size: number) => void;
 }
 
-/** The identity of the host bridge at 00:00.0. */
-export const HOST_BRIDGE = { vendor: 0x1b36, device: 0x0008, classCode: 0x060000 } as const;
+/**
+ * The identity of the host bridge at 00:00.0: QEMU's generic PCIe host bridge, with the subsystem ids QEMU
+ * gives its host bridges (Red Hat, "QEMU virtual machine"), by which SeaBIOS recognises a QEMU-compatible
+ * machine and looks for fw_cfg.
+ */
+export const HOST_BRIDGE = {
+  vendor: 0x1b36,
+  device: 0x0008,
+  classCode: 0x060000,
+  subsystemVendor: 0x1af4,
+  subsystem: 0x1100,
+} as const;
 
 /** Bus 0: configuration access and BAR dispatch. */
 export class PciBus implements MmioDevice {

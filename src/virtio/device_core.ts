@@ -144,6 +144,7 @@ export class VirtioDevice {
       this.#rebuild();
       // Nothing of the old queues is running any more: a reset is complete.
       Atomics.store(w, W.RESET_PENDING, 0);
+      Atomics.notify(w, W.RESET_PENDING);
     }
     for (let q = 0; q < this.#queues.length; q++) {
       const queue = this.#queues[q];

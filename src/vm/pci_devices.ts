@@ -158,6 +158,11 @@ export class PciDevices {
     this.irqs = planned.map((p) => ({ slot: p.slot, gsi: p.gsi }));
   }
 
+  /** The slot of the first function of kind `row`, if there is one. */
+  firstSlot(row: PlannedDevice["row"]): number | undefined {
+    return this.#planned.find((p) => p.row === row)?.slot;
+  }
+
   /** True when there is more than the host bridge. */
   get hasDevices(): boolean {
     return this.#planned.length > 0;

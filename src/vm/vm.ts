@@ -6,8 +6,8 @@
  * @module
  */
 import { Kvm, type VcpuFd, type VmFd } from "../../ffi/kvm.ts";
-import { KVM_CAP, KVM_PIT_SPEAKER_DUMMY } from "../../ffi/kvm_ioctls.ts";
-import { allocateGuestRam, hostAddressOf, PAGE_SIZE } from "../../ffi/guest_ram.ts";
+import { KVM_CAP, KVM_MEM, KVM_PIT_SPEAKER_DUMMY } from "../../ffi/kvm_ioctls.ts";
+import { allocateGuestRam, type GuestRamBacking, hostAddressOf, PAGE_SIZE } from "../../ffi/guest_ram.ts";
 import { openLibc, resolveLibcPath } from "../../ffi/libc.ts";
 import { ByteRing } from "../console/byte_ring.ts";
 import { DEBUG_EXIT_PORT } from "../devices/debug_exit.ts";
@@ -24,6 +24,11 @@ import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { vcpuCpuid } from "./cpuid.ts";
 import { PciDevices, type VmDisk, type VmNic } from "./pci_devices.ts";
 import type { DeviceHandle } from "../virtio/device_handle.ts";
+import { type BiosPlacement, placeBios } from "../firmware/bios_image.ts";
+import { biosFwCfg, type BootDevice, pciBootPath } from "../firmware/bios_config.ts";
+import { FW_CFG_PORTS } from "../firmware/fw_cfg_items.ts";
+import { createFwCfgState } from "../devices/fw_cfg.ts";
+import { DEBUGCON_PORT } from "../devices/debugcon.ts";
 
 export type { VmDisk, VmNic };
 
@@ -37,6 +42,16 @@ export const PCI_HOLE_START = 0xc000_0000;
 export const KVM_TSS_ADDR = 0xfffb_d000;
 /** KVM's identity-map page (Intel). */
 export const KVM_IDENTITY_MAP_ADDR = 0xfffb_c000n;
+/** The least RAM a VM booting through a BIOS gets (the BIOS runs in the first MiB and allocates above it). */
+export const BIOS_MIN_MEMORY = 4 << 20;
+
+/** A BIOS to boot through: its bytes and a name (its path) for errors. */
+export interface VmBios {
+  /** The image. */
+  readonly image: Uint8Array;
+  /** Its name in errors. */
+  readonly name: string;
+}
 
 /** How to build a VM. */
 export interface VmOptions {
@@ -58,6 +73,14 @@ export interface VmOptions {
   readonly rng?: boolean;
   /** virtio-net functions on taps, after the disks and virtio-rng (`pc` platform only). */
   readonly nics?: readonly VmNic[];
+  /**
+   * Boot through this BIOS (`pc` platform): the image is mapped read-only below 4 GiB and copied below 1 MiB,
+   * vCPU 0 starts at the reset vector, and the BIOS learns the machine over fw_cfg. No MP table is written
+   * (the BIOS writes its own).
+   */
+  readonly bios?: VmBios;
+  /** With a BIOS: what it boots (OpenBSD vmd's `-B`); none: the BIOS's own order. */
+  readonly bootDevice?: BootDevice;
 }
 
 /** How a VM's run ended: the first vCPU exit that ended it. */
@@ -98,6 +121,11 @@ export class Vm {
   readonly #vcpuFds: VcpuFd[];
   readonly #mmapSize: number;
   readonly #pci: PciDevices;
+  /** The BIOS's debug output (port 0x402), when booting through a BIOS. */
+  readonly firmwareLog: ByteRing | undefined;
+  readonly #fwCfg: { image: SharedArrayBuffer; state: SharedArrayBuffer } | undefined;
+  // keeps the read-only BIOS mapping's backing alive as long as the VM
+  readonly #rom: GuestRamBacking | undefined;
   #vcpus: VcpuHandle[] = [];
   #result: Promise<VmResult> | undefined;
   #closed = false;
@@ -110,8 +138,12 @@ export class Vm {
     mmapSize: number,
     platform: "bare" | "pc",
     pci: PciDevices,
+    firmware?: { rom: GuestRamBacking; fwCfg: SharedArrayBuffer },
   ) {
     this.platform = platform;
+    this.#rom = firmware?.rom;
+    this.#fwCfg = firmware === undefined ? undefined : { image: firmware.fwCfg, state: createFwCfgState() };
+    this.firmwareLog = firmware === undefined ? undefined : ByteRing.create(1 << 16);
     this.#pci = pci;
     this.kvm = kvm;
     this.fd = fd;
@@ -163,6 +195,8 @@ export class Vm {
       fd.setTssAddr(KVM_TSS_ADDR);
       fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
       const pc = options.platform === "pc";
+      const bios = options.bios === undefined ? undefined : placeBios(options.bios.image, options.bios.name);
+      if (bios !== undefined) checkBiosVm(kvm, options, pc);
       const pci = new PciDevices(options.disks ?? [], options.rng ?? false, options.nics ?? []);
       if (pci.hasDevices && !pc) {
         throw new RangeError(
@@ -194,8 +228,12 @@ export class Vm {
         v.setCpuid2(vcpuCpuid(cpuid, id));
         if (pc) configurePcVcpu(v, true);
       }
-      if (pc) writeMpTable(memory, vcpus, pci.irqs);
-      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci);
+      let firmware: { rom: GuestRamBacking; fwCfg: SharedArrayBuffer } | undefined;
+      if (bios !== undefined) {
+        const rom = mapBios(fd, memory, bios);
+        firmware = { rom, fwCfg: biosDirectory(memory, vcpus, pci, options.bootDevice).freeze() };
+      } else if (pc) writeMpTable(memory, vcpus, pci.irqs);
+      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci, firmware);
     } catch (e) {
       discardPrewarmedVcpuWorkers();
       fd?.close();
@@ -240,8 +278,24 @@ export class Vm {
         kind: "pci-host",
         base: 0xcf8,
         state: this.#pciHost,
-        functions: this.#pci.hasDevices ? this.#pci.functions : undefined,
+        functions: this.#pci.hasDevices || this.#fwCfg !== undefined ? this.#pci.functions : undefined,
       },
+      ...this.#firmwareDevices(),
+    ];
+  }
+
+  #firmwareDevices(): PioDeviceSpec[] {
+    if (this.#fwCfg === undefined || this.firmwareLog === undefined) return [];
+    return [
+      {
+        kind: "fw-cfg",
+        base: FW_CFG_PORTS.selector,
+        dmaBase: FW_CFG_PORTS.dma,
+        image: this.#fwCfg.image,
+        state: this.#fwCfg.state,
+        memory: this.memory.share(),
+      },
+      { kind: "debugcon", base: DEBUGCON_PORT, ring: this.firmwareLog.sab },
     ];
   }
 
@@ -357,4 +411,61 @@ export class Vm {
     this.fd.close();
     this.kvm.close();
   }
+}
+
+/** Refuses a BIOS VM this KVM or these options cannot make. */
+function checkBiosVm(kvm: Kvm, options: VmOptions, pc: boolean): void {
+  if (!pc) throw new RangeError("booting through a BIOS needs the pc platform");
+  if (options.memory < BIOS_MIN_MEMORY) {
+    throw new RangeError(
+      `booting through a BIOS needs at least ${BIOS_MIN_MEMORY >> 20} MiB of memory; give the VM more (-m)`,
+    );
+  }
+  if (kvm.checkExtension(KVM_CAP.KVM_CAP_READONLY_MEM) === 0) {
+    throw new Error("KVM lacks KVM_CAP_READONLY_MEM, which mapping the BIOS read-only needs");
+  }
+}
+
+/**
+ * Maps the BIOS read-only below 4 GiB (writes exit as MMIO and are dropped) and copies it below 1 MiB (RAM:
+ * the BIOS writes its variables there). Returns the read-only mapping's backing, which must outlive the VM.
+ */
+function mapBios(fd: VmFd, memory: GuestMemory, bios: BiosPlacement): GuestRamBacking {
+  const n = bios.image.length;
+  const rom = allocateGuestRam(n);
+  const bytes = new Uint8Array(rom.sab, rom.offset, n);
+  bytes.set(bios.image);
+  fd.setUserMemoryRegion(
+    memory.regions.length,
+    BigInt(bios.highBase),
+    BigInt(n),
+    hostAddressOf(bytes),
+    KVM_MEM.KVM_MEM_READONLY,
+  );
+  memory.write(bios.lowBase, bios.image);
+  return rom;
+}
+
+/** The fw_cfg directory a BIOS VM serves, with the boot order `bootDevice` asks for. */
+function biosDirectory(memory: GuestMemory, cpus: number, pci: PciDevices, bootDevice?: BootDevice) {
+  let bootOrder: string[] | undefined;
+  if (bootDevice === "disk") {
+    const slot = pci.firstSlot("virtio-blk");
+    if (slot === undefined) throw new RangeError("boot device disk: the VM has no disk; attach one (-d)");
+    bootOrder = [pciBootPath(slot)];
+  } else if (bootDevice === "cdrom") {
+    throw new RangeError("boot device cdrom: the VM has no CD-ROM; attach one (-r)");
+  } else if (bootDevice === "net") {
+    bootOrder = []; // as OpenBSD vmd: the BIOS has no network boot (no PXE ROM), so it boots nothing
+  }
+  return biosFwCfg({
+    ram: memory.regions,
+    reserved: [{
+      gpa: Number(KVM_IDENTITY_MAP_ADDR),
+      size: KVM_TSS_ADDR + 3 * PAGE_SIZE - Number(KVM_IDENTITY_MAP_ADDR),
+    }],
+    cpus,
+    bootOrder,
+    serialPort: COM1_PORT,
+  });
 }

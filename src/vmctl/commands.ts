@@ -150,9 +150,9 @@ async function start(args: string[]): Promise<number> {
     cmdline: { type: "string" },
     cpus: { type: "string" },
   }, [1, 1]);
-  if (v.cdrom !== undefined || v.bootdev !== undefined) {
-    console.error("vmctl: -r and -B need the BIOS; this vmd boots kernels only (-b path)");
-    return 1;
+  const bootDevice = v.bootdev === undefined ? null : v.bootdev as string;
+  if (bootDevice !== null && bootDevice !== "disk" && bootDevice !== "cdrom" && bootDevice !== "net") {
+    throw new VmctlUsageError(`unknown boot device ${bootDevice} (disk, cdrom or net)`);
   }
   const cpus = v.cpus === undefined ? null : Number(v.cpus);
   if (cpus !== null && (!/^\d+$/.test(v.cpus as string) || cpus < 1 || cpus > 64)) {
@@ -182,6 +182,8 @@ async function start(args: string[]): Promise<number> {
   if (template !== null && template.length > 256) throw new VmctlUsageError("instance vm name too long");
   const options: StartOptions = {
     kernel: v.boot === undefined ? null : absolutePath(v.boot as string, "-b"),
+    bootDevice,
+    cdrom: v.cdrom === undefined ? null : absolutePath(v.cdrom as string, "-r"),
     initrd: v.initrd === undefined ? null : absolutePath(v.initrd as string, "--initrd"),
     cmdline,
     cpus,

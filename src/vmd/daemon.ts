@@ -378,8 +378,11 @@ export class Daemon {
       e = this.#newEntry(def);
       this.#entries.push(e);
     } else if (e === undefined) {
-      if (o === null || o.kernel === null) {
-        return errorReply("no-such-vm", `vm ${target} does not exist; give a kernel with -b`);
+      if (o === null) {
+        return errorReply(
+          "no-such-vm",
+          `vm ${target} does not exist; give a kernel with -b, or disks for the BIOS to boot with -d`,
+        );
       }
       if (!mayAdminister(peer)) return errorReply("denied", "permission denied: only root may create vms");
       e = this.#newEntry(adHocDefinition(target, o, peerOwner(peer.uid, this.#db), this.#config));
@@ -391,12 +394,17 @@ export class Daemon {
       const skipped = this.#skipped.get(e);
       if (skipped !== undefined) return errorReply("failed", `${skipped}; fix vm.conf and reload`);
       const given = o === null ? [] : startOptionsGiven(o);
-      if (given.some((g) => g !== "kernel")) {
+      if (given.some((g) => g !== "kernel" && g !== "bootDevice")) {
         return errorReply(
           "state",
-          `vm ${e.def.name} is defined already; of -b, -m, -d, -L, -n, -i and friends only -b applies to ` +
-            "it (for its next boot); use -t to make an instance with other settings",
+          `vm ${e.def.name} is defined already; of -b, -B, -m, -d, -L, -n, -i and friends only -b and -B ` +
+            "apply to it (for its next boot); use -t to make an instance with other settings",
         );
+      }
+      if (o !== null && o.bootDevice !== null && e.state === "stopped") {
+        // vmctl(8): -B chooses the boot device of the next boot only
+        this.#nextBootOnly.set(e, this.#nextBootOnly.get(e) ?? e.def);
+        e.def = { ...e.def, bootDevice: o.bootDevice };
       }
       if (o !== null && o.kernel !== null && e.state === "stopped") {
         // vmctl(8): -b on a defined VM boots that kernel this once; its own definition is back once it stops

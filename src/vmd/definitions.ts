@@ -16,6 +16,7 @@ import type { NicDefinition } from "./vm_nics.ts";
 import type { DefinitionDisk } from "./vm_files.ts";
 import type { FileCredentials } from "../../ffi/open_file.ts";
 import { parseDiskSpec } from "../disk/open.ts";
+import { DEFAULT_BIOS_PATH } from "../firmware/bios_image.ts";
 
 /** The command line a VM gets when vm.conf and vmctl give none. */
 export const DEFAULT_CMDLINE = "console=ttyS0";
@@ -146,9 +147,10 @@ export function definitionFromConfig(
   config: VmdConfig,
   warn: (line: string) => void = () => {},
 ): VmDefinition {
-  if (vm.boot.kind !== "kernel") {
+  if (vm.cdrom !== null) {
     throw new DefinitionError(
-      `vm ${vm.name} boots the BIOS, which this vmd does not have; give it a kernel with boot "path"`,
+      `vm ${vm.name}: cdrom ${vm.cdrom}: this vmd has no CD-ROM device yet; attach the image as a disk ` +
+        '(disk "path") or leave cdrom out',
     );
   }
   let owner: ResolvedOwner;
@@ -159,9 +161,11 @@ export function definitionFromConfig(
   }
   return {
     name: vm.name,
-    kernel: resolve(vm.boot.path),
-    initrd: vm.boot.initrd === null ? null : resolve(vm.boot.initrd),
-    cmdline: vm.boot.cmdline ?? DEFAULT_CMDLINE,
+    // `boot "file"` is a kernel or a BIOS image (the VM process tells them apart); no `boot`: the default BIOS
+    kernel: vm.boot.kind === "kernel" ? resolve(vm.boot.path) : DEFAULT_BIOS_PATH,
+    bootDevice: vm.bootDevice === "default" ? null : vm.bootDevice,
+    initrd: vm.boot.kind === "kernel" && vm.boot.initrd !== null ? resolve(vm.boot.initrd) : null,
+    cmdline: (vm.boot.kind === "kernel" ? vm.boot.cmdline : null) ?? DEFAULT_CMDLINE,
     cpus: vm.cpus,
     memory: vm.memoryBytes,
     owner,
@@ -188,7 +192,8 @@ export function definitionFromConfig(
 export function unusableDefinition(vm: VmConfig): VmDefinition {
   return {
     name: vm.name,
-    kernel: vm.boot.kind === "kernel" ? resolve(vm.boot.path) : "",
+    kernel: vm.boot.kind === "kernel" ? resolve(vm.boot.path) : DEFAULT_BIOS_PATH,
+    bootDevice: null,
     initrd: null,
     cmdline: DEFAULT_CMDLINE,
     cpus: vm.cpus,
@@ -213,10 +218,12 @@ export function adHocDefinition(
   owner: ResolvedOwner,
   config: VmdConfig,
 ): VmDefinition {
-  if (o.kernel === null) throw new DefinitionError(`vm ${name} is not defined; give a kernel with -b path`);
+  checkNoCdrom(o);
   return {
     name,
-    kernel: resolve(o.kernel),
+    // as vmd(8): without -b the VM boots through the default BIOS, from its disks
+    kernel: o.kernel === null ? DEFAULT_BIOS_PATH : resolve(o.kernel),
+    bootDevice: o.bootDevice,
     initrd: o.initrd === null ? null : resolve(o.initrd),
     cmdline: o.cmdline ?? DEFAULT_CMDLINE,
     cpus: o.cpus ?? 1,
@@ -232,6 +239,15 @@ export function adHocDefinition(
     enabled: false,
     allowInstance: null,
   };
+}
+
+/** Refuses `-r` (no CD-ROM device yet) rather than dropping it. */
+function checkNoCdrom(o: StartOptions): void {
+  if (o.cdrom !== null) {
+    throw new DefinitionError(
+      `-r ${o.cdrom}: this vmd has no CD-ROM device yet; attach the image as a disk (-d) or leave -r out`,
+    );
+  }
 }
 
 /** The disks of `vmctl start -d`: a `raw:`/`qcow2:` prefix declares the format (binding). */
@@ -276,7 +292,9 @@ export function instanceDefinition(
     throw new DefinitionError(`vm ${template.name} does not allow instances to change ${what}`);
   };
   // vm.conf(5): `boot` covers what is booted: the kernel and, with our extensions, its initrd and command line
+  checkNoCdrom(o);
   if (o.kernel !== null && !allow?.boot) refuse("the kernel (allow instance { boot })");
+  if (o.bootDevice !== null && !allow?.boot) refuse("the boot device (allow instance { boot })");
   if (o.initrd !== null && !allow?.boot) refuse("the initrd (allow instance { boot })");
   if (o.cmdline !== null && !allow?.boot) refuse("the kernel command line (allow instance { boot })");
   // vm.conf(5) has no `allow instance` flag for vCPUs: a user's instance always has its template's (root has
@@ -301,6 +319,7 @@ export function instanceDefinition(
     ...template,
     name,
     kernel: o.kernel === null ? template.kernel : resolve(o.kernel),
+    bootDevice: o.bootDevice ?? template.bootDevice,
     initrd: o.initrd === null ? template.initrd : resolve(o.initrd),
     cmdline: o.cmdline ?? template.cmdline,
     cpus: o.cpus ?? template.cpus,

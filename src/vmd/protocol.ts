@@ -17,8 +17,12 @@ const MAX_MEMORY = 128 * 2 ** 30;
 
 /** What `vmctl start` may add for an ad hoc VM or an instance (`-t`). */
 export interface StartOptions {
-  /** Kernel to boot (`-b`). */
+  /** Kernel or BIOS image to boot (`-b`); none: the default BIOS. */
   readonly kernel: string | null;
+  /** What the BIOS boots (`-B disk|cdrom|net`). */
+  readonly bootDevice: "disk" | "cdrom" | "net" | null;
+  /** ISO image for the CD-ROM (`-r`). */
+  readonly cdrom: string | null;
   /** Initrd (`--initrd`). */
   readonly initrd: string | null;
   /** Kernel command line (`--cmdline`). */
@@ -42,6 +46,8 @@ export interface StartOptions {
 /** A start that adds nothing (every option unset); spread it and set what a start asks for. */
 export const NO_START_OPTIONS: StartOptions = {
   kernel: null,
+  bootDevice: null,
+  cdrom: null,
   initrd: null,
   cmdline: null,
   cpus: null,
@@ -181,7 +187,20 @@ function validateStartOptions(value: unknown): StartOptions | null {
   if (value === null) return null;
   const o = record(
     value,
-    ["kernel", "initrd", "cmdline", "cpus", "memory", "template", "disks", "local", "interfaces", "switches"],
+    [
+      "kernel",
+      "bootDevice",
+      "cdrom",
+      "initrd",
+      "cmdline",
+      "cpus",
+      "memory",
+      "template",
+      "disks",
+      "local",
+      "interfaces",
+      "switches",
+    ],
     "start options",
   );
   const sw = o.switches;
@@ -193,6 +212,8 @@ function validateStartOptions(value: unknown): StartOptions | null {
   }
   return {
     kernel: strOrNull(o, "kernel"),
+    bootDevice: o.bootDevice === null ? null : oneOf(o, "bootDevice", ["disk", "cdrom", "net"] as const),
+    cdrom: strOrNull(o, "cdrom"),
     initrd: strOrNull(o, "initrd"),
     cmdline: strOrNull(o, "cmdline"),
     cpus: intOrNull(o, "cpus", 1, MAX_CPUS),

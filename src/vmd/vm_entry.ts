@@ -24,8 +24,10 @@ import { closeTapFds, type NicDefinition, type OpenNics, openNics, releaseBridge
 export interface VmDefinition {
   /** Name. */
   readonly name: string;
-  /** Absolute kernel path. */
+  /** Absolute path of the kernel or BIOS image to boot (a BIOS boots its disks). */
   readonly kernel: string;
+  /** What the BIOS boots (vm.conf `boot device`, `vmctl start -B`), or null: its own order. */
+  readonly bootDevice: "disk" | "cdrom" | "net" | null;
   /** Absolute initrd path, or null. */
   readonly initrd: string | null;
   /** Kernel command line. */
@@ -279,6 +281,7 @@ export class VmEntry {
       kernel: files.kernel,
       initrd: files.initrd,
       cmdline: this.def.cmdline,
+      bootDevice: this.def.bootDevice,
       cpus: this.def.cpus,
       memory: this.def.memory,
       consoleFd: pty.master,

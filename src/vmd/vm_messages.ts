@@ -22,8 +22,10 @@ export interface SpecFile {
 export interface VmSpec {
   /** The VM's name (for logs). */
   readonly name: string;
-  /** The kernel (PVH ELF or bzImage). */
+  /** The kernel (PVH ELF or bzImage) or, if it is neither, the BIOS image. */
   readonly kernel: SpecFile;
+  /** What the BIOS boots, or null (its own order). */
+  readonly bootDevice: "disk" | "cdrom" | "net" | null;
   /** The initrd, or null. */
   readonly initrd: SpecFile | null;
   /** Kernel command line. */
@@ -102,7 +104,19 @@ const END_KINDS: readonly EndKind[] = ["exit-port", "hlt", "shutdown", "reboot",
 function validateSpec(value: unknown): VmSpec {
   const o = record(
     value,
-    ["name", "vmId", "kernel", "initrd", "cmdline", "cpus", "memory", "consoleFd", "disks", "nics"],
+    [
+      "name",
+      "vmId",
+      "kernel",
+      "bootDevice",
+      "initrd",
+      "cmdline",
+      "cpus",
+      "memory",
+      "consoleFd",
+      "disks",
+      "nics",
+    ],
     "vm spec",
   );
   if (!Array.isArray(o.disks) || o.disks.length > MAX_SPEC_DISKS) {
@@ -128,6 +142,7 @@ function validateSpec(value: unknown): VmSpec {
     name: str(o, "name", 256),
     vmId: int(o, "vmId", 1, MAX_VM_ID),
     kernel: specFile(o.kernel, "kernel"),
+    bootDevice: o.bootDevice === null ? null : oneOf(o, "bootDevice", ["disk", "cdrom", "net"] as const),
     initrd: o.initrd === null ? null : specFile(o.initrd, "initrd"),
     cmdline: str(o, "cmdline"),
     cpus: int(o, "cpus", 1, 64),

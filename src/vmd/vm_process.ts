@@ -16,6 +16,7 @@ import { describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
 import { describeVcpuExit, formatRegisterDump } from "../vcpu/vcpu_exit.ts";
 import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
+import { isKernelImage } from "../firmware/bios_image.ts";
 import { Vm } from "../vm/vm.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import { pauseKeepingClock, resumeKeepingClock } from "./guest_clock.ts";
@@ -65,7 +66,15 @@ async function pumpPtyInput(vm: Vm, fd: number, done: () => boolean): Promise<vo
 
 function boot(spec: VmSpec): Vm {
   // vmd opened these files; this process reads the descriptors it inherited, sizes checked first
-  const kernel = readBootFile(spec.kernel.fd, spec.kernel.name, "kernel", spec.memory);
+  const boot = readBootFile(spec.kernel.fd, spec.kernel.name, "kernel or BIOS", spec.memory);
+  // as vmd(8): a file that is not a kernel is a BIOS image, which boots the VM's disks
+  const kernel = isKernelImage(boot) ? boot : undefined;
+  if (kernel !== undefined && spec.bootDevice !== null) {
+    throw new Error(
+      `boot device ${spec.bootDevice} chooses what the BIOS boots; ${spec.kernel.name} is a kernel, booted ` +
+        "without a BIOS",
+    );
+  }
   const initrd = spec.initrd === null
     ? undefined
     : readBootFile(spec.initrd.fd, spec.initrd.name, "initrd", spec.memory);
@@ -83,8 +92,11 @@ function boot(spec: VmSpec): Vm {
       local: n.local ?? undefined,
       opened: { fd: n.fd, hostMac: Uint8Array.from(n.hostMac) },
     })),
+    bios: kernel === undefined ? { image: boot, name: spec.kernel.name } : undefined,
+    bootDevice: spec.bootDevice ?? undefined,
   });
   try {
+    if (kernel === undefined) return vm;
     bootKernel(vm, kernel, {
       kernelName: spec.kernel.name,
       cmdline: spec.cmdline,

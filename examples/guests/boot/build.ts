@@ -1,0 +1,116 @@
+/**
+ * Builds the BIOS boot test media from `boot_sector.S` with gcc/ld/objcopy and xorriso, cached by source hash
+ * under the guest cache: a raw disk whose sector 0 is the boot sector and whose sector 1 holds a line it
+ * prints, and an El Torito no-emulation CD image booting the CD variant. Needs read/write on the cache and
+ * run for gcc, ld, objcopy and xorriso.
+ *
+ * @module
+ */
+import { cacheDir, GuestBuildError, shortHash } from "../build.ts";
+
+const here = new URL(".", import.meta.url).pathname;
+/** What the disk's sector 1 says (the boot sector reads it back through the BIOS and prints it). */
+export const DISK_SECTOR_1_TEXT = "VMD-DISK-SECTOR-1";
+/** The line a BIOS boot of the test disk prints (the boot drive is the first hard disk, 0x80). */
+export const DISK_BOOT_LINE = `VMD-BOOT disk dl=80 read=${DISK_SECTOR_1_TEXT}`;
+/** The start of the line a BIOS boot of the test CD prints (then dl=<drive> read=CD001). */
+export const CDROM_BOOT_PREFIX = "VMD-BOOT cdrom dl=";
+/** The status the boot sector writes to the exit port on success. */
+export const BOOT_EXIT_STATUS = 0x31;
+
+async function run(cmd: string, args: string[]): Promise<void> {
+  let out;
+  try {
+    out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  } catch (e) {
+    throw new GuestBuildError(
+      `cannot run ${cmd} (install gcc, binutils and xorriso): ${(e as Error).message}`,
+    );
+  }
+  if (!out.success) {
+    throw new GuestBuildError(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+async function bootSector(tmp: string, cdrom: boolean): Promise<Uint8Array> {
+  const defs = cdrom
+    ? ["-DCDROM=1", "-DREAD_LBA=16", "-DREAD_OFF=1"]
+    : ["-DCDROM=0", "-DREAD_LBA=1", "-DREAD_OFF=0"];
+  await run("gcc", ["-c", "-nostdinc", ...defs, "-o", `${tmp}/b.o`, `${here}boot_sector.S`]);
+  await run("ld", [
+    "-m",
+    "elf_x86_64",
+    "-nostdlib",
+    "-Ttext=0x7c00",
+    "-e",
+    "_start",
+    "-o",
+    `${tmp}/b.elf`,
+    `${tmp}/b.o`,
+  ]);
+  await run("objcopy", ["-O", "binary", "-j", ".text", `${tmp}/b.elf`, `${tmp}/b.bin`]);
+  const bin = await Deno.readFile(`${tmp}/b.bin`);
+  if (bin.length !== 512) throw new GuestBuildError(`boot sector is ${bin.length} bytes, not 512`);
+  return bin;
+}
+
+async function cached(
+  kind: string,
+  ext: string,
+  make: (tmp: string, out: string) => Promise<void>,
+): Promise<string> {
+  const dir = cacheDir();
+  const hash = await shortHash([await Deno.readFile(`${here}boot_sector.S`), new TextEncoder().encode(kind)]);
+  const out = `${dir}/boot-${kind}-${hash}.${ext}`;
+  try {
+    await Deno.stat(out);
+    return out;
+  } catch {
+    // not built yet
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = await Deno.makeTempDir({ dir, prefix: `boot-${kind}-` });
+  try {
+    await make(tmp, `${tmp}/out`);
+    await Deno.rename(`${tmp}/out`, out);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  return out;
+}
+
+/** The path of the test disk (1 MiB raw: boot sector, then the sector-1 line). */
+export function buildBootDisk(): Promise<string> {
+  return cached("disk", "img", async (tmp, out) => {
+    const disk = new Uint8Array(1 << 20);
+    disk.set(await bootSector(tmp, false), 0);
+    disk.set(new TextEncoder().encode(DISK_SECTOR_1_TEXT), 512);
+    await Deno.writeFile(out, disk);
+  });
+}
+
+/** The path of the test CD image (ISO 9660 with an El Torito no-emulation boot image). */
+export function buildBootIso(): Promise<string> {
+  return cached("cdrom", "iso", async (tmp, out) => {
+    await Deno.mkdir(`${tmp}/root`);
+    const image = new Uint8Array(2048);
+    image.set(await bootSector(tmp, true));
+    await Deno.writeFile(`${tmp}/root/boot.img`, image);
+    await Deno.writeTextFile(`${tmp}/root/README.TXT`, "vmd BIOS boot test CD\n");
+    await run("xorriso", [
+      "-as",
+      "mkisofs",
+      "-quiet",
+      "-V",
+      "VMD_BOOT_TEST",
+      "-b",
+      "boot.img",
+      "-no-emul-boot",
+      "-boot-load-size",
+      "4",
+      "-o",
+      out,
+      `${tmp}/root`,
+    ]);
+  });
+}
