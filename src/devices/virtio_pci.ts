@@ -28,10 +28,10 @@ import {
   W,
 } from "../virtio/transport_state.ts";
 
-/** The MSI-X capability id. */
 /** How long a status write waits for the device worker to finish a reset. */
 const RESET_WAIT_MS = 100;
 
+/** The MSI-X capability id. */
 export const PCI_CAP_MSIX = 0x11;
 /** MSI-X message control: enable. */
 export const MSIX_ENABLE = 0x8000;
