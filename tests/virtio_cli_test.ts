@@ -7,14 +7,15 @@ import { patternImage } from "./virtio_support.ts";
 // `vmd run` with disks needs no --allow-run: the flags below prove it.
 const vmd = (...args: string[]) => runCli(args, CLI_FLAGS.filter((f) => f !== "--allow-run"));
 
-Deno.test("vmd run: -d attaches read-write disks, -r read-only ones, in that order", () => {
+Deno.test("vmd run: -d attaches read-write disks in order; -r is the one CD-ROM, as in vmctl", () => {
   const o = parseRunArgs(["-b", "k", "-d", "a.img", "-r", "b.iso", "-d", "qcow2:c"]);
   // a raw:/qcow2: prefix declares the format (binding), and is not part of the path
   assert.deepEqual(o.disks, [
     { path: "a.img", readOnly: false },
     { path: "c", format: "qcow2", readOnly: false },
-    { path: "b.iso", readOnly: true },
   ]);
+  assert.equal(o.cdrom, "b.iso");
+  assert.throws(() => parseRunArgs(["-r", "a.iso", "-r", "b.iso"]), /-r given 2 times: a VM has one CD-ROM/);
 });
 
 kvmTest("`vmd run -d image` serves the disk to the guest and the write lands in the file", async () => {

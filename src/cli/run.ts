@@ -2,8 +2,9 @@
  * `vmd run`: boots one VM in the foreground without the daemon (as `lkvm run` or Firecracker's `--no-api`
  * mode do). The guest's console is on stdin/stdout; on a terminal, `~.` at the start of a line stops the VM
  * (as in cu(1) and `vmctl console`). The exit status is the guest's exit-port value; 0 for a reboot or halt;
- * 1 with a one-line reason for a crash or an internal error. Each `-d disk` (read-write) and `-r disk`
- * (read-only) becomes a virtio-blk PCI function served by its own worker; every VM also gets virtio-rng.
+ * 1 with a one-line reason for a crash or an internal error. Each `-d disk` becomes a virtio-blk PCI function
+ * served by its own worker, `-r iso` a read-only CD-ROM (virtio-scsi, as vmctl's `-r`); every VM also gets
+ * virtio-rng.
  * NICs are virtio-net functions on taps named `vm<id>-if<n>` (`--id`, default 1): `-L` a local interface
  * (the host side gets its /31 from `--local-prefix`, and with `--local-inet6 [prefix]` its IPv6 /96 as
  * vm.conf's `local inet6` gives it; the device answers DHCP), each `-n switch` one on that
@@ -46,7 +47,7 @@ import type { BootDevice } from "../firmware/bios_config.ts";
 
 const USAGE = "usage: vmd run [-m size] [-b kernel|bios] [--initrd file] [--cmdline text] [--cpus n] " +
   "[-B disk|cdrom|net] [--bios-log file] " +
-  "[-d disk]... [-r disk]... [-L] [-i count] [-n switch]... [--lladdr mac] [--locked-lladdr] [--id n] " +
+  "[-d disk]... [-r iso] [-L] [-i count] [-n switch]... [--lladdr mac] [--locked-lladdr] [--id n] " +
   "[--local-prefix prefix] [--local-inet6 [prefix]]";
 
 /** A command-line mistake in `vmd run`. */
@@ -77,8 +78,10 @@ export interface RunOptions {
   readonly cmdline?: string;
   /** vCPUs. */
   readonly cpus: number;
-  /** Disk images, in the order the guest sees them (`-d` read-write, `-r` read-only). */
+  /** Disk images, in the order the guest sees them (`-d`, read-write). */
   readonly disks: readonly VmDisk[];
+  /** The CD-ROM's ISO image (`-r`). */
+  readonly cdrom?: string;
   /** NICs, in the order the guest sees them: the local interface, then one per switch, then plain taps. */
   readonly nics: readonly RunNic[];
 }
@@ -121,7 +124,7 @@ export function parseRunArgs(args: string[]): RunOptions {
         cmdline: { type: "string" },
         cpus: { type: "string" },
         disk: { type: "string", short: "d", multiple: true },
-        "read-only-disk": { type: "string", short: "r", multiple: true },
+        cdrom: { type: "string", short: "r", multiple: true },
         local: { type: "boolean", short: "L" },
         interfaces: { type: "string", short: "i" },
         switch: { type: "string", short: "n", multiple: true },
@@ -164,11 +167,17 @@ export function parseRunArgs(args: string[]): RunOptions {
     initrd: v.initrd,
     cmdline: v.cmdline,
     cpus,
-    disks: [
-      ...(v.disk ?? []).map((name) => ({ ...parseDiskSpec(name), readOnly: false })),
-      ...(v["read-only-disk"] ?? []).map((name) => ({ ...parseDiskSpec(name), readOnly: true })),
-    ],
+    disks: (v.disk ?? []).map((name) => ({ ...parseDiskSpec(name), readOnly: false })),
+    cdrom: oneCdrom(v.cdrom),
   };
+}
+
+/** The one `-r` (a VM has one CD-ROM, as in vmctl). */
+function oneCdrom(paths: string[] | undefined): string | undefined {
+  if (paths === undefined) return undefined;
+  if (paths.length > 1) throw new RunUsageError(`-r given ${paths.length} times: a VM has one CD-ROM`);
+  if (paths[0] === "") throw new RunUsageError("-r: name an ISO image");
+  return paths[0];
 }
 
 function nicsOf(v: {
@@ -366,12 +375,13 @@ export async function runMain(args: string[]): Promise<number> {
     const biosLog = o.biosLog === undefined || kernel !== undefined
       ? undefined
       : Deno.openSync(o.biosLog, { write: true, create: true, truncate: true });
-    // Like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function.
+    // Like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function, the CD-ROM virtio-scsi.
     vm = Vm.create({
       memory: o.memory,
       vcpus: o.cpus,
       platform: "pc",
       disks: o.disks,
+      cdrom: o.cdrom === undefined ? undefined : { path: o.cdrom },
       rng: true,
       nics: o.nics,
       bios: kernel === undefined ? { image: boot, name: bootPath } : undefined,

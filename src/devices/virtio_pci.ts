@@ -55,12 +55,13 @@ const COMMON_LENGTH = 0x38;
 /** The virtio vendor id. */
 export const VIRTIO_VENDOR = 0x1af4;
 /** Virtio device types this VMM offers. */
-export const VIRTIO_DEVICE_TYPE = { net: 1, blk: 2, rng: 4 } as const;
+export const VIRTIO_DEVICE_TYPE = { net: 1, blk: 2, rng: 4, scsi: 8 } as const;
 
 const CLASS: Record<keyof typeof VIRTIO_DEVICE_TYPE, number> = {
   net: 0x020000,
   blk: 0x018000,
   rng: 0x00ff00,
+  scsi: 0x010000, // mass storage, SCSI
 };
 
 function virtioCap(cfgType: number, offset: number, length: number, extra?: number): Uint8Array {

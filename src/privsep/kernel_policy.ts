@@ -47,6 +47,12 @@ export const KERNEL_COLUMNS: Readonly<Record<string, KernelColumns>> = {
     seccomp: "the VM process's",
     landlock: "its own thread: no filesystem access (it confines itself once its descriptors are set up)",
   },
+  "virtio-scsi": {
+    identity: "the VM process's",
+    seccomp: "the VM process's",
+    landlock:
+      "its own thread: no filesystem access (it confines itself once it holds its image's descriptor)",
+  },
   "virtio-rng": {
     identity: "the VM process's",
     seccomp: "the VM process's",

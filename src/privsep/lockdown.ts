@@ -132,7 +132,7 @@ export function lockDown(opts: LockdownOptions): LockdownReport {
 /** One log line for a lock-down report. */
 export function describeLockdown(r: LockdownReport): string {
   const landlock = r.landlock.applied
-    ? `Landlock ABI ${r.landlock.abi} on the main thread and the vCPU/virtio-blk/virtio-net threads`
+    ? `Landlock ABI ${r.landlock.abi} on the main thread and the vCPU/virtio-blk/virtio-net/virtio-scsi threads`
     : `no Landlock (${r.landlock.why})`;
   const seccomp = r.seccomp === null
     ? "no seccomp"

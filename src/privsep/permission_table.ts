@@ -133,6 +133,20 @@ export const POLICY: readonly PolicyRow[] = [
     ],
   },
   {
+    name: "virtio-scsi",
+    kind: "worker",
+    entry: "src/virtio/scsi_worker.ts",
+    role: "one per CD-ROM: serves its virtio-scsi queues, reading the ISO image (read-only)",
+    grants: (ctx) => [
+      {
+        permission: "ffi",
+        scope: [ctx.libcPath],
+        reason: "pread on the descriptor of its ISO image (vmd opened it read-only; Deno's file API opens " +
+          "only paths), and Landlock for its own thread; no files, no network, no other permission",
+      },
+    ],
+  },
+  {
     name: "virtio-rng",
     kind: "worker",
     entry: "src/virtio/rng_worker.ts",

@@ -11,6 +11,7 @@ import { type PolicyContext, workerOptions } from "../privsep/permission_table.t
 import { entryUrl } from "../privsep/permission_table.ts";
 import type {
   BlkDiskInit,
+  CdromInit,
   DeviceProbeResult,
   FromDeviceMessage,
   NetInit,
@@ -52,8 +53,8 @@ export class DeviceWorkerError extends Error {
 
 /** What to start. */
 export interface DeviceSpawnOptions {
-  /** The permission-table row (`virtio-blk` or `virtio-rng`). */
-  readonly row: "virtio-blk" | "virtio-rng" | "virtio-net";
+  /** The permission-table row. */
+  readonly row: "virtio-blk" | "virtio-rng" | "virtio-net" | "virtio-scsi";
   /** A label for the worker (e.g. `virtio-blk0`). */
   readonly label: string;
   /** Policy facts (for virtio-blk: its disk's paths). */
@@ -66,6 +67,8 @@ export interface DeviceSpawnOptions {
   readonly disk?: BlkDiskInit;
   /** virtio-net: the tap. */
   readonly net?: NetInit;
+  /** virtio-scsi: the CD-ROM image. */
+  readonly cdrom?: CdromInit;
   /** The INTx GSI. */
   readonly gsi: number;
   /** Drives the GSI (the VM fd's KVM_IRQ_LINE). */
@@ -127,12 +130,23 @@ export class DeviceHandle {
   static async spawn(o: DeviceSpawnOptions): Promise<DeviceHandle> {
     const worker = new Worker(entryUrl(o.row), workerOptions(o.row, o.policy, o.label));
     const h = new DeviceHandle(o, worker);
-    const r = await h.#ask({ type: "init", memory: o.memory, state: o.state, disk: o.disk, net: o.net });
+    const r = await h.#ask({
+      type: "init",
+      memory: o.memory,
+      state: o.state,
+      disk: o.disk,
+      net: o.net,
+      cdrom: o.cdrom,
+    });
     if (r.type !== "ready") {
       worker.terminate();
       throw new DeviceWorkerError(
         `${o.label}: ${r.type === "failed" ? r.message : "unexpected answer"}${
-          o.row === "virtio-blk" ? " (check the disk path and mode)" : ""
+          o.row === "virtio-blk"
+            ? " (check the disk path and mode)"
+            : o.row === "virtio-scsi"
+            ? " (check the CD-ROM image)"
+            : ""
         }`,
       );
     }

@@ -22,6 +22,18 @@ export interface BlkDiskInit {
   readonly id: string;
 }
 
+/** The ISO image a virtio-scsi (CD-ROM) worker serves. */
+export interface CdromInit {
+  /** The image's descriptor, opened read-only before (the worker opens no path at all). */
+  readonly fd: number;
+  /** Its name (the path the user gave), for messages. */
+  readonly name: string;
+  /** libc's path (the worker's only grant: pread on that descriptor). */
+  readonly libcPath: string;
+  /** The unit serial number INQUIRY reports (at most 32 ASCII bytes). */
+  readonly serial: string;
+}
+
 /** The tap a virtio-net worker serves, and how. */
 export interface NetInit {
   /** The tap fd (opened by the main thread; fds are shared by every thread of the process). */
@@ -47,6 +59,8 @@ export interface DeviceInitMessage {
   readonly disk?: BlkDiskInit;
   /** virtio-net only: its tap. */
   readonly net?: NetInit;
+  /** virtio-scsi only: its CD-ROM image. */
+  readonly cdrom?: CdromInit;
 }
 
 /** Main → worker: try forbidden powers and report; `otherFile` is a file the worker must not read. */
@@ -120,6 +134,16 @@ export function validateToDevice(v: unknown): string | undefined {
         }
         if (typeof d.id !== "string" || new TextEncoder().encode(d.id).length > 20) {
           return "init: disk.id must be a string of at most 20 bytes";
+        }
+      }
+      if (v.cdrom !== undefined) {
+        const c = v.cdrom;
+        if (
+          !isObject(c) || !Number.isInteger(c.fd) || (c.fd as number) < 0 || typeof c.name !== "string" ||
+          typeof c.libcPath !== "string" || typeof c.serial !== "string" ||
+          !/^[\x20-\x7e]{0,32}$/.test(c.serial)
+        ) {
+          return "init: cdrom must have an fd, a name, libcPath and a serial of at most 32 ASCII bytes";
         }
       }
       return v.net === undefined ? undefined : validateNetInit(v.net);

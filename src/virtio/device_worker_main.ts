@@ -30,7 +30,7 @@ async function attempt(f: () => unknown): Promise<string> {
 export function serveDeviceWorker(makeBackend: (m: DeviceInitMessage) => Promise<VirtioBackend>): void {
   const send = (m: FromDeviceMessage) => self.postMessage(m);
   let started = false;
-  let libcPath: string | undefined; // the workers that hold libc (virtio-blk, virtio-net) were given its path
+  let libcPath: string | undefined; // the workers that hold libc (virtio-blk, virtio-net, virtio-scsi) were given its path
   let device: VirtioDevice | undefined;
   self.onmessage = async (event: MessageEvent<unknown>) => {
     const why = validateToDevice(event.data);
@@ -57,7 +57,7 @@ export function serveDeviceWorker(makeBackend: (m: DeviceInitMessage) => Promise
       }
       if (started) throw new Error("init received twice");
       started = true;
-      libcPath = m.disk?.libcPath ?? m.net?.libcPath;
+      libcPath = m.disk?.libcPath ?? m.net?.libcPath ?? m.cdrom?.libcPath;
       const memory = new GuestMemory(m.memory);
       device = new VirtioDevice(memory, m.state, await makeBackend(m));
       send({ type: "ready" });

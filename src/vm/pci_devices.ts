@@ -1,6 +1,6 @@
 /**
- * The PCI devices of a VM: the host bridge at 00:00.0 and one virtio function per disk and for the entropy
- * device from 00:01.0, with BARs the VMM assigns in the PCI hole before boot and one IOAPIC pin (GSI 16+)
+ * The PCI devices of a VM: the host bridge at 00:00.0 and one virtio function per disk, for the CD-ROM
+ * (virtio-scsi) and for the entropy device from 00:01.0, with BARs the VMM assigns in the PCI hole before boot and one IOAPIC pin (GSI 16+)
  * each. The main thread builds the shared state here, spawns the device workers and hands the vCPU workers
  * their {@link PciFunctionSpec}s.
  *
@@ -16,11 +16,14 @@ import { HOST_BRIDGE, PCI_MMIO_START } from "../pci/pci_bus.ts";
 import { PciConfigSpace } from "../pci/config_space.ts";
 import type { PolicyContext } from "../privsep/permission_table.ts";
 import { closeFd } from "../../ffi/fd.ts";
+import { openFileOnce } from "../../ffi/open_file.ts";
 import { openLibc } from "../../ffi/libc.ts";
 import { openTap, validateInterfaceName } from "../../ffi/tap.ts";
 import { BLK_CONFIG_LENGTH } from "../virtio/blk.ts";
-import type { NetInit } from "../virtio/device_messages.ts";
+import type { CdromInit, NetInit } from "../virtio/device_messages.ts";
 import { NET_CONFIG_LENGTH } from "../virtio/net.ts";
+import { SCSI_CONFIG_LENGTH } from "../virtio/scsi.ts";
+import { CD_BLOCK } from "../virtio/scsi_cdrom.ts";
 import { DeviceHandle } from "../virtio/device_handle.ts";
 import { createTransportState } from "../virtio/transport_state.ts";
 
@@ -37,6 +40,17 @@ export interface VmDisk {
   readonly files?: readonly DiskFile[];
   /** Attach it read-only. */
   readonly readOnly?: boolean;
+}
+
+/**
+ * A CD-ROM attached to a VM (a read-only virtio-scsi function): either a path this process opens itself (as
+ * `vmd run` does) or a descriptor vmd opened before and handed over (`fd`, as a VM process gets it).
+ */
+export interface VmCdrom {
+  /** The ISO image's path (opened here when no `fd` is given; named in messages either way). */
+  readonly path: string;
+  /** The image, already open read-only. */
+  readonly fd?: number;
 }
 
 /** A NIC attached to a VM: a virtio-net function on a tap. */
@@ -70,15 +84,18 @@ export const PCI_GSI_BASE = 16;
 export const MAX_VIRTIO_FUNCTIONS = 8;
 
 interface PlannedDevice {
-  readonly row: "virtio-blk" | "virtio-rng" | "virtio-net";
+  readonly row: "virtio-blk" | "virtio-rng" | "virtio-net" | "virtio-scsi";
   readonly label: string;
   readonly slot: number;
   readonly gsi: number;
   readonly state: SharedArrayBuffer;
   readonly disk?: VmDisk & { readonly id: string };
   readonly nic?: VmNic;
+  readonly cdrom?: VmCdrom;
   config?: SharedArrayBuffer;
   tapFd?: number;
+  /** A CD-ROM image this object opened itself. */
+  cdromFd?: number;
 }
 
 /** Too many devices, or a device worker that would not start. */
@@ -90,12 +107,38 @@ export class PciDevicesError extends Error {
   }
 }
 
+/**
+ * Refuses a CD-ROM image smaller than one 2048-byte block (nothing a drive could read: not an ISO image).
+ * Throws {@link PciDevicesError} naming the file.
+ */
+export function checkCdromSize(path: string, size: number): void {
+  if (size < CD_BLOCK) {
+    throw new PciDevicesError(
+      `${path}: a CD-ROM image of ${size} bytes holds no ${CD_BLOCK}-byte block; name an ISO 9660 image`,
+    );
+  }
+}
+
 /** The MSI-X capability's offset in a virtio function's config space (every one we build has it). */
 function msixCap(config: SharedArrayBuffer): number {
   const at = new PciConfigSpace(config).findCapability(PCI_CAP_MSIX);
   if (at === undefined) throw new PciDevicesError("a virtio function lacks its MSI-X capability");
   return at;
 }
+
+const KIND = {
+  "virtio-blk": "blk",
+  "virtio-net": "net",
+  "virtio-rng": "rng",
+  "virtio-scsi": "scsi",
+} as const satisfies Record<PlannedDevice["row"], string>;
+const QUEUES = { blk: 1, net: 2, rng: 1, scsi: 3 } as const;
+const CONFIG_LENGTH = {
+  blk: BLK_CONFIG_LENGTH,
+  net: NET_CONFIG_LENGTH,
+  rng: 0,
+  scsi: SCSI_CONFIG_LENGTH,
+} as const;
 
 /** A VM's PCI bus 0 and its virtio devices. */
 export class PciDevices {
@@ -108,10 +151,19 @@ export class PciDevices {
   /** Chains this object opened itself (disks given by path). */
   #opened: ChainImage[][] = [];
 
-  /** Plans the bus: slots, BARs, GSIs and shared state; nothing runs yet. */
-  constructor(disks: readonly VmDisk[], rng: boolean, nics: readonly VmNic[] = []) {
+  /**
+   * Plans the bus: slots, BARs, GSIs and shared state; nothing runs yet. The disks come first, then the
+   * CD-ROM, virtio-rng and the NICs.
+   */
+  constructor(disks: readonly VmDisk[], rng: boolean, nics: readonly VmNic[] = [], cdrom?: VmCdrom) {
     const planned: PlannedDevice[] = [];
-    const add = (row: PlannedDevice["row"], label: string, disk?: PlannedDevice["disk"], nic?: VmNic) => {
+    const add = (
+      row: PlannedDevice["row"],
+      label: string,
+      disk?: PlannedDevice["disk"],
+      nic?: VmNic,
+      cd?: VmCdrom,
+    ) => {
       const slot = planned.length + 1;
       planned.push({
         row,
@@ -121,9 +173,11 @@ export class PciDevices {
         state: createTransportState(),
         disk,
         nic,
+        cdrom: cd,
       });
     };
     disks.forEach((d, i) => add("virtio-blk", `virtio-blk${i}`, { ...d, id: `vmd-disk-${i}` }));
+    if (cdrom !== undefined) add("virtio-scsi", "virtio-scsi0", undefined, undefined, cdrom);
     if (rng) add("virtio-rng", "virtio-rng");
     nics.forEach((n, i) => {
       validateInterfaceName(n.tap);
@@ -139,13 +193,13 @@ export class PciDevices {
     const host = PciConfigSpace.create(HOST_BRIDGE);
     const functions: PciFunctionSpec[] = [{ slot: 0, config: host.state }];
     planned.forEach((p, i) => {
-      const kind = p.row === "virtio-blk" ? "blk" : p.row === "virtio-net" ? "net" : "rng";
+      const kind = KIND[p.row];
       const cfg = virtioPciConfigSpace(
         kind,
         PCI_MMIO_START + i * VIRTIO_BAR_SIZE,
         p.gsi,
-        kind === "net" ? 2 : 1,
-        kind === "blk" ? BLK_CONFIG_LENGTH : kind === "net" ? NET_CONFIG_LENGTH : 0,
+        QUEUES[kind],
+        CONFIG_LENGTH[kind],
       );
       p.config = cfg.state;
       functions.push({
@@ -184,6 +238,15 @@ export class PciDevices {
       for (const p of this.#planned) {
         let files: readonly DiskFile[] = [];
         if (p.disk !== undefined) files = p.disk.files ?? this.#openDisk(p.disk);
+        let cdrom: CdromInit | undefined;
+        if (p.cdrom !== undefined) {
+          cdrom = {
+            fd: p.cdrom.fd ?? this.#openCdrom(p),
+            name: p.cdrom.path,
+            libcPath: base.libcPath,
+            serial: "VMD-CD0",
+          };
+        }
         let net: NetInit | undefined;
         if (p.nic !== undefined) {
           const tap = p.nic.opened ?? openTap(p.nic.tap, openLibc(base.libcPath));
@@ -207,6 +270,7 @@ export class PciDevices {
               ? undefined
               : { files, readOnly: p.disk.readOnly ?? false, id: p.disk.id, libcPath: base.libcPath },
             net,
+            cdrom,
             gsi: p.gsi,
             irqLine,
             msix: { config: p.config!, cap: msixCap(p.config!), signal: signalMsi },
@@ -231,6 +295,14 @@ export class PciDevices {
     return diskFilesOf(chain);
   }
 
+  /** Opens a CD-ROM image given by path with this process's rights (read-only), for its worker. */
+  #openCdrom(p: PlannedDevice): number {
+    const file = openFileOnce(p.cdrom!.path, { what: "CD-ROM image" });
+    p.cdromFd = file.fd;
+    checkCdromSize(p.cdrom!.path, file.size);
+    return file.fd;
+  }
+
   /** Stops every device worker, then closes the taps (which removes them). */
   stop(): void {
     for (const h of this.#handles) h.stop();
@@ -238,6 +310,8 @@ export class PciDevices {
     for (const p of this.#planned) {
       if (p.tapFd !== undefined) closeFd(p.tapFd);
       p.tapFd = undefined;
+      if (p.cdromFd !== undefined) closeFd(p.cdromFd);
+      p.cdromFd = undefined;
     }
   }
 }

@@ -22,15 +22,15 @@ import type { PolicyContext } from "../privsep/permission_table.ts";
 import { discardPrewarmedVcpuWorkers, prewarmVcpuWorkers, VcpuHandle } from "../vcpu/vcpu_handle.ts";
 import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { vcpuCpuid } from "./cpuid.ts";
-import { PciDevices, type VmDisk, type VmNic } from "./pci_devices.ts";
+import { PciDevices, type VmCdrom, type VmDisk, type VmNic } from "./pci_devices.ts";
 import type { DeviceHandle } from "../virtio/device_handle.ts";
 import { type BiosPlacement, placeBios } from "../firmware/bios_image.ts";
-import { biosFwCfg, type BootDevice, pciBootPath } from "../firmware/bios_config.ts";
+import { biosFwCfg, type BootDevice, pciBootPath, scsiBootPath } from "../firmware/bios_config.ts";
 import { FW_CFG_PORTS } from "../firmware/fw_cfg_items.ts";
 import { createFwCfgState } from "../devices/fw_cfg.ts";
 import { DEBUGCON_PORT } from "../devices/debugcon.ts";
 
-export type { VmDisk, VmNic };
+export type { VmCdrom, VmDisk, VmNic };
 
 /** COM1's base port. */
 export const COM1_PORT = 0x3f8;
@@ -69,6 +69,8 @@ export interface VmOptions {
   readonly kvmPath?: string;
   /** Disks, each a virtio-blk PCI function served by its own worker (`pc` platform only). */
   readonly disks?: readonly VmDisk[];
+  /** A read-only CD-ROM: a virtio-scsi PCI function after the disks, served by its own worker (`pc` only). */
+  readonly cdrom?: VmCdrom;
   /** A virtio-rng PCI function (`pc` platform only). */
   readonly rng?: boolean;
   /** virtio-net functions on taps, after the disks and virtio-rng (`pc` platform only). */
@@ -197,10 +199,15 @@ export class Vm {
       const pc = options.platform === "pc";
       const bios = options.bios === undefined ? undefined : placeBios(options.bios.image, options.bios.name);
       if (bios !== undefined) checkBiosVm(kvm, options, pc);
-      const pci = new PciDevices(options.disks ?? [], options.rng ?? false, options.nics ?? []);
+      const pci = new PciDevices(
+        options.disks ?? [],
+        options.rng ?? false,
+        options.nics ?? [],
+        options.cdrom,
+      );
       if (pci.hasDevices && !pc) {
         throw new RangeError(
-          "disks and virtio-rng need the pc platform (its PCI bus and interrupt controller)",
+          "disks, the CD-ROM and virtio-rng need the pc platform (its PCI bus and interrupt controller)",
         );
       }
       if (pc) {
@@ -254,7 +261,7 @@ export class Vm {
     return v;
   }
 
-  /** The running virtio device workers (after {@link spawn}), disks first, then virtio-rng. */
+  /** The running virtio device workers (after {@link spawn}): disks, the CD-ROM, virtio-rng, NICs. */
   get virtioDevices(): readonly DeviceHandle[] {
     return this.#pci.handles;
   }
@@ -454,7 +461,9 @@ function biosDirectory(memory: GuestMemory, cpus: number, pci: PciDevices, bootD
     if (slot === undefined) throw new RangeError("boot device disk: the VM has no disk; attach one (-d)");
     bootOrder = [pciBootPath(slot)];
   } else if (bootDevice === "cdrom") {
-    throw new RangeError("boot device cdrom: the VM has no CD-ROM; attach one (-r)");
+    const slot = pci.firstSlot("virtio-scsi");
+    if (slot === undefined) throw new RangeError("boot device cdrom: the VM has no CD-ROM; attach one (-r)");
+    bootOrder = [scsiBootPath(slot, 0, 0)]; // target 0, LUN 0
   } else if (bootDevice === "net") {
     bootOrder = []; // as OpenBSD vmd: the BIOS has no network boot (no PXE ROM), so it boots nothing
   }
