@@ -16,7 +16,7 @@
 import type { GuestMemory } from "../memory/guest_memory.ts";
 import { gatherReadable } from "./blk.ts";
 import type { VirtioBackend } from "./device_core.ts";
-import { CdromUnit, fixedSense, SCSI_STATUS, type ScsiOutcome } from "./scsi_cdrom.ts";
+import { type CdromUnit, fixedSense, SCSI_STATUS, type ScsiOutcome } from "./scsi_cdrom.ts";
 import type { Chain } from "./virtqueue.ts";
 
 /** Queue indices. */
