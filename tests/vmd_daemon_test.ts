@@ -235,12 +235,15 @@ kvmTest(
       assert.equal((await d.vmctl(["log", "brief"])).code, 0);
       assert.equal((await d.vmctl(["log", "loud"])).code, 1);
 
-      // the CD-ROM is refused with a reason, not faked; NICs are for new vms (a defined one has its own)
+      // a defined vm keeps its own CD-ROM and NICs (-r, -L are for new vms); a missing ISO is named
       for (
         const [args, why] of [
           [["start", "-L", "base"], /only -b and -B apply to it/],
           [["start", "-r", "/tmp/x.iso", "base"], /only -b and -B apply to it/],
-          [["start", "-r", "/tmp/x.iso", "-m", "64M", "newvm"], /no CD-ROM device yet/],
+          [
+            ["start", "-r", "/nonexistent/x.iso", "-m", "64M", "newvm"],
+            /\/nonexistent\/x\.iso: no such CD-ROM image/,
+          ],
         ] as const
       ) {
         const r = await d.vmctl([...args]);

@@ -122,6 +122,7 @@ const DEF: VmDefinition = {
   memory: 2 * 2 ** 30,
   owner: { uid: 1000, gid: null, text: "u" },
   disks: [],
+  cdrom: null,
   nics: [],
   localPrefix: "100.64.0.0/10",
   localInet6: null,

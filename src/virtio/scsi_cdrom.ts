@@ -79,6 +79,16 @@ export interface CdMedium {
   readAt(pos: number, buf: Uint8Array): void;
 }
 
+/**
+ * Why an image of `size` bytes cannot be a CD-ROM (smaller than one block: not an ISO image), or undefined.
+ * Callers put it after the file's name.
+ */
+export function cdromImageProblem(size: number): string | undefined {
+  return size < CD_BLOCK
+    ? `a CD-ROM image of ${size} bytes holds no ${CD_BLOCK}-byte block; name an ISO 9660 image`
+    : undefined;
+}
+
 /** Fixed-format sense data for `s`. */
 export function fixedSense(s: Sense): Uint8Array {
   const b = new Uint8Array(FIXED_SENSE_BYTES);

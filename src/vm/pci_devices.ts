@@ -23,7 +23,7 @@ import { BLK_CONFIG_LENGTH } from "../virtio/blk.ts";
 import type { CdromInit, NetInit } from "../virtio/device_messages.ts";
 import { NET_CONFIG_LENGTH } from "../virtio/net.ts";
 import { SCSI_CONFIG_LENGTH } from "../virtio/scsi.ts";
-import { CD_BLOCK } from "../virtio/scsi_cdrom.ts";
+import { cdromImageProblem } from "../virtio/scsi_cdrom.ts";
 import { DeviceHandle } from "../virtio/device_handle.ts";
 import { createTransportState } from "../virtio/transport_state.ts";
 
@@ -104,18 +104,6 @@ export class PciDevicesError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "PciDevicesError";
-  }
-}
-
-/**
- * Refuses a CD-ROM image smaller than one 2048-byte block (nothing a drive could read: not an ISO image).
- * Throws {@link PciDevicesError} naming the file.
- */
-export function checkCdromSize(path: string, size: number): void {
-  if (size < CD_BLOCK) {
-    throw new PciDevicesError(
-      `${path}: a CD-ROM image of ${size} bytes holds no ${CD_BLOCK}-byte block; name an ISO 9660 image`,
-    );
   }
 }
 
@@ -299,7 +287,8 @@ export class PciDevices {
   #openCdrom(p: PlannedDevice): number {
     const file = openFileOnce(p.cdrom!.path, { what: "CD-ROM image" });
     p.cdromFd = file.fd;
-    checkCdromSize(p.cdrom!.path, file.size);
+    const problem = cdromImageProblem(file.size);
+    if (problem !== undefined) throw new PciDevicesError(`${p.cdrom!.path}: ${problem}`);
     return file.fd;
   }
 

@@ -147,12 +147,6 @@ export function definitionFromConfig(
   config: VmdConfig,
   warn: (line: string) => void = () => {},
 ): VmDefinition {
-  if (vm.cdrom !== null) {
-    throw new DefinitionError(
-      `vm ${vm.name}: cdrom ${vm.cdrom}: this vmd has no CD-ROM device yet; attach the image as a disk ` +
-        '(disk "path") or leave cdrom out',
-    );
-  }
   let owner: ResolvedOwner;
   try {
     owner = resolveOwner(vm.owner, db);
@@ -174,6 +168,7 @@ export function definitionFromConfig(
       readOnly: false,
       format: d.format === "auto" ? undefined : d.format,
     })),
+    cdrom: vm.cdrom === null ? null : resolve(vm.cdrom),
     namedBy: null,
     userPaths: [],
     nics: nicsFromConfig(vm, config, warn),
@@ -200,6 +195,7 @@ export function unusableDefinition(vm: VmConfig): VmDefinition {
     memory: vm.memoryBytes,
     owner: { uid: null, gid: null, text: "root" },
     disks: [],
+    cdrom: null,
     namedBy: null,
     userPaths: [],
     nics: [],
@@ -218,7 +214,6 @@ export function adHocDefinition(
   owner: ResolvedOwner,
   config: VmdConfig,
 ): VmDefinition {
-  checkNoCdrom(o);
   return {
     name,
     // as vmd(8): without -b the VM boots through the default BIOS, from its disks
@@ -230,6 +225,7 @@ export function adHocDefinition(
     memory: o.memory ?? 512 * 2 ** 20,
     owner,
     disks: startDisks(o),
+    cdrom: o.cdrom === null ? null : resolve(o.cdrom),
     namedBy: null,
     userPaths: [],
     nics: nicsFromStart(o, config),
@@ -239,15 +235,6 @@ export function adHocDefinition(
     enabled: false,
     allowInstance: null,
   };
-}
-
-/** Refuses `-r` (no CD-ROM device yet) rather than dropping it. */
-function checkNoCdrom(o: StartOptions): void {
-  if (o.cdrom !== null) {
-    throw new DefinitionError(
-      `-r ${o.cdrom}: this vmd has no CD-ROM device yet; attach the image as a disk (-d) or leave -r out`,
-    );
-  }
 }
 
 /** The disks of `vmctl start -d`: a `raw:`/`qcow2:` prefix declares the format (binding). */
@@ -292,7 +279,6 @@ export function instanceDefinition(
     throw new DefinitionError(`vm ${template.name} does not allow instances to change ${what}`);
   };
   // vm.conf(5): `boot` covers what is booted: the kernel and, with our extensions, its initrd and command line
-  checkNoCdrom(o);
   if (o.kernel !== null && !allow?.boot) refuse("the kernel (allow instance { boot })");
   if (o.bootDevice !== null && !allow?.boot) refuse("the boot device (allow instance { boot })");
   if (o.initrd !== null && !allow?.boot) refuse("the initrd (allow instance { boot })");
@@ -307,6 +293,7 @@ export function instanceDefinition(
   }
   if (o.memory !== null && !allow?.memory) refuse("memory (allow instance { memory })");
   if (o.disks !== null && !allow?.disk) refuse("disks (allow instance { disk })");
+  if (o.cdrom !== null && !allow?.cdrom) refuse("the CD-ROM (allow instance { cdrom })");
   const netAsked = o.local > 0 || o.interfaces !== null || o.switches !== null;
   if (netAsked && !allow?.interface) refuse("interfaces (allow instance { interface })");
   // as vm.conf says: an instance never inherits its parent's disks, and may not use them
@@ -325,6 +312,7 @@ export function instanceDefinition(
     cpus: o.cpus ?? template.cpus,
     memory: o.memory ?? template.memory,
     disks,
+    cdrom: o.cdrom === null ? template.cdrom : resolve(o.cdrom),
     nics: netAsked ? nicsFromStart(o, config) : template.nics,
     owner,
     // what the user named is opened with the user's rights; the template's files stay vm.conf's
@@ -333,6 +321,7 @@ export function instanceDefinition(
       ...(o.kernel === null ? [] : [resolve(o.kernel)]),
       ...(o.initrd === null ? [] : [resolve(o.initrd)]),
       ...disks.map((d) => d.path),
+      ...(o.cdrom === null ? [] : [resolve(o.cdrom)]),
     ],
     fromConfig: false,
     enabled: false,

@@ -40,12 +40,14 @@ export interface VmDefinition {
   readonly owner: ResolvedOwner;
   /** Disk images, each a virtio-blk function. */
   readonly disks: readonly DefinitionDisk[];
+  /** Absolute path of the CD-ROM's ISO image (a read-only virtio-scsi function), or null. */
+  readonly cdrom: string | null;
   /**
    * The user who named files of this VM (vmctl start of an instance), whose rights those files are opened
    * with; null when every file came from vm.conf or from root (opened as root).
    */
   readonly namedBy: FileCredentials | null;
-  /** The paths that user named (kernel, initrd, disks); the others are vm.conf's. */
+  /** The paths that user named (kernel, initrd, disks, CD-ROM); the others are vm.conf's. */
   readonly userPaths: readonly string[];
   /** NICs, each a virtio-net function on a tap vmd opens (`vm<id>-if<n>`). */
   readonly nics: readonly NicDefinition[];
@@ -243,6 +245,7 @@ export class VmEntry {
         kernel: def.kernel,
         initrd: def.initrd,
         disks: def.disks,
+        cdrom: def.cdrom,
         openerOf: (path) => def.namedBy !== null && def.userPaths.includes(path) ? def.namedBy : undefined,
         credentialsOf: this.#credentialsOf,
         probed: this.#probed,
@@ -286,6 +289,7 @@ export class VmEntry {
       memory: this.def.memory,
       consoleFd: pty.master,
       disks: files.disks,
+      cdrom: files.cdrom,
       nics: nics.specs,
     };
     let proc: Deno.ChildProcess;

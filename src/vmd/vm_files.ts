@@ -1,6 +1,6 @@
 /**
  * The files of one VM start, opened by the daemon: kernel, initrd, each disk and every image of its backing
- * chain, each once, with the rights of whoever named it (a user's own files as that user; vm.conf's as
+ * chain, the CD-ROM's ISO image (read-only), each once, with the rights of whoever named it (a user's own files as that user; vm.conf's as
  * root), no final symlink, regular files only, type-checked without blocking. The VM process inherits the
  * descriptors (same numbers) and reads them with pread; the daemon keeps no copy once the process has them.
  * Formats decided here are binding for the VM's life and its restarts.
@@ -12,6 +12,16 @@ import { type FileCredentials, type OpenedFile, openFileOnce } from "../../ffi/o
 import type { DiskFormat } from "../disk/disk.ts";
 import { type ChainImage, closeImageChain, diskFilesOf, openImageChain } from "../disk/image_chain.ts";
 import type { SpecDisk, SpecFile } from "./vm_messages.ts";
+import { cdromImageProblem } from "../virtio/scsi_cdrom.ts";
+
+/** A CD-ROM image that cannot be one. */
+export class CdromImageError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "CdromImageError";
+  }
+}
 
 /** A disk as a VM definition names it. */
 export interface DefinitionDisk {
@@ -31,6 +41,8 @@ export interface VmFileRequest {
   readonly initrd: string | null;
   /** The disks. */
   readonly disks: readonly DefinitionDisk[];
+  /** The CD-ROM's ISO image, or null. */
+  readonly cdrom: string | null;
   /** Open a path with this user's rights (files a user named); root's own when it returns undefined. */
   readonly openerOf: (path: string) => FileCredentials | undefined;
   /** The rights of a file's owner (a backing file must be one its image's owner could open). */
@@ -47,15 +59,23 @@ export class OpenVmFiles {
   readonly initrd: SpecFile | null;
   /** The disks as the VM process gets them. */
   readonly disks: readonly SpecDisk[];
+  /** The CD-ROM image, or null. */
+  readonly cdrom: SpecFile | null;
   /** Each disk's chain, as opened (formats, identities). */
   readonly chains: readonly ChainImage[][];
   readonly #fds: number[];
   #closed = false;
 
-  private constructor(boot: OpenedFile[], chains: ChainImage[][], readOnly: readonly boolean[]) {
+  private constructor(
+    boot: OpenedFile[],
+    chains: ChainImage[][],
+    readOnly: readonly boolean[],
+    cdrom: OpenedFile | undefined,
+  ) {
     this.chains = chains;
-    this.#fds = [...boot.map((b) => b.fd), ...chains.flat().map((c) => c.fd)];
+    this.#fds = [...boot.map((b) => b.fd), ...chains.flat().map((c) => c.fd), ...(cdrom ? [cdrom.fd] : [])];
     const file = (f: OpenedFile): SpecFile => ({ fd: f.fd, name: f.path });
+    this.cdrom = cdrom === undefined ? null : file(cdrom);
     this.kernel = file(boot[0]);
     this.initrd = boot.length > 1 ? file(boot[1]) : null;
     this.disks = chains.map((chain, i) => ({
@@ -68,6 +88,7 @@ export class OpenVmFiles {
   static open(req: VmFileRequest): OpenVmFiles {
     const boot: OpenedFile[] = [];
     const chains: ChainImage[][] = [];
+    let cdrom: OpenedFile | undefined;
     try {
       boot.push(openFileOnce(req.kernel, { as: req.openerOf(req.kernel), what: "kernel" }));
       if (req.initrd !== null) {
@@ -88,8 +109,15 @@ export class OpenVmFiles {
             as !== undefined ? as : namedBy.uid === 0 ? undefined : req.credentialsOf(namedBy.uid),
         }));
       }
-      return new OpenVmFiles(boot, chains, req.disks.map((d) => d.readOnly));
+      if (req.cdrom !== null) {
+        // read-only, a regular file only (a user's device nodes are refused as for disks), as who named it
+        cdrom = openFileOnce(req.cdrom, { as: req.openerOf(req.cdrom), what: "CD-ROM image" });
+        const problem = cdromImageProblem(cdrom.size);
+        if (problem !== undefined) throw new CdromImageError(`${req.cdrom}: ${problem}`);
+      }
+      return new OpenVmFiles(boot, chains, req.disks.map((d) => d.readOnly), cdrom);
     } catch (e) {
+      if (cdrom !== undefined) closeFd(cdrom.fd);
       for (const b of boot) closeFd(b.fd);
       for (const c of chains) closeImageChain(c);
       throw e;

@@ -40,6 +40,8 @@ export interface VmSpec {
   readonly consoleFd: number;
   /** Disk images, each a virtio-blk function, in the order the guest sees them. */
   readonly disks: readonly SpecDisk[];
+  /** The CD-ROM's ISO image (opened read-only by vmd), a virtio-scsi function after the disks; or null. */
+  readonly cdrom: SpecFile | null;
   /** NICs, each a virtio-net function on a tap vmd opened and configured, in the order the guest sees them. */
   readonly nics: readonly SpecNic[];
 }
@@ -115,6 +117,7 @@ function validateSpec(value: unknown): VmSpec {
       "memory",
       "consoleFd",
       "disks",
+      "cdrom",
       "nics",
     ],
     "vm spec",
@@ -149,6 +152,7 @@ function validateSpec(value: unknown): VmSpec {
     memory: int(o, "memory", 2 ** 20, 128 * 2 ** 30),
     consoleFd: int(o, "consoleFd", 3, 2 ** 20),
     disks,
+    cdrom: o.cdrom === null ? null : specFile(o.cdrom, "cdrom"),
     nics: validateNics(o.nics),
   };
 }

@@ -78,12 +78,13 @@ function boot(spec: VmSpec): Vm {
   const initrd = spec.initrd === null
     ? undefined
     : readBootFile(spec.initrd.fd, spec.initrd.name, "initrd", spec.memory);
-  // like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function
+  // like vmd(8), every VM gets an entropy device; each disk is a virtio-blk function, the CD-ROM virtio-scsi
   const vm = Vm.create({
     memory: spec.memory,
     vcpus: spec.cpus,
     platform: "pc",
     disks: spec.disks,
+    cdrom: spec.cdrom === null ? undefined : { path: spec.cdrom.name, fd: spec.cdrom.fd },
     rng: true,
     nics: spec.nics.map((n) => ({
       tap: n.tap,
