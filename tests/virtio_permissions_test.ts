@@ -18,6 +18,9 @@ Deno.test("the permission table: virtio-blk gets libc for its descriptors and no
   assert.deepEqual(permissionsFor("virtio-net", { libcPath }), { ...none, import: false, ffi: [libcPath] });
   assert.match(text, /^virtio-net\s+worker\s+one per NIC/m);
   assert.match(text, /ffi\s+\S+libc\S+\s+read\/write\/poll on its tap fd/);
+  assert.deepEqual(permissionsFor("virtio-scsi", { libcPath }), { ...none, import: false, ffi: [libcPath] });
+  assert.match(text, /^virtio-scsi\s+worker\s+one per CD-ROM/m);
+  assert.match(text, /ffi\s+\S+libc\S+\s+pread on the descriptor of its ISO image/);
 });
 
 kvmTest(
