@@ -3,7 +3,9 @@
  * process exit, N runs each, under vmd (`vmd run`) and QEMU with KVM (microvm and pc) in the same run. Prints
  * min/median/max per VMM, the ratios of the medians, peak RSS per VMM process (GNU time's %M), and what
  * Deno's own start-up (an empty script) costs. BIOS boot too: a boot sector on a virtio-blk disk, booted by
- * SeaBIOS (`vmd run -d disk`, no kernel) against QEMU `-M pc` with the same disk, start to its marker line.
+ * SeaBIOS (`vmd run -d disk`, no kernel) against QEMU `-M pc` with the same disk, start to its marker line;
+ * and the El Torito image from the CD-ROM (`vmd run -r iso -B cdrom`, virtio-scsi) against QEMU's
+ * virtio-scsi-pci + scsi-cd.
  *
  * Usage: deno task bench:boot [runs]
  *
@@ -11,13 +13,21 @@
  */
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { QEMU, qemuArgs } from "../tests/qemu_support.ts";
-import { buildBootDisk, DISK_BOOT_LINE } from "../examples/guests/boot/build.ts";
+import {
+  buildBootDisk,
+  buildBootIso,
+  CDROM_BOOT_PREFIX,
+  DISK_BOOT_LINE,
+} from "../examples/guests/boot/build.ts";
 
 const runs = Number(Deno.args[0] ?? 10);
 const MARKER = "kit hello: ok";
 const root = new URL("..", import.meta.url).pathname;
 const guest = await buildKitGuest("hello");
 const disk = await buildBootDisk();
+const iso = await buildBootIso();
+/** What the El Torito image prints when SeaBIOS boots it from the first CD drive. */
+const CD_LINE = `${CDROM_BOOT_PREFIX}e0 read=CD001`;
 const empty = await Deno.makeTempFile({ suffix: ".ts" });
 await Deno.writeTextFile(empty, "");
 
@@ -62,6 +72,11 @@ const vmdFlags = [
   "--allow-run",
   "--allow-sys",
 ];
+/** QEMU -M pc as the BIOS cases run it: SeaBIOS, serial console on stdout, the exit port. */
+const qemuPc = [
+  ...["-accel", "kvm", "-machine", "pc", "-nodefaults", "-nographic", "-serial", "stdio", "-display", "none"],
+  ...["-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-m", "64M"],
+];
 const cases: [string, string[], string | undefined][] = [
   ["vmd run", [deno, "run", ...vmdFlags, "cli.ts", "run", "-m", "64M", "-b", guest.path], MARKER],
   ["qemu microvm", [QEMU, ...await qemuArgs(guest.path, { machine: "microvm" })], MARKER],
@@ -69,21 +84,20 @@ const cases: [string, string[], string | undefined][] = [
   ["vmd run (BIOS)", [deno, "run", ...vmdFlags, "cli.ts", "run", "-m", "64M", "-d", disk], DISK_BOOT_LINE],
   ["qemu pc (BIOS)", [
     QEMU,
-    ...[
-      "-accel",
-      "kvm",
-      "-machine",
-      "pc",
-      "-nodefaults",
-      "-nographic",
-      "-serial",
-      "stdio",
-      "-display",
-      "none",
-    ],
-    ...["-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-m", "64M"],
+    ...qemuPc,
     ...["-drive", `file=${disk},format=raw,if=none,id=d0,readonly=on`, "-device", "virtio-blk-pci,drive=d0"],
   ], DISK_BOOT_LINE],
+  [
+    "vmd run (CD-ROM)",
+    [deno, "run", ...vmdFlags, "cli.ts", "run", "-m", "64M", "-r", iso, "-B", "cdrom"],
+    CD_LINE,
+  ],
+  ["qemu pc (CD-ROM)", [
+    QEMU,
+    ...qemuPc,
+    ...["-drive", `file=${iso},format=raw,if=none,id=cd0,media=cdrom,readonly=on`],
+    ...["-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-cd,drive=cd0,bus=scsi0.0,bootindex=0"],
+  ], CD_LINE],
   ["deno (empty script)", [deno, "run", empty], undefined],
 ];
 
@@ -122,13 +136,15 @@ for (const peer of ["qemu microvm", "qemu pc"]) {
       `RSS ${(v.rss / p.rss).toFixed(2)}x`,
   );
 }
-const vb = medians.get("vmd run (BIOS)")!;
-const qb = medians.get("qemu pc (BIOS)")!;
-console.log(
-  `vmd / qemu pc, BIOS boot: to marker ${(vb.marker / qb.marker).toFixed(2)}x, to exit ${
-    (vb.exit / qb.exit).toFixed(2)
-  }x, RSS ${(vb.rss / qb.rss).toFixed(2)}x`,
-);
+for (const kind of ["BIOS", "CD-ROM"]) {
+  const vb = medians.get(`vmd run (${kind})`)!;
+  const qb = medians.get(`qemu pc (${kind})`)!;
+  console.log(
+    `vmd / qemu pc, ${kind} boot: to marker ${(vb.marker / qb.marker).toFixed(2)}x, to exit ${
+      (vb.exit / qb.exit).toFixed(2)
+    }x, RSS ${(vb.rss / qb.rss).toFixed(2)}x`,
+  );
+}
 const d = medians.get("deno (empty script)")!;
 console.log(`Deno's own start-up and exit (empty script): ${d.exit.toFixed(1)} ms, ${d.rss.toFixed(1)} MiB`);
 await Deno.remove(empty);
