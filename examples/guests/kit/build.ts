@@ -48,6 +48,10 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     status: 0x26,
     purpose: "virtio-net: DHCP lease (or ip= on the cmdline), then answers ARP and pings",
   },
+  acpi_smp: {
+    status: 0x28,
+    purpose: "walks the ACPI tables as an OS does (RSDP, XSDT, MADT, FADT, DSDT) and starts every AP",
+  },
   echo: { status: 0, purpose: "prints its cmdline, then echoes console input in upper case until stopped" },
   kbd: {
     status: 0,
