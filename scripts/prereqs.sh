@@ -6,7 +6,7 @@ set -eu
 missing=""
 for pair in gcc:gcc as:binutils objcopy:binutils qemu-img:qemu-utils qemu-io:qemu-utils \
   qemu-system-x86_64:qemu-system-x86 ip:iproute2 ping:iputils-ping losetup:mount setpriv:util-linux \
-  useradd:passwd mkfifo:coreutils; do
+  useradd:passwd mkfifo:coreutils iasl:acpica-tools; do
   tool=${pair%%:*}
   pkg=${pair#*:}
   if ! command -v "$tool" >/dev/null 2>&1; then
