@@ -139,7 +139,7 @@ Deno.test({
           'EisaId ("PNP0303")',
           'EisaId ("PNP0B00")',
           "Name (_PRT, Package (0x02)",
-          "Name (\\_S5, Package (0x04)",
+          "Name (_S5, Package (0x04)",
           "0xFEBFFFFF",
         ]
       ) assert.ok(dsdt.includes(want), `DSDT lacks ${want}:\n${dsdt}`);

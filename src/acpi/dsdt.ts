@@ -90,7 +90,7 @@ export function buildDsdt(o: DsdtOptions): Uint8Array {
         name("_CRS", resourceTemplate(ioPort(0x70, 2), irqNoFlags(8))),
       ),
     ),
-    name("\\_S5", pkg(int(SLP_TYP_S5), int(SLP_TYP_S5), int(0), int(0))),
+    name("_S5", pkg(int(SLP_TYP_S5), int(SLP_TYP_S5), int(0), int(0))),
   );
   const { bytes } = sdt("DSDT", 2, SDT_HEADER_SIZE + aml.length);
   bytes.set(aml, SDT_HEADER_SIZE);

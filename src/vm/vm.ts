@@ -16,6 +16,8 @@ import { createUartShare, Uart16550, type UartShare } from "../devices/uart_1655
 import { createCmosState } from "../devices/cmos_rtc.ts";
 import { createI8042State, CTRL_ALT_DEL_SET1, I8042, I8042_IRQ } from "../devices/i8042.ts";
 import { writeMpTable } from "../boot/mptable.ts";
+import { writeAcpiTables } from "../acpi/acpi_tables.ts";
+import { ACPI_PM_BASE, createAcpiPmState, pressPowerButton } from "../devices/acpi_pm.ts";
 import { configurePcVcpu } from "./vcpu_setup.ts";
 import { GuestMemory, type MemoryRegion } from "../memory/guest_memory.ts";
 import type { PolicyContext } from "../privsep/permission_table.ts";
@@ -47,7 +49,8 @@ export interface VmOptions {
   /**
    * `bare` (default): COM1 (polled) and the exit port, no interrupt controller — HLT ends the run; for tiny
    * test guests. `pc`: what a PC kernel expects — in-kernel PIC/IOAPIC/LAPIC and PIT, COM1 on IRQ 4, CMOS RTC,
-   * i8042, port 0x80, PCI configuration ports, an MP table, boot MSRs — plus the exit port.
+   * i8042, port 0x80, PCI configuration ports, ACPI tables and PM registers (power button, S5), an MP table,
+   * boot MSRs — plus the exit port.
    */
   readonly platform?: "bare" | "pc";
   /** The KVM device (default /dev/kvm). */
@@ -90,11 +93,14 @@ export class Vm {
   readonly consoleOut: ByteRing;
   /** Which platform the VM models. */
   readonly platform: "bare" | "pc";
+  /** The ACPI RSDP's guest-physical address (`pc` platform), for the boot protocols. */
+  readonly acpiRsdp: number | undefined;
   readonly #uartModel: Uart16550;
   readonly #rtc: SharedArrayBuffer;
   readonly #i8042 = createI8042State();
   readonly #keyboard: I8042;
   readonly #pciHost = new SharedArrayBuffer(4);
+  readonly #acpiPm = createAcpiPmState();
   readonly #vcpuFds: VcpuFd[];
   readonly #mmapSize: number;
   readonly #pci: PciDevices;
@@ -110,8 +116,10 @@ export class Vm {
     mmapSize: number,
     platform: "bare" | "pc",
     pci: PciDevices,
+    acpiRsdp: number | undefined,
   ) {
     this.platform = platform;
+    this.acpiRsdp = acpiRsdp;
     this.#pci = pci;
     this.kvm = kvm;
     this.fd = fd;
@@ -194,8 +202,16 @@ export class Vm {
         v.setCpuid2(vcpuCpuid(cpuid, id));
         if (pc) configurePcVcpu(v, true);
       }
-      if (pc) writeMpTable(memory, vcpus, pci.irqs);
-      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci);
+      let rsdp: number | undefined;
+      if (pc) {
+        writeMpTable(memory, vcpus, pci.irqs);
+        rsdp = writeAcpiTables(memory, {
+          cpus: vcpus,
+          pciRoutes: pci.irqs,
+          com1: { port: COM1_PORT, irq: COM1_IRQ },
+        });
+      }
+      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci, rsdp);
     } catch (e) {
       discardPrewarmedVcpuWorkers();
       fd?.close();
@@ -236,6 +252,7 @@ export class Vm {
       { kind: "rtc", base: 0x70, state: this.#rtc },
       { kind: "i8042", base: 0x60, state: this.#i8042 },
       { kind: "sink", base: 0x80, length: 1, name: "post" },
+      { kind: "acpi-pm", base: ACPI_PM_BASE, state: this.#acpiPm },
       {
         kind: "pci-host",
         base: 0xcf8,
@@ -258,6 +275,16 @@ export class Vm {
   sendCtrlAltDel(): boolean {
     if (this.platform !== "pc") return false;
     return this.#keyboard.typeKeys(CTRL_ALT_DEL_SET1);
+  }
+
+  /**
+   * Presses the ACPI power button (`pc` platform): PWRBTN_STS and the SCI, which a guest's ACPI driver
+   * answers by shutting down and writing S5. Returns false, pressing nothing, when the guest has not enabled
+   * the power-button event (no ACPI driver: fall back to {@link sendCtrlAltDel}).
+   */
+  pressPowerButton(): boolean {
+    if (this.platform !== "pc") return false;
+    return pressPowerButton(this.#acpiPm, (gsi, level) => this.fd.irqLine(gsi, level));
   }
 
   /** Spawns one worker per vCPU and lets them run. */
