@@ -25,6 +25,11 @@ export interface QemuOptions {
   readonly timeoutMs?: number;
   /** More arguments, appended last (devices for later tests). */
   readonly extraArgs?: readonly string[];
+  /**
+   * A human-monitor command (e.g. `system_powerdown`) to send once the console output contains `after`;
+   * the monitor listens on a unix socket in a temporary folder.
+   */
+  readonly monitor?: { readonly after: string; readonly command: string };
 }
 
 /** What a QEMU run produced. */
@@ -114,6 +119,26 @@ export async function qemuArgs(elfPath: string, opts: QemuOptions = {}): Promise
 export async function runUnderQemu(elfPath: string, opts: QemuOptions = {}): Promise<QemuRun> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const args = await qemuArgs(elfPath, opts);
+  const monitorDir = opts.monitor === undefined ? undefined : await Deno.makeTempDir({ prefix: "vmd-qemu-mon-" });
+  const monitorPath = `${monitorDir}/monitor.sock`;
+  if (monitorDir !== undefined) args.push("-monitor", `unix:${monitorPath},server=on,wait=off`);
+  let monitorSent = false;
+  const sendMonitor = async (command: string) => {
+    const conn = await Deno.connect({ transport: "unix", path: monitorPath });
+    try {
+      await conn.write(new TextEncoder().encode(`${command}\n`));
+      // the monitor prints its banner and echoes the command once it has read it
+      const buf = new Uint8Array(4096);
+      let seen = "";
+      while (!seen.includes(command)) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        seen += new TextDecoder().decode(buf.subarray(0, n));
+      }
+    } finally {
+      conn.close();
+    }
+  };
   const command = [QEMU, ...args];
   let child: Deno.ChildProcess;
   const started = performance.now();
@@ -126,7 +151,13 @@ export async function runUnderQemu(elfPath: string, opts: QemuOptions = {}): Pro
   const decoder = new TextDecoder();
   let output = "";
   const readOut = (async () => {
-    for await (const chunk of child.stdout) output += decoder.decode(chunk, { stream: true });
+    for await (const chunk of child.stdout) {
+      output += decoder.decode(chunk, { stream: true });
+      if (opts.monitor !== undefined && !monitorSent && output.includes(opts.monitor.after)) {
+        monitorSent = true;
+        await sendMonitor(opts.monitor.command);
+      }
+    }
   })();
   const readErr = new Response(child.stderr).text();
   let timedOut = false;
@@ -148,5 +179,6 @@ export async function runUnderQemu(elfPath: string, opts: QemuOptions = {}): Pro
     return { output, status, exitValue, stderr, command, elapsedMs: performance.now() - started };
   } finally {
     clearTimeout(timer);
+    if (monitorDir !== undefined) await Deno.remove(monitorDir, { recursive: true });
   }
 }

@@ -9,6 +9,7 @@
  *    it to 32-bit protected mode, where it prints its APIC id and increments a counter.
  * Every line it prints is a fact both vmd's tables and QEMU's (SeaBIOS's) give, so the output is the same.
  */
+#include "acpi.h"
 #include "io.h"
 #include "kit.h"
 
@@ -20,18 +21,6 @@
 #define LAPIC_ICR_HI 0x310
 #define MAX_CPUS 64
 
-struct sdt {
-	char signature[4];
-	uint32_t length;
-	uint8_t revision;
-	uint8_t checksum;
-	char oem_id[6];
-	char oem_table_id[8];
-	uint32_t oem_revision;
-	uint32_t creator_id;
-	uint32_t creator_revision;
-} __attribute__((packed));
-
 static int failures;
 
 static void fail(const char *what) {
@@ -39,96 +28,37 @@ static void fail(const char *what) {
 	failures++;
 }
 
-static uint8_t sum(const void *p, uint32_t n) {
-	const uint8_t *b = p;
-	uint8_t s = 0;
-	while (n--) s += *b++;
-	return s;
-}
+#define rd16 acpi_rd16
+#define rd32 acpi_rd32
+#define rd64 acpi_rd64
 
-/* Reads at fixed physical addresses; the empty asm hides the constant address from the compiler's bounds checks. */
-static uint32_t rd32(const void *p) {
-	__asm__("" : "+r"(p));
-	return *(const volatile uint32_t *)p;
-}
-static uint16_t rd16(const void *p) {
-	__asm__("" : "+r"(p));
-	return *(const volatile uint16_t *)p;
-}
-static uint64_t rd64(const void *p) { return *(const uint32_t *)p | ((uint64_t) * ((const uint32_t *)p + 1) << 32); }
-
-/* A valid RSDP at p: signature, the ACPI 1.0 checksum, and for revision 2+ the extended one. */
-static int rsdp_valid(const uint8_t *p) {
-	if (memcmp(p, "RSD PTR ", 8) != 0 || sum(p, 20) != 0) return 0;
-	return p[15] < 2 || sum(p, rd32(p + 20)) == 0;
-}
-
-static const uint8_t *scan(uint32_t from, uint32_t to) {
-	for (uint32_t a = from; a < to; a += 16)
-		if (rsdp_valid((const uint8_t *)a)) return (const uint8_t *)a;
-	return 0;
-}
-
-/* What an OS does without a pointer from its loader: the first KiB of the EBDA, then the BIOS area. */
-static const uint8_t *scan_rsdp(void) {
-	uint32_t ebda = (uint32_t)rd16((const void *)0x40e) << 4;
-	const uint8_t *p = ebda >= 0x80000 && ebda < 0xa0000 ? scan(ebda, ebda + 1024) : 0;
-	return p ? p : scan(0xe0000, 0x100000);
-}
-
-static const struct sdt *tables[32];
+static const struct acpi_sdt *tables[32];
 static int ntables;
 
-static const struct sdt *find(const char *sig) {
+static const struct acpi_sdt *find(const char *sig) {
 	for (int i = 0; i < ntables; i++)
 		if (memcmp(tables[i]->signature, sig, 4) == 0) return tables[i];
 	return 0;
 }
 
-static int table_ok(const struct sdt *t) { return t->length >= sizeof(struct sdt) && sum(t, t->length) == 0; }
-
 /* Whether the AML holds `n` bytes equal to `pat`. */
-static int aml_has(const struct sdt *t, const uint8_t *pat, uint32_t n) {
+static int aml_has(const struct acpi_sdt *t, const uint8_t *pat, uint32_t n) {
 	const uint8_t *b = (const uint8_t *)t;
-	for (uint32_t i = sizeof(struct sdt); i + n <= t->length; i++)
+	for (uint32_t i = sizeof(struct acpi_sdt); i + n <= t->length; i++)
 		if (memcmp(b + i, pat, n) == 0) return 1;
 	return 0;
 }
 
 /* A Name(_HID, EisaId("PNPxxxx")) as compiled AML: DWordPrefix and the compressed id. */
-static int has_eisa(const struct sdt *dsdt, uint32_t id) {
+static int has_eisa(const struct acpi_sdt *dsdt, uint32_t id) {
 	uint8_t pat[5] = {0x0c, (uint8_t)id, (uint8_t)(id >> 8), (uint8_t)(id >> 16), (uint8_t)(id >> 24)};
 	return aml_has(dsdt, pat, 5);
-}
-
-/* One AML integer: ZeroOp, OneOp, BytePrefix or WordPrefix; -1 for anything else. */
-static int aml_small_int(const uint8_t **pp) {
-	const uint8_t *p = *pp;
-	int v = -1;
-	if (p[0] == 0x00 || p[0] == 0x01) v = p[0], p += 1;
-	else if (p[0] == 0x0a) v = p[1], p += 2;
-	else if (p[0] == 0x0b) v = p[1] | (p[2] << 8), p += 3;
-	*pp = p;
-	return v;
-}
-
-/* SLP_TYPa from Name(_S5_, Package() {a, b, ...}); -1 when absent. */
-static int s5_slp_typ(const struct sdt *dsdt) {
-	const uint8_t *b = (const uint8_t *)dsdt;
-	for (uint32_t i = sizeof(struct sdt); i + 8 <= dsdt->length; i++) {
-		if (b[i] != 0x08 || memcmp(b + i + 1, "_S5_", 4) != 0 || b[i + 5] != 0x12) continue;
-		const uint8_t *p = b + i + 6;
-		p += 1 + (*p >> 6); /* PkgLength: lead byte plus (bits 7:6) more bytes */
-		p += 1;             /* NumElements */
-		return aml_small_int(&p);
-	}
-	return -1;
 }
 
 static uint32_t madt_ids[MAX_CPUS];
 static int ncpus;
 
-static void walk_madt(const struct sdt *madt) {
+static void walk_madt(const struct acpi_sdt *madt) {
 	const uint8_t *b = (const uint8_t *)madt;
 	int ioapics = 0, nmi_lint1 = 0;
 	printf("madt: local apic at 0x%x\n", rd32(b + 36));
@@ -150,7 +80,7 @@ static void walk_madt(const struct sdt *madt) {
 
 static uint16_t pm_tmr_port;
 
-static const struct sdt *walk_fadt(const struct sdt *fadt) {
+static const struct acpi_sdt *walk_fadt(const struct acpi_sdt *fadt) {
 	const uint8_t *b = (const uint8_t *)fadt;
 	uint32_t flags = rd32(b + 112);
 	pm_tmr_port = (uint16_t)rd32(b + 76);
@@ -162,11 +92,11 @@ static const struct sdt *walk_fadt(const struct sdt *fadt) {
 	if (dsdt == 0) dsdt = rd32(b + 40);
 	if (fadt->length >= 148 && rd64(b + 140) && rd32(b + 40) && rd64(b + 140) != rd32(b + 40))
 		fail("FADT DSDT and X_DSDT differ");
-	return (const struct sdt *)(uint32_t)dsdt;
+	return (const struct acpi_sdt *)(uint32_t)dsdt;
 }
 
-static void walk_dsdt(const struct sdt *dsdt) {
-	if (memcmp(dsdt->signature, "DSDT", 4) != 0 || !table_ok(dsdt)) {
+static void walk_dsdt(const struct acpi_sdt *dsdt) {
+	if (memcmp(dsdt->signature, "DSDT", 4) != 0 || !acpi_table_ok(dsdt)) {
 		fail("DSDT signature and checksum");
 		return;
 	}
@@ -184,7 +114,7 @@ static void walk_dsdt(const struct sdt *dsdt) {
 		printf("dsdt: %s: %s\n", ids[i].name, has_eisa(dsdt, ids[i].id) ? "yes" : "no");
 	static const uint8_t prt[] = {'_', 'P', 'R', 'T'};
 	printf("dsdt: _PRT: %s, _S5_: %s\n", aml_has(dsdt, prt, 4) ? "yes" : "no",
-	       s5_slp_typ(dsdt) >= 0 ? "yes" : "no");
+	       acpi_s5_slp_typ(dsdt) >= 0 ? "yes" : "no");
 }
 
 /* --- time: PIT channel 2, gated through port 0x61, counting down at 1.193182 MHz --- */
@@ -321,31 +251,21 @@ static void start_aps(void) {
 uint32_t kmain(const struct hvm_start_info *info) {
 	uart_init();
 	const uint8_t *given = info->rsdp_paddr ? (const uint8_t *)(uint32_t)info->rsdp_paddr : 0;
-	const uint8_t *scanned = scan_rsdp();
-	if (given && !rsdp_valid(given)) fail("RSDP at hvm_start_info.rsdp_paddr");
+	const uint8_t *scanned = acpi_scan_rsdp();
+	if (given && !acpi_rsdp_valid(given)) fail("RSDP at hvm_start_info.rsdp_paddr");
 	if (!scanned) fail("RSDP by scanning the EBDA and 0xe0000-0xfffff");
 	if (given && scanned && given != scanned) fail("the scan and the start info name different RSDPs");
 	const uint8_t *rsdp = given ? given : scanned;
 	if (!rsdp) return 0x1;
 	printf("rsdp: checksums ok, found by %s\n", given ? "the start info and by scanning" : "scanning");
 
-	/* The root table: the XSDT when the RSDP is revision 2 and names one, else the RSDT. */
-	uint64_t xsdt = rsdp[15] >= 2 ? rd64(rsdp + 24) : 0;
-	const struct sdt *root = (const struct sdt *)(uint32_t)(xsdt ? xsdt : rd32(rsdp + 16));
-	if (!table_ok(root)) fail("root table checksum");
-	uint32_t width = xsdt ? 8 : 4;
-	for (uint32_t off = sizeof(struct sdt); off + width <= root->length && ntables < 32; off += width) {
-		const uint8_t *e = (const uint8_t *)root + off;
-		const struct sdt *t = (const struct sdt *)(uint32_t)(width == 8 ? rd64(e) : rd32(e));
-		if (!table_ok(t)) {
-			printf("FAIL: table %u of the root table: bad checksum\n", (off - sizeof(struct sdt)) / width);
-			failures++;
-		}
-		tables[ntables++] = t;
-	}
-	printf("root: every table's checksum ok\n");
+	ntables = acpi_root_tables(rsdp, tables, 32);
+	int bad = 0;
+	for (int i = 0; i < ntables; i++) bad += !acpi_table_ok(tables[i]);
+	if (bad) fail("table checksums");
+	else printf("root: every table's checksum ok\n");
 
-	const struct sdt *madt = find("APIC"), *fadt = find("FACP");
+	const struct acpi_sdt *madt = find("APIC"), *fadt = find("FACP");
 	if (!madt || !fadt) {
 		fail("MADT (APIC) and FADT (FACP) in the root table");
 		return 0x1;
