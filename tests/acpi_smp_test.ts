@@ -35,3 +35,39 @@ for (const cpus of [1, 4]) {
     },
   );
 }
+
+kvmTest(
+  "SMP: pause, resume and stop reach every vCPU, APs still waiting for their SIPI included",
+  async () => {
+    const { Vm, kvmMaxVcpus } = await import("../src/vm/vm.ts");
+    const { bootKernel } = await import("../src/vm/boot_kernel.ts");
+    const { VcpuState } = await import("../src/vcpu/vcpu_state.ts");
+    const guest = await buildKitGuest("echo");
+    const vm = Vm.create({ memory: 32 << 20, vcpus: 4, platform: "pc" });
+    try {
+      assert.ok(kvmMaxVcpus(vm.kvm) >= 4, "KVM reports its vCPU limit");
+      bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "console=ttyS0", initrdName: "none" });
+      await vm.start();
+      const decoder = new TextDecoder();
+      let out = "";
+      const deadline = Date.now() + 10_000;
+      while (!out.includes("\n") && Date.now() < deadline) {
+        await vm.consoleOut.waitForData(100);
+        out += decoder.decode(vm.consoleOut.drain());
+      }
+      assert.equal(out, "echo: ready console=ttyS0\n", "the BSP runs while the APs wait for their SIPI");
+      assert.equal(vm.vcpus.length, 4);
+      await vm.pause();
+      assert.deepEqual(vm.vcpus.map((h) => h.workerState), Array(4).fill(VcpuState.Paused));
+      await vm.resume();
+      assert.deepEqual(vm.vcpus.map((h) => h.workerState), Array(4).fill(VcpuState.Running));
+      const result = await vm.stop();
+      assert.deepEqual(result.exit, { kind: "stopped" });
+      assert.deepEqual(vm.vcpus.map((h) => h.workerState), Array(4).fill(VcpuState.Stopped));
+    } finally {
+      vm.close();
+    }
+    // more than the APIC ids allow: refused before any worker starts
+    assert.throws(() => Vm.create({ memory: 32 << 20, vcpus: 255, platform: "pc" }), /bad vCPU count 255/);
+  },
+);

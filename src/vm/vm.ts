@@ -16,7 +16,7 @@ import { createUartShare, Uart16550, type UartShare } from "../devices/uart_1655
 import { createCmosState } from "../devices/cmos_rtc.ts";
 import { createI8042State, CTRL_ALT_DEL_SET1, I8042, I8042_IRQ } from "../devices/i8042.ts";
 import { writeMpTable } from "../boot/mptable.ts";
-import { writeAcpiTables } from "../acpi/acpi_tables.ts";
+import { ACPI_MAX_CPUS, writeAcpiTables } from "../acpi/acpi_tables.ts";
 import { ACPI_PM_BASE, createAcpiPmState, pressPowerButton } from "../devices/acpi_pm.ts";
 import { configurePcVcpu } from "./vcpu_setup.ts";
 import { GuestMemory, type MemoryRegion } from "../memory/guest_memory.ts";
@@ -69,6 +69,11 @@ export interface VmResult {
   readonly vcpu: number;
   /** That exit. */
   readonly exit: VcpuExit;
+}
+
+/** The most vCPUs KVM creates in one VM: KVM_CAP_MAX_VCPUS, or KVM_CAP_NR_VCPUS, or 4 (the API's default). */
+export function kvmMaxVcpus(kvm: Kvm): number {
+  return kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPUS) || kvm.checkExtension(KVM_CAP.KVM_CAP_NR_VCPUS) || 4;
 }
 
 /** The guest-physical RAM layout for `bytes` of RAM: below the PCI hole, the rest above 4 GiB. */
@@ -146,7 +151,11 @@ export class Vm {
   /** Creates the VM, registers its RAM and creates its vCPUs (not yet running). */
   static create(options: VmOptions): Vm {
     const vcpus = options.vcpus ?? 1;
-    if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 255) throw new RangeError(`bad vCPU count ${vcpus}`);
+    if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > ACPI_MAX_CPUS) {
+      throw new RangeError(
+        `bad vCPU count ${vcpus}: a VM has 1..${ACPI_MAX_CPUS} (APIC ids below the broadcast id)`,
+      );
+    }
     if (
       !Number.isSafeInteger(options.memory) || options.memory < PAGE_SIZE || options.memory % PAGE_SIZE !== 0
     ) {
@@ -154,14 +163,16 @@ export class Vm {
     }
     const libcPath = resolveLibcPath();
     const libc = openLibc(libcPath);
-    prewarmVcpuWorkers(vcpus, { libcPath });
-    let kvm: Kvm;
-    try {
-      kvm = Kvm.open(options.kvmPath, libc);
-    } catch (e) {
-      discardPrewarmedVcpuWorkers();
-      throw e;
+    const kvm = Kvm.open(options.kvmPath, libc);
+    const maxVcpus = kvmMaxVcpus(kvm);
+    if (vcpus > maxVcpus) {
+      kvm.close();
+      throw new RangeError(
+        `${vcpus} vCPUs: this host's KVM allows at most ${maxVcpus} per VM; give it fewer`,
+      );
     }
+    // the workers' isolates load while the VM is created and the kernel loaded
+    prewarmVcpuWorkers(vcpus, { libcPath });
     let fd: VmFd | undefined;
     try {
       for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR"] as const) {
