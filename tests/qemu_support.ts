@@ -119,7 +119,9 @@ export async function qemuArgs(elfPath: string, opts: QemuOptions = {}): Promise
 export async function runUnderQemu(elfPath: string, opts: QemuOptions = {}): Promise<QemuRun> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const args = await qemuArgs(elfPath, opts);
-  const monitorDir = opts.monitor === undefined ? undefined : await Deno.makeTempDir({ prefix: "vmd-qemu-mon-" });
+  const monitorDir = opts.monitor === undefined
+    ? undefined
+    : await Deno.makeTempDir({ prefix: "vmd-qemu-mon-" });
   const monitorPath = `${monitorDir}/monitor.sock`;
   if (monitorDir !== undefined) args.push("-monitor", `unix:${monitorPath},server=on,wait=off`);
   let monitorSent = false;
