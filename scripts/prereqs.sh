@@ -7,7 +7,8 @@ missing=""
 for pair in gcc:gcc as:binutils objcopy:binutils qemu-img:qemu-utils qemu-io:qemu-utils \
   qemu-system-x86_64:qemu-system-x86 ip:iproute2 ping:iputils-ping losetup:mount setpriv:util-linux \
   useradd:passwd mkfifo:coreutils xorriso:xorriso /usr/share/seabios/bios-256k.bin:seabios \
-  extlinux:extlinux /usr/lib/syslinux/modules/bios/ldlinux.c32:syslinux-common mkfs.ext2:e2fsprogs; do
+  extlinux:extlinux /usr/lib/syslinux/modules/bios/ldlinux.c32:syslinux-common mkfs.ext2:e2fsprogs \
+  iasl:acpica-tools; do
   tool=${pair%%:*}
   pkg=${pair#*:}
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -e "$tool" ]; then

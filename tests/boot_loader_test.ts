@@ -78,6 +78,17 @@ Deno.test("bzImage: the zero page carries the header, loader fields, cmdline, in
   });
   assert.deepEqual(e820, [[0, 0x9fc00, 1], [0x9fc00, 0x60400, 2], [0x100000, (64 << 20) - 0x100000, 1]]);
   assert.equal(mem.readU8(0x100000), 0x90, "protected-mode kernel loaded at 1 MiB");
+  assert.equal(mem.readU64(zp + ZERO_PAGE.acpi_rsdp_addr), 0n, "no ACPI tables: no RSDP address");
+});
+
+Deno.test("the RSDP's address reaches the kernel: zero page acpi_rsdp_addr (bzImage), rsdp_paddr (PVH)", async () => {
+  const mem = memory(64 << 20);
+  loadKernel(mem, fakeBzImage(), opts({ rsdp: 0xe0000 }));
+  assert.equal(mem.readU64(ZERO_PAGE_ADDR + ZERO_PAGE.acpi_rsdp_addr), 0xe0000n);
+  const pvh = memory(64 << 20);
+  const guest = await buildKitGuest("hello");
+  const plan = loadKernel(pvh, guest.bytes, opts({ rsdp: 0xe0000 }));
+  assert.equal(pvh.readU64(plan.bootInfo + 32), 0xe0000n);
 });
 
 Deno.test("bzImage: refused clearly when too old, 32-bit only, too big for RAM, or the cmdline is too long", () => {

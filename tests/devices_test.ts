@@ -100,6 +100,7 @@ Deno.test("the exit port reports the written value through the bus hooks", () =>
   const { pio } = buildBuses([{ kind: "debug-exit", base: 0xf4 }], {
     requestExit: (s) => statuses.push(s),
     requestReboot: () => statuses.push(-1),
+    requestPowerOff: () => statuses.push(-2),
     irqLine: () => {},
   });
   pio.write(0xf4, 1, 0x31);

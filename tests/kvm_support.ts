@@ -71,6 +71,8 @@ export interface KernelRunOptions {
   readonly initrd?: string;
   /** Guest RAM in bytes (default 64 MiB). */
   readonly memory?: number;
+  /** vCPUs (default 1). */
+  readonly cpus?: number;
   /** Stop the VM after this long (default 20 s); the result then says `stopped`. */
   readonly timeoutMs?: number;
   /** Stop the VM as soon as the console output contains this (after it has been copied). */
@@ -94,6 +96,7 @@ export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): P
   const { bootKernel } = await import("../src/vm/boot_kernel.ts");
   const vm = Vm.create({
     memory: o.memory ?? 64 << 20,
+    vcpus: o.cpus,
     platform: "pc",
     disks: o.disks,
     rng: o.rng,

@@ -84,3 +84,37 @@ Deno.test({
     assert.deepEqual(run.result.exit, { kind: "reboot" });
   },
 });
+
+Deno.test({
+  name:
+    "Linux finds 4 vCPUs through ACPI (nproc says 4) and `poweroff -f` ends the VM powered off through S5 " +
+    "(hardware KVM)",
+  ignore: !hw.present,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const g = await prepareGuests({ log: () => {} });
+    let typed = false;
+    let off = false;
+    const run = await runKernel(g.bzImage, {
+      initrd: g.initrd,
+      cmdline: "console=ttyS0 reboot=k panic=-1 vmd.shell",
+      memory: 512 << 20,
+      cpus: 4,
+      timeoutMs: 120_000,
+      onOutput: (out, vm) => {
+        if (!typed && out.includes("VMD-INITRAMFS-READY") && /# $/.test(out)) {
+          typed = true;
+          vm.consoleInput(new TextEncoder().encode("echo cpus-$(nproc)\n"));
+        }
+        if (!off && /\ncpus-\d+\r?\n/.test(out)) {
+          off = true;
+          vm.consoleInput(new TextEncoder().encode("poweroff -f\n"));
+        }
+      },
+    });
+    assert.match(run.output, /ACPI: /, "the kernel found the ACPI tables");
+    assert.match(run.output, /\ncpus-4\r?\n/, run.output);
+    assert.deepEqual(run.result.exit, { kind: "shutdown" }, run.output);
+  },
+});

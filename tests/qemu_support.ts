@@ -25,6 +25,11 @@ export interface QemuOptions {
   readonly timeoutMs?: number;
   /** More arguments, appended last (devices for later tests). */
   readonly extraArgs?: readonly string[];
+  /**
+   * A human-monitor command (e.g. `system_powerdown`) to send once the console output contains `after`;
+   * the monitor listens on a unix socket in a temporary folder.
+   */
+  readonly monitor?: { readonly after: string; readonly command: string };
 }
 
 /** What a QEMU run produced. */
@@ -112,7 +117,7 @@ export async function qemuArgs(elfPath: string, opts: QemuOptions = {}): Promise
  * runs past `timeoutMs`.
  */
 export async function runUnderQemu(elfPath: string, opts: QemuOptions = {}): Promise<QemuRun> {
-  return await runQemu(await qemuArgs(elfPath, opts), opts.timeoutMs ?? 20_000);
+  return await runQemu(await qemuArgs(elfPath, opts), opts.timeoutMs ?? 20_000, opts.monitor);
 }
 
 /**
@@ -135,13 +140,43 @@ export async function runQemuBios(
   return await runQemu([...args, ...extraArgs], opts.timeoutMs ?? 30_000);
 }
 
-/** Runs QEMU with `args` until it exits (killed after `timeoutMs`); see {@link runUnderQemu}. */
-export async function runQemu(args: readonly string[], timeoutMs: number): Promise<QemuRun> {
-  const command = [QEMU, ...args];
+/** Runs QEMU with `args` until it exits (killed after `timeoutMs`), sending `monitor`'s command when asked; see {@link runUnderQemu}. */
+export async function runQemu(
+  args: readonly string[],
+  timeoutMs: number,
+  monitor?: QemuOptions["monitor"],
+): Promise<QemuRun> {
+  const extra: string[] = [];
+  const monitorDir = monitor === undefined ? undefined : await Deno.makeTempDir({ prefix: "vmd-qemu-mon-" });
+  const monitorPath = `${monitorDir}/monitor.sock`;
+  if (monitorDir !== undefined) extra.push("-monitor", `unix:${monitorPath},server=on,wait=off`);
+  let monitorSent = false;
+  const sendMonitor = async (command: string) => {
+    const conn = await Deno.connect({ transport: "unix", path: monitorPath });
+    try {
+      await conn.write(new TextEncoder().encode(`${command}\n`));
+      // the monitor prints its banner and echoes the command once it has read it
+      const buf = new Uint8Array(4096);
+      let seen = "";
+      while (!seen.includes(command)) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        seen += new TextDecoder().decode(buf.subarray(0, n));
+      }
+    } finally {
+      conn.close();
+    }
+  };
+  const command = [QEMU, ...args, ...extra];
   let child: Deno.ChildProcess;
   const started = performance.now();
   try {
-    child = new Deno.Command(QEMU, { args: [...args], stdin: "null", stdout: "piped", stderr: "piped" })
+    child = new Deno.Command(QEMU, {
+      args: [...args, ...extra],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
       .spawn();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new QemuMissingError();
@@ -150,7 +185,13 @@ export async function runQemu(args: readonly string[], timeoutMs: number): Promi
   const decoder = new TextDecoder();
   let output = "";
   const readOut = (async () => {
-    for await (const chunk of child.stdout) output += decoder.decode(chunk, { stream: true });
+    for await (const chunk of child.stdout) {
+      output += decoder.decode(chunk, { stream: true });
+      if (monitor !== undefined && !monitorSent && output.includes(monitor.after)) {
+        monitorSent = true;
+        await sendMonitor(monitor.command);
+      }
+    }
   })();
   const readErr = new Response(child.stderr).text();
   let timedOut = false;
@@ -172,5 +213,6 @@ export async function runQemu(args: readonly string[], timeoutMs: number): Promi
     return { output, status, exitValue, stderr, command, elapsedMs: performance.now() - started };
   } finally {
     clearTimeout(timer);
+    if (monitorDir !== undefined) await Deno.remove(monitorDir, { recursive: true });
   }
 }

@@ -114,11 +114,13 @@ Deno.test("replies and VM-process messages are validated too", () => {
   assert.throws(() => validateToVm({ type: "constructor" }), MessageError);
   assert.deepEqual(validateToVm({ type: "shutdown" }), { type: "shutdown" });
   assert.throws(() => validateToVm({ type: "stop" }), MessageError, "a graceful stop is a shutdown request");
-  assert.deepEqual(validateFromVm({ type: "shutting-down", asked: true }), {
+  assert.deepEqual(validateFromVm({ type: "shutting-down", asked: true, by: "power-button" }), {
     type: "shutting-down",
     asked: true,
+    by: "power-button",
   });
-  assert.throws(() => validateFromVm({ type: "shutting-down", asked: "yes" }), MessageError);
+  assert.throws(() => validateFromVm({ type: "shutting-down", asked: "yes", by: "none" }), MessageError);
+  assert.throws(() => validateFromVm({ type: "shutting-down", asked: true, by: "nmi" }), MessageError);
 });
 
 Deno.test("status table: vmctl's columns, scaled sizes, dashes for a stopped VM", () => {

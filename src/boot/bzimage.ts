@@ -42,7 +42,12 @@ export const SETUP = {
 } as const;
 
 /** Other zero-page offsets. */
-export const ZERO_PAGE = { e820_entries: 0x1e8, e820_table: 0x2d0, e820_max: 128 } as const;
+export const ZERO_PAGE = {
+  acpi_rsdp_addr: 0x070,
+  e820_entries: 0x1e8,
+  e820_table: 0x2d0,
+  e820_max: 128,
+} as const;
 
 /** loadflags bits. */
 export const LOADFLAGS = { LOADED_HIGH: 0x01, CAN_USE_HEAP: 0x80 } as const;
@@ -173,6 +178,8 @@ export function loadBzImage(mem: GuestMemory, bytes: Uint8Array, o: LoadOptions)
   mem.writeU16(zp + SETUP.heap_end_ptr, 0xfe00);
   mem.writeU32(zp + SETUP.cmd_line_ptr, CMDLINE_ADDR);
   mem.writeU32(zp + SETUP.code32_start, loadAddress);
+  // a boot_params field (not the setup header's): Linux reads it instead of scanning for the RSDP
+  if (o.rsdp !== undefined) mem.writeU64(zp + ZERO_PAGE.acpi_rsdp_addr, BigInt(o.rsdp));
   if (o.initrd !== undefined) {
     const at = placeInitrd(mem, o.initrd, runEnd, h.initrdAddrMax, o.initrdName);
     mem.writeU32(zp + SETUP.ramdisk_image, at);

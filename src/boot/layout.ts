@@ -23,6 +23,10 @@ export const CMDLINE_ADDR = 0x20000;
 export const CMDLINE_MAX = 0x10000;
 /** Start of the extended BIOS data area; from here to 1 MiB is reserved. */
 export const EBDA_START = 0x9fc00;
+/** Where the ACPI RSDP goes, with the tables after it (inside the area an OS scans for the RSDP). */
+export const ACPI_RSDP_ADDR = 0xe0000;
+/** The end of the ACPI tables' area (the MP table follows). */
+export const ACPI_TABLES_END = 0xf0000;
 /** Where the MP table goes (inside the reserved BIOS area that Linux scans). */
 export const MPTABLE_ADDR = 0xf0000;
 /** Start of the BIOS ROM area, reserved. */

@@ -20,6 +20,8 @@ export interface LoadOptions {
   readonly initrd?: Uint8Array;
   /** The initrd's name for errors. */
   readonly initrdName: string;
+  /** The ACPI RSDP's address, when the VM has ACPI tables (PVH `rsdp_paddr`, the zero page's `acpi_rsdp_addr`). */
+  readonly rsdp?: number;
 }
 
 /** How to start a loaded kernel. */

@@ -80,7 +80,7 @@ export function loadPvh(mem: GuestMemory, elf: ElfImage, bytes: Uint8Array, o: L
   mem.writeU32(PVH_INFO_ADDR + 12, modules);
   mem.writeU64(PVH_INFO_ADDR + 16, modules ? BigInt(PVH_MODLIST_ADDR) : 0n);
   mem.writeU64(PVH_INFO_ADDR + 24, BigInt(CMDLINE_ADDR));
-  mem.writeU64(PVH_INFO_ADDR + 32, 0n); // rsdp_paddr: no ACPI
+  mem.writeU64(PVH_INFO_ADDR + 32, BigInt(o.rsdp ?? 0)); // rsdp_paddr (0: no ACPI)
   mem.writeU64(PVH_INFO_ADDR + 40, BigInt(PVH_MEMMAP_ADDR));
   mem.writeU32(PVH_INFO_ADDR + 48, map.length);
   return { mode: "protected32", entry, bootInfo: PVH_INFO_ADDR, kind: "pvh" };

@@ -5,6 +5,7 @@
  * @module
  */
 import { BusError, MmioBus, PioBus } from "./bus.ts";
+import { ACPI_PM_SIZE, ACPI_PM_STATE_SIZE, AcpiPm } from "./acpi_pm.ts";
 import { CmosRtc } from "./cmos_rtc.ts";
 import { DEBUG_EXIT_SIZE, DebugExit } from "./debug_exit.ts";
 import { I8042, I8042_IRQ } from "./i8042.ts";
@@ -57,7 +58,9 @@ export type PioDeviceSpec =
     readonly image: SharedArrayBuffer;
     readonly state: SharedArrayBuffer;
     readonly memory: GuestMemoryShare;
-  };
+  }
+  /** The ACPI PM1 registers and PM timer ({@link AcpiPm}). */
+  | { readonly kind: "acpi-pm"; readonly base: number; readonly state: SharedArrayBuffer };
 
 /** What the buses' devices may ask of the vCPU that runs them. */
 export interface BusHooks {
@@ -65,6 +68,8 @@ export interface BusHooks {
   requestExit(status: number): void;
   /** End the VM with reason `reboot` (the keyboard controller's reset line). */
   requestReboot(): void;
+  /** End the VM as switched off (ACPI S5). */
+  requestPowerOff(): void;
   /** Drive interrupt line `gsi` to `level` (KVM_IRQ_LINE). */
   irqLine(gsi: number, level: 0 | 1): void;
 }
@@ -140,6 +145,10 @@ export function validatePioDeviceSpec(v: unknown): string | undefined {
       }
       return undefined;
     }
+    case "acpi-pm":
+      return v.state instanceof SharedArrayBuffer && v.state.byteLength >= ACPI_PM_STATE_SIZE
+        ? undefined
+        : "acpi-pm spec lacks its shared state";
     case "rtc":
     case "i8042":
       return v.state instanceof SharedArrayBuffer ? undefined : `${v.kind} spec lacks its shared state`;
@@ -227,6 +236,13 @@ export function buildBuses(specs: readonly PioDeviceSpec[], hooks: BusHooks): Bu
         pio.register(spec.dmaBase, FW_CFG_DMA_SIZE, fw.dma);
         break;
       }
+      case "acpi-pm":
+        pio.register(
+          spec.base,
+          ACPI_PM_SIZE,
+          new AcpiPm(spec.state, (gsi, level) => hooks.irqLine(gsi, level), () => hooks.requestPowerOff()),
+        );
+        break;
       default:
         throw new BusError(`unknown device kind ${(spec as { kind: string }).kind}`);
     }

@@ -31,6 +31,8 @@ export class ExitLatch {
   requested = false;
   /** True if it asked for a reboot rather than an exit status. */
   reboot = false;
+  /** True if it asked to switch the VM off (ACPI S5). */
+  powerOff = false;
   /** The status it asked for. */
   status = 0;
 
@@ -48,8 +50,16 @@ export class ExitLatch {
     this.reboot = true;
   }
 
+  /** Asks to end the run as switched off: exit kind `shutdown`, as KVM's own shutdown system event. */
+  requestPowerOff(): void {
+    if (this.requested) return;
+    this.requested = true;
+    this.powerOff = true;
+  }
+
   /** The exit the latch stands for. */
   exit(): VcpuExit {
+    if (this.powerOff) return { kind: "shutdown" };
     return this.reboot ? { kind: "reboot" } : { kind: "exit-port", status: this.status };
   }
 }

@@ -19,7 +19,7 @@ export type VcpuExit =
   | { readonly kind: "exit-port"; readonly status: number }
   /** The guest executed HLT with interrupts off or no in-kernel irqchip. */
   | { readonly kind: "hlt" }
-  /** Triple fault (with the registers as KVM left them), or a shutdown request (without). */
+  /** Triple fault (with the registers as KVM left them), or a power-off request: ACPI S5 or KVM's (without). */
   | { readonly kind: "shutdown"; readonly dump?: RegisterDump }
   /** The guest asked for a reset (keyboard controller or ACPI). */
   | { readonly kind: "reboot" }
@@ -68,7 +68,7 @@ export function describeVcpuExit(e: VcpuExit): string {
     case "hlt":
       return "guest halted";
     case "shutdown":
-      return "guest shut down (triple fault)";
+      return e.dump === undefined ? "guest powered off" : "guest shut down (triple fault)";
     case "reboot":
       return "guest requested a reboot";
     case "internal-error":

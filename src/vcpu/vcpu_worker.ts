@@ -42,6 +42,7 @@ function init(m: VcpuInitMessage): void {
   const buses = buildBuses(m.devices, {
     requestExit: (status) => latch.request(status),
     requestReboot: () => latch.requestReboot(),
+    requestPowerOff: () => latch.requestPowerOff(),
     irqLine: (gsi, level) => vm?.irqLine(gsi, level),
   });
   const tid = gettid(libc);

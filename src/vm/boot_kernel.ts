@@ -8,9 +8,12 @@ import { BOOT_STACK_ADDR } from "../boot/layout.ts";
 import { type BootPlan, loadKernel, type LoadOptions } from "../boot/loader.ts";
 import type { Vm } from "./vm.ts";
 
-/** Loads `kernel` (PVH ELF or bzImage) with `options` into `vm` and sets vCPU 0's entry state. */
+/**
+ * Loads `kernel` (PVH ELF or bzImage) with `options` into `vm` and sets vCPU 0's entry state; the VM's ACPI
+ * tables, if it has them, are handed to the kernel.
+ */
 export function bootKernel(vm: Vm, kernel: Uint8Array, options: LoadOptions): BootPlan {
-  const plan = loadKernel(vm.memory, kernel, options);
+  const plan = loadKernel(vm.memory, kernel, { ...options, rsdp: options.rsdp ?? vm.acpiRsdp });
   const vcpu = vm.vcpuFd(0);
   if (plan.mode === "protected32") enterProtectedMode32(vcpu, vm.memory, plan.entry, plan.bootInfo);
   else enterLongMode(vcpu, vm.memory, plan.entry, BOOT_STACK_ADDR, plan.bootInfo);

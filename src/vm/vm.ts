@@ -16,6 +16,8 @@ import { createUartShare, Uart16550, type UartShare } from "../devices/uart_1655
 import { createCmosState } from "../devices/cmos_rtc.ts";
 import { createI8042State, CTRL_ALT_DEL_SET1, I8042, I8042_IRQ } from "../devices/i8042.ts";
 import { writeMpTable } from "../boot/mptable.ts";
+import { ACPI_MAX_CPUS, writeAcpiTables } from "../acpi/acpi_tables.ts";
+import { ACPI_PM_BASE, createAcpiPmState, pressPowerButton } from "../devices/acpi_pm.ts";
 import { configurePcVcpu } from "./vcpu_setup.ts";
 import { GuestMemory, type MemoryRegion } from "../memory/guest_memory.ts";
 import type { PolicyContext } from "../privsep/permission_table.ts";
@@ -62,7 +64,8 @@ export interface VmOptions {
   /**
    * `bare` (default): COM1 (polled) and the exit port, no interrupt controller — HLT ends the run; for tiny
    * test guests. `pc`: what a PC kernel expects — in-kernel PIC/IOAPIC/LAPIC and PIT, COM1 on IRQ 4, CMOS RTC,
-   * i8042, port 0x80, PCI configuration ports, an MP table, boot MSRs — plus the exit port.
+   * i8042, port 0x80, PCI configuration ports, ACPI tables and PM registers (power button, S5), an MP table,
+   * boot MSRs — plus the exit port.
    */
   readonly platform?: "bare" | "pc";
   /** The KVM device (default /dev/kvm). */
@@ -93,6 +96,11 @@ export interface VmResult {
   readonly exit: VcpuExit;
 }
 
+/** The most vCPUs KVM creates in one VM: KVM_CAP_MAX_VCPUS, or KVM_CAP_NR_VCPUS, or 4 (the API's default). */
+export function kvmMaxVcpus(kvm: Kvm): number {
+  return kvm.checkExtension(KVM_CAP.KVM_CAP_MAX_VCPUS) || kvm.checkExtension(KVM_CAP.KVM_CAP_NR_VCPUS) || 4;
+}
+
 /** The guest-physical RAM layout for `bytes` of RAM: below the PCI hole, the rest above 4 GiB. */
 export function ramLayout(bytes: number): MemoryRegion[] {
   if (bytes <= PCI_HOLE_START) return [{ gpa: 0, size: bytes }];
@@ -115,11 +123,14 @@ export class Vm {
   readonly consoleOut: ByteRing;
   /** Which platform the VM models. */
   readonly platform: "bare" | "pc";
+  /** The ACPI RSDP's guest-physical address (`pc` platform), for the boot protocols. */
+  readonly acpiRsdp: number | undefined;
   readonly #uartModel: Uart16550;
   readonly #rtc: SharedArrayBuffer;
   readonly #i8042 = createI8042State();
   readonly #keyboard: I8042;
   readonly #pciHost = new SharedArrayBuffer(4);
+  readonly #acpiPm = createAcpiPmState();
   readonly #vcpuFds: VcpuFd[];
   readonly #mmapSize: number;
   readonly #pci: PciDevices;
@@ -140,9 +151,11 @@ export class Vm {
     mmapSize: number,
     platform: "bare" | "pc",
     pci: PciDevices,
+    acpiRsdp: number | undefined,
     firmware?: { rom: GuestRamBacking; fwCfg: SharedArrayBuffer },
   ) {
     this.platform = platform;
+    this.acpiRsdp = acpiRsdp;
     this.#rom = firmware?.rom;
     this.#fwCfg = firmware === undefined ? undefined : { image: firmware.fwCfg, state: createFwCfgState() };
     this.firmwareLog = firmware === undefined ? undefined : ByteRing.create(1 << 16);
@@ -172,7 +185,11 @@ export class Vm {
   /** Creates the VM, registers its RAM and creates its vCPUs (not yet running). */
   static create(options: VmOptions): Vm {
     const vcpus = options.vcpus ?? 1;
-    if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 255) throw new RangeError(`bad vCPU count ${vcpus}`);
+    if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > ACPI_MAX_CPUS) {
+      throw new RangeError(
+        `bad vCPU count ${vcpus}: a VM has 1..${ACPI_MAX_CPUS} (APIC ids below the broadcast id)`,
+      );
+    }
     if (
       !Number.isSafeInteger(options.memory) || options.memory < PAGE_SIZE || options.memory % PAGE_SIZE !== 0
     ) {
@@ -180,14 +197,16 @@ export class Vm {
     }
     const libcPath = resolveLibcPath();
     const libc = openLibc(libcPath);
-    prewarmVcpuWorkers(vcpus, { libcPath });
-    let kvm: Kvm;
-    try {
-      kvm = Kvm.open(options.kvmPath, libc);
-    } catch (e) {
-      discardPrewarmedVcpuWorkers();
-      throw e;
+    const kvm = Kvm.open(options.kvmPath, libc);
+    const maxVcpus = kvmMaxVcpus(kvm);
+    if (vcpus > maxVcpus) {
+      kvm.close();
+      throw new RangeError(
+        `${vcpus} vCPUs: this host's KVM allows at most ${maxVcpus} per VM; give it fewer`,
+      );
     }
+    // the workers' isolates load while the VM is created and the kernel loaded
+    prewarmVcpuWorkers(vcpus, { libcPath });
     let fd: VmFd | undefined;
     try {
       for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR"] as const) {
@@ -236,11 +255,21 @@ export class Vm {
         if (pc) configurePcVcpu(v, true);
       }
       let firmware: { rom: GuestRamBacking; fwCfg: SharedArrayBuffer } | undefined;
+      let rsdp: number | undefined;
       if (bios !== undefined) {
+        // SeaBIOS is copied over the BIOS area and builds its own MP table; vmd's ACPI tables do not reach it
+        // yet (they would go through fw_cfg's table loader)
         const rom = mapBios(fd, memory, bios);
         firmware = { rom, fwCfg: biosDirectory(memory, vcpus, pci, options.bootDevice).freeze() };
-      } else if (pc) writeMpTable(memory, vcpus, pci.irqs);
-      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci, firmware);
+      } else if (pc) {
+        writeMpTable(memory, vcpus, pci.irqs);
+        rsdp = writeAcpiTables(memory, {
+          cpus: vcpus,
+          pciRoutes: pci.irqs,
+          com1: { port: COM1_PORT, irq: COM1_IRQ },
+        });
+      }
+      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci, rsdp, firmware);
     } catch (e) {
       discardPrewarmedVcpuWorkers();
       fd?.close();
@@ -281,6 +310,7 @@ export class Vm {
       { kind: "rtc", base: 0x70, state: this.#rtc },
       { kind: "i8042", base: 0x60, state: this.#i8042 },
       { kind: "sink", base: 0x80, length: 1, name: "post" },
+      { kind: "acpi-pm", base: ACPI_PM_BASE, state: this.#acpiPm },
       {
         kind: "pci-host",
         base: 0xcf8,
@@ -319,6 +349,16 @@ export class Vm {
   sendCtrlAltDel(): boolean {
     if (this.platform !== "pc") return false;
     return this.#keyboard.typeKeys(CTRL_ALT_DEL_SET1);
+  }
+
+  /**
+   * Presses the ACPI power button (`pc` platform): PWRBTN_STS and the SCI, which a guest's ACPI driver
+   * answers by shutting down and writing S5. Returns false, pressing nothing, when the guest has not enabled
+   * the power-button event (no ACPI driver: fall back to {@link sendCtrlAltDel}).
+   */
+  pressPowerButton(): boolean {
+    if (this.platform !== "pc") return false;
+    return pressPowerButton(this.#acpiPm, (gsi, level) => this.fd.irqLine(gsi, level));
   }
 
   /** Spawns one worker per vCPU and lets them run. */

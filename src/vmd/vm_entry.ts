@@ -390,8 +390,10 @@ export class VmEntry {
         this.#askedToShutDown = msg.asked;
         this.#log(
           msg.asked
-            ? `vm ${this.def.name}: sent Ctrl-Alt-Del; waiting up to ${this.#timing.stopTimeoutMs} ms for the guest`
-            : `vm ${this.def.name}: the guest has no keyboard driver to ask; stopped its vCPUs`,
+            ? `vm ${this.def.name}: ${
+              msg.by === "power-button" ? "pressed the ACPI power button" : "sent Ctrl-Alt-Del"
+            }; waiting up to ${this.#timing.stopTimeoutMs} ms for the guest`
+            : `vm ${this.def.name}: the guest has no ACPI or keyboard driver to ask; stopped its vCPUs`,
         );
         return;
       case "failed":

@@ -82,10 +82,15 @@ export type ToVm =
   | { readonly type: "pause" }
   | { readonly type: "resume" }
   /**
-   * A graceful stop: type Ctrl-Alt-Del on the guest's keyboard and let the guest end the VM (reboot or
-   * power off); a guest with no keyboard driver cannot be asked, and its vCPUs are stopped at once.
+   * A graceful stop: press the ACPI power button (a guest whose ACPI driver enabled it) or else type
+   * Ctrl-Alt-Del on the guest's keyboard, and let the guest end the VM (power off or reboot); a guest with
+   * neither driver cannot be asked, and its vCPUs are stopped at once.
    */
   | { readonly type: "shutdown" };
+
+/** How a guest was asked to shut down: the ACPI power button, Ctrl-Alt-Del, or not at all. */
+export type ShutdownRequest = "power-button" | "ctrl-alt-del" | "none";
+const SHUTDOWN_REQUESTS: readonly ShutdownRequest[] = ["power-button", "ctrl-alt-del", "none"];
 
 /** How a guest's run ended, as the VM process reports it. */
 export type EndKind = "exit-port" | "hlt" | "shutdown" | "reboot" | "stopped" | "error";
@@ -97,8 +102,8 @@ export type FromVm =
   | { readonly type: "resumed" }
   /** The run ended; `dump` is the register dump (lines) of a triple fault or a KVM error, else null. */
   | { readonly type: "ended"; readonly kind: EndKind; readonly reason: string; readonly dump: string | null }
-  /** The answer to `shutdown`: whether the guest was asked (Ctrl-Alt-Del) or stopped at once. */
-  | { readonly type: "shutting-down"; readonly asked: boolean }
+  /** The answer to `shutdown`: whether the guest was asked, and how, or stopped at once. */
+  | { readonly type: "shutting-down"; readonly asked: boolean; readonly by: ShutdownRequest }
   | { readonly type: "failed"; readonly message: string };
 
 const END_KINDS: readonly EndKind[] = ["exit-port", "hlt", "shutdown", "reboot", "stopped", "error"];
@@ -212,10 +217,10 @@ const FROM_VM: { readonly [K in FromVm["type"]]: (o: unknown) => FromVm } = {
       dump: strOrNull(o, "dump", 4096),
     };
   },
-  "shutting-down": (x) => ({
-    type: "shutting-down",
-    asked: bool(record(x, ["type", "asked"], "shutting-down"), "asked"),
-  }),
+  "shutting-down": (x) => {
+    const o = record(x, ["type", "asked", "by"], "shutting-down");
+    return { type: "shutting-down", asked: bool(o, "asked"), by: oneOf(o, "by", SHUTDOWN_REQUESTS) };
+  },
   failed: (x) => ({
     type: "failed",
     message: str(record(x, ["type", "message"], "failed"), "message", 4096),

@@ -3,8 +3,8 @@
  * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM
  * (its virtio-net devices on the tap fds the daemon opened and this process inherited),
  * reports `ready`, copies between COM1 and the console pty's master (an fd the daemon opened and this process
- * inherited), obeys pause/resume/shutdown (Ctrl-Alt-Del to the guest, or a stop at once when the guest has no
- * keyboard driver to answer it), and reports how the guest ended. If the daemon goes away (stdin
+ * inherited), obeys pause/resume/shutdown (the ACPI power button when the guest armed it, else Ctrl-Alt-Del
+ * to the guest, or a stop at once when the guest has neither driver to answer), and reports how the guest ended. If the daemon goes away (stdin
  * closes) the VM stops.
  *
  * @module
@@ -161,8 +161,10 @@ export async function vmProcessMain(): Promise<number> {
           // a paused guest cannot answer: it runs again to take the keys
           if (clock !== undefined) await resumeKeepingClock(vm, clock);
           clock = undefined;
-          const asked = vm.sendCtrlAltDel();
-          await send({ type: "shutting-down", asked });
+          // the ACPI power button when the guest armed it, else Ctrl-Alt-Del on the i8042
+          const by = vm.pressPowerButton() ? "power-button" : vm.sendCtrlAltDel() ? "ctrl-alt-del" : "none";
+          const asked = by !== "none";
+          await send({ type: "shutting-down", asked, by });
           if (!asked) {
             await vm.stop();
             return;

@@ -48,6 +48,14 @@ export const KIT_GUESTS: Readonly<Record<string, KitGuestInfo>> = {
     status: 0x26,
     purpose: "virtio-net: DHCP lease (or ip= on the cmdline), then answers ARP and pings",
   },
+  acpi_smp: {
+    status: 0x28,
+    purpose: "walks the ACPI tables as an OS does (RSDP, XSDT, MADT, FADT, DSDT) and starts every AP",
+  },
+  acpi_power: {
+    status: 0,
+    purpose: "arms the ACPI power button, takes its SCI, then enters S5 (never exits by the exit port)",
+  },
   echo: { status: 0, purpose: "prints its cmdline, then echoes console input in upper case until stopped" },
   kbd: {
     status: 0,
@@ -78,6 +86,7 @@ export const KIT_LIBRARY: readonly string[] = [
   "irq.c",
   "string.c",
   "virtio.c",
+  "acpi.c",
 ];
 
 /** The compiler flags for every kit object. */
