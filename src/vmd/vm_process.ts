@@ -1,9 +1,11 @@
 /**
- * The VM process: one per running VM, started by the daemon as `cli.ts vm-process` with only the
- * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM
- * (its virtio-net devices on the tap fds the daemon opened and this process inherited),
- * reports `ready`, copies between COM1 and the console pty's master (an fd the daemon opened and this process
- * inherited), obeys pause/resume/shutdown (Ctrl-Alt-Del to the guest, or a stop at once when the guest has no
+ * The VM process: one per running VM, started by the daemon as `cli.ts vm-process <channel fd>` with only
+ * the permissions its permission-table row grants, possibly before its VM exists (the daemon's warm pool).
+ * While it waits it starts a vCPU worker's isolate. It reads its boot spec from stdin, takes the VM's
+ * descriptors from its descriptor channel (`spec_fds.ts`: checked, then the channel is closed), creates the
+ * VM (its virtio-net devices on the tap fds the daemon opened),
+ * locks down (`lockdown.ts`), reports `ready`, copies between COM1 and the console pty's master (an fd the
+ * daemon opened and sent), obeys pause/resume/shutdown (Ctrl-Alt-Del to the guest, or a stop at once when the guest has no
  * keyboard driver to answer it), and reports how the guest ended. If the daemon goes away (stdin
  * closes) the VM stops.
  *
@@ -12,13 +14,16 @@
 import { closeFd } from "../../ffi/fd.ts";
 import { readPty, writePty } from "../../ffi/pty.ts";
 import { pollFds, POLLIN } from "../../ffi/poll.ts";
+import { resolveLibcPath } from "../../ffi/libc.ts";
 import { describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
+import { prewarmVcpuWorkers } from "../vcpu/vcpu_handle.ts";
 import { describeVcpuExit } from "../vcpu/vcpu_exit.ts";
 import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm } from "../vm/vm.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import { pauseKeepingClock, resumeKeepingClock } from "./guest_clock.ts";
+import { receiveSpecFds } from "./spec_fds.ts";
 import { type EndKind, type FromVm, type ToVm, validateToVm, type VmSpec } from "./vm_messages.ts";
 
 let writing: Promise<void> = Promise.resolve();
@@ -98,17 +103,33 @@ function boot(spec: VmSpec): Vm {
   }
 }
 
-/** Runs the VM-process role; resolves to the process's exit status. */
-export async function vmProcessMain(): Promise<number> {
+/**
+ * Runs the VM-process role with its descriptor channel on fd `args[0]`; resolves to the process's exit
+ * status.
+ */
+export async function vmProcessMain(args: readonly string[]): Promise<number> {
+  const channel = Number(args[0]);
+  if (args.length !== 1 || !Number.isInteger(channel) || channel < 3) {
+    console.error("vm-process: usage: vm-process <descriptor channel fd> (started by vmd, not by hand)");
+    return 1;
+  }
+  // while it waits for a VM: most VMs have one vCPU, whose worker's isolate loads its modules now
+  prewarmVcpuWorkers(1, { libcPath: resolveLibcPath() });
   const incoming = messages();
   const first = await incoming.next();
   if (first.done || first.value.type !== "boot") {
     console.error("vm-process: expected a boot message first");
+    closeFd(channel);
     return 1;
   }
-  const spec = first.value.spec;
+  let spec: VmSpec;
   let vm: Vm;
   try {
+    try {
+      spec = receiveSpecFds(channel, first.value.spec);
+    } finally {
+      closeFd(channel);
+    }
     vm = boot(spec);
   } catch (e) {
     await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });
