@@ -154,26 +154,3 @@ export function receiveFds(
   }
   return { payload: data.slice(0, n), fds };
 }
-
-/** The kinds of descriptor {@link fdType} tells apart. */
-export type FdType = "file" | "char" | "block" | "socket" | "fifo" | "dir" | "link";
-
-/** What `fd` is (fstat's file type). */
-export function fdType(fd: number, libc: Libc = openLibc()): FdType {
-  // struct stat is 144 bytes on x86_64; st_mode is the u32 at offset 24
-  const st = new Uint8Array(144);
-  if (libc.fstat(fd, st) !== 0) throw lastError(`fstat(${fd})`, libc);
-  const mode = new DataView(st.buffer).getUint32(24, true) & 0o170000;
-  const types: Record<number, FdType> = {
-    0o100000: "file",
-    0o020000: "char",
-    0o060000: "block",
-    0o140000: "socket",
-    0o010000: "fifo",
-    0o040000: "dir",
-    0o120000: "link",
-  };
-  const t = types[mode];
-  if (t === undefined) throw new FdPassingError(`fd ${fd} has an unknown file type 0o${mode.toString(8)}`);
-  return t;
-}

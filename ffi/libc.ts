@@ -73,8 +73,6 @@ export const LIBC_SYMBOLS = {
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   // ssize_t recvmsg(int sockfd, struct msghdr *msg, int flags);
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
-  // int fstat(int fd, struct stat *statbuf);  (a glibc symbol since 2.33)
-  fstat: { parameters: ["i32", "buffer"], result: "i32" },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "usize" },
   // int strerror_r(int errnum, char *buf, size_t buflen);  (the XSI version glibc exports as __xpg_strerror_r)

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { type FdType, fdType, MAX_PASSED_FDS, receiveFds, sendFds } from "../../ffi/fd_passing.ts";
+import { MAX_PASSED_FDS, receiveFds, sendFds } from "../../ffi/fd_passing.ts";
+import { type FileKind, fstatFd } from "../../ffi/open_file.ts";
 import { closeFd } from "../../ffi/fd.ts";
 import { peerCredentials } from "../../ffi/unix_socket.ts";
 import type { VmSpec } from "./vm_messages.ts";
@@ -25,7 +26,7 @@ export interface SpecFd {
 }
 
 /** The descriptor kinds each role accepts. */
-const ACCEPTED: Readonly<Record<SpecFdRole, readonly FdType[]>> = {
+const ACCEPTED: Readonly<Record<SpecFdRole, readonly FileKind[]>> = {
   console: ["char"],
   tap: ["char"],
   "boot file": ["file"],
@@ -72,14 +73,15 @@ export function sendSpecFds(channel: number, spec: VmSpec): void {
 
 /**
  * Receives the descriptors of `spec` from `channel` (VM-process side: the daemon sent them before the boot
- * message), checks them and returns the spec in this process's numbers. The sender must be this process's
- * parent (SO_PEERCRED of the pair it inherited). On any mismatch every received descriptor is closed.
+ * message), checks them and returns the spec in this process's numbers. The sender must be `sender`, this
+ * process's parent by default (SO_PEERCRED of the pair it inherited names the pair's creator). On any
+ * mismatch every received descriptor is closed.
  */
-export function receiveSpecFds(channel: number, spec: VmSpec): VmSpec {
+export function receiveSpecFds(channel: number, spec: VmSpec, sender: number = Deno.ppid): VmSpec {
   const peer = peerCredentials(channel);
-  if (peer.pid !== Deno.ppid) {
+  if (peer.pid !== sender) {
     throw new SpecFdError(
-      `descriptor channel's peer is pid ${peer.pid}, not the daemon (${Deno.ppid}); refused`,
+      `descriptor channel's peer is pid ${peer.pid}, not the daemon (${sender}); refused`,
     );
   }
   const wanted = specFds(spec);
@@ -97,7 +99,7 @@ export function receiveSpecFds(channel: number, spec: VmSpec): VmSpec {
     for (const w of wanted) {
       const mine = map.get(w.fd);
       if (mine === undefined) throw new SpecFdError(`the spec's fd ${w.fd} (${w.role}) did not arrive`);
-      const type = fdType(mine);
+      const type = fstatFd(mine).kind;
       if (!ACCEPTED[w.role].includes(type)) {
         throw new SpecFdError(
           `the ${w.role} descriptor is a ${type}, not a ${ACCEPTED[w.role].join(" or ")}`,
