@@ -65,6 +65,19 @@ export function remapSpec(spec: VmSpec, map: (fd: number) => number): VmSpec {
   };
 }
 
+/**
+ * Checks that the peer of the descriptor channel is `sender` (this process's parent by default): SO_PEERCRED
+ * of a socket pair names the process that created it, so only the daemon that spawned this process passes.
+ */
+export function checkSender(channel: number, sender: number = Deno.ppid): void {
+  const peer = peerCredentials(channel);
+  if (peer.pid !== sender) {
+    throw new SpecFdError(
+      `descriptor channel's peer is pid ${peer.pid}, not the daemon (${sender}); refused`,
+    );
+  }
+}
+
 /** Sends the descriptors `spec` names over `channel` (daemon side); they stay open here. */
 export function sendSpecFds(channel: number, spec: VmSpec): void {
   const fds = [...new Set(specFds(spec).map((s) => s.fd))];
@@ -78,12 +91,7 @@ export function sendSpecFds(channel: number, spec: VmSpec): void {
  * mismatch every received descriptor is closed.
  */
 export function receiveSpecFds(channel: number, spec: VmSpec, sender: number = Deno.ppid): VmSpec {
-  const peer = peerCredentials(channel);
-  if (peer.pid !== sender) {
-    throw new SpecFdError(
-      `descriptor channel's peer is pid ${peer.pid}, not the daemon (${sender}); refused`,
-    );
-  }
+  checkSender(channel, sender);
   const wanted = specFds(spec);
   const got = receiveFds(channel, 4 * MAX_PASSED_FDS, MAX_PASSED_FDS);
   try {

@@ -14,8 +14,11 @@
 import { closeFd } from "../../ffi/fd.ts";
 import { readPty, writePty } from "../../ffi/pty.ts";
 import { pollFds, POLLIN } from "../../ffi/poll.ts";
-import { resolveLibcPath } from "../../ffi/libc.ts";
-import { describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
+import { openLibc, resolveLibcPath } from "../../ffi/libc.ts";
+import { fstatFd } from "../../ffi/open_file.ts";
+import type { BpfInstruction } from "../../ffi/seccomp.ts";
+import { compileVmFilter, describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
+import { prewarmDeviceWorker } from "../virtio/device_handle.ts";
 import { prewarmVcpuWorkers } from "../vcpu/vcpu_handle.ts";
 import { describeVcpuExit } from "../vcpu/vcpu_exit.ts";
 import { readBootFile } from "../vm/boot_file.ts";
@@ -23,7 +26,7 @@ import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm } from "../vm/vm.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import { pauseKeepingClock, resumeKeepingClock } from "./guest_clock.ts";
-import { receiveSpecFds } from "./spec_fds.ts";
+import { checkSender, receiveSpecFds } from "./spec_fds.ts";
 import { type EndKind, type FromVm, type ToVm, validateToVm, type VmSpec } from "./vm_messages.ts";
 
 let writing: Promise<void> = Promise.resolve();
@@ -113,8 +116,21 @@ export async function vmProcessMain(args: readonly string[]): Promise<number> {
     console.error("vm-process: usage: vm-process <descriptor channel fd> (started by vmd, not by hand)");
     return 1;
   }
-  // while it waits for a VM: most VMs have one vCPU, whose worker's isolate loads its modules now
-  prewarmVcpuWorkers(1, { libcPath: resolveLibcPath() });
+  // While it waits for a VM (nothing here depends on which): the isolates of a vCPU worker (most VMs have
+  // one) and of the virtio-rng worker (every VM has one) load their modules; the channel's sender is
+  // checked, the libc bindings are opened and the seccomp program is compiled.
+  const policy = { libcPath: resolveLibcPath() };
+  prewarmVcpuWorkers(1, policy);
+  prewarmDeviceWorker("virtio-rng", policy);
+  let filter: readonly BpfInstruction[];
+  try {
+    checkSender(channel);
+    fstatFd(channel);
+    filter = compileVmFilter(openLibc(policy.libcPath));
+  } catch (e) {
+    console.error(`vm-process: ${(e as Error).message}`);
+    return 1;
+  }
   const incoming = messages();
   const first = await incoming.next();
   if (first.done || first.value.type !== "boot") {
@@ -141,7 +157,7 @@ export async function vmProcessMain(args: readonly string[]): Promise<number> {
     await vm.start();
     // Lock-down (issue 12): the VM, its descriptors and all its workers are up; from here on this process
     // can only use what it holds. See src/privsep/lockdown.ts.
-    const locked = lockDown({ identity: vmIdentity(spec.vmId) });
+    const locked = lockDown({ identity: vmIdentity(spec.vmId), program: filter });
     console.error(`vm-process: ${describeLockdown(locked)}`);
     await send({ type: "ready" });
     const output = vm.pumpConsole((bytes) => {
