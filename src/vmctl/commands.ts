@@ -12,7 +12,7 @@ import { argProblem, repeatedOption } from "../cli/arg_problem.ts";
 import { MAX_MEMORY_BYTES } from "../config/limits.ts";
 import { scanScaled } from "../config/size.ts";
 import { parseDiskSpec } from "../disk/disk_spec.ts";
-import { vmNameProblem } from "../config/validate_vm.ts";
+import { vmNameProblem } from "../config/vm_name.ts";
 import { printable } from "../vmd/printable.ts";
 import type { Reply, Request, StartOptions, VmStatus } from "../vmd/protocol.ts";
 import { ControlError, fetchAllStatus, sendRequest } from "./client.ts";
