@@ -241,7 +241,7 @@ export class VmEntry {
       files.chains.forEach((chain, i) => {
         if (chain[0].probed) this.#probed.set(def.disks[i].path, chain[0].format);
       });
-      // the taps and their host side (privileged: vmd's part); the VM process inherits the fds
+      // the taps and their host side (privileged: vmd's part); the VM process is sent the fds
       nics = await openNics(this.id, this.def.nics, this.def.localPrefix, this.def.localInet6);
     } catch (e) {
       if (e instanceof ImageInUseError) {
