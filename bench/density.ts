@@ -1,7 +1,9 @@
 /**
  * Density: start N test-guest VMs through the daemon and N QEMU processes in the same run; measure the time
- * until every guest has printed its marker (`echo: ready`) and the total resident memory (vmd plus its VM
- * processes; the N QEMU processes). Prints VMs/s, MiB per VM and the ratios (vmd ÷ QEMU).
+ * until every guest has printed its marker (`echo: ready`) and the memory once all run: PSS (shared pages
+ * counted once over all processes: the honest per-VM figure) and RSS (shared code counted in every process),
+ * of every child of vmd (its VM processes and any warm pool processes) and of the N QEMU processes; the
+ * daemon's own PSS is printed apart. Prints VMs/s, MiB per VM and the ratios (vmd ÷ QEMU).
  *
  * Usage: `deno run -A bench/density.ts [N ...]` (default 10 25 50). Needs /dev/kvm, gcc and
  * qemu-system-x86_64.
@@ -10,7 +12,8 @@
  */
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { fetchAllStatus } from "../src/vmctl/client.ts";
-import { processRss } from "../src/vmd/vm_entry.ts";
+import { childrenOf } from "../tests/soak_support.ts";
+import { type MemorySum, processMemory, sumMemory } from "./memory.ts";
 
 const MARKER = "echo: ready";
 const MEMORY_MIB = 16;
@@ -19,7 +22,10 @@ const cli = new URL("../cli.ts", import.meta.url).pathname;
 
 interface Result {
   readonly seconds: number;
-  readonly rssBytes: number;
+  /** The VM processes' memory (vmd: every child of the daemon). */
+  readonly memory: MemorySum;
+  /** The daemon's own PSS (vmd only). */
+  readonly daemonPss?: number;
 }
 
 async function readUntil(stream: ReadableStream<Uint8Array>, marker: string): Promise<void> {
@@ -75,10 +81,8 @@ async function runVmd(n: number, kernel: string): Promise<Result> {
     }
     await Promise.all(waits);
     const seconds = (performance.now() - t0) / 1000;
-    const r = await fetchAllStatus(socket);
-    let rss = processRss(vmd.pid) ?? 0;
-    if (Array.isArray(r)) { for (const vm of r) rss += vm.pid === null ? 0 : processRss(vm.pid) ?? 0; }
-    return { seconds, rssBytes: rss };
+    await new Promise((r) => setTimeout(r, 500)); // the pool refills
+    return { seconds, memory: sumMemory(childrenOf(vmd.pid)), daemonPss: processMemory(vmd.pid).pss };
   } finally {
     vmd.kill("SIGTERM");
     await vmd.status;
@@ -113,8 +117,8 @@ async function runQemu(n: number, kernel: string): Promise<Result> {
   try {
     await Promise.all(procs.map((p) => readUntil(p.stdout, MARKER)));
     const seconds = (performance.now() - t0) / 1000;
-    const rss = procs.reduce((sum, p) => sum + (processRss(p.pid) ?? 0), 0);
-    return { seconds, rssBytes: rss };
+    await new Promise((r) => setTimeout(r, 500)); // the same settling time as vmd's
+    return { seconds, memory: sumMemory(procs.map((p) => p.pid)) };
   } finally {
     for (const p of procs) {
       try {
@@ -128,19 +132,24 @@ async function runQemu(n: number, kernel: string): Promise<Result> {
 if (import.meta.main) {
   const counts = Deno.args.length > 0 ? Deno.args.map(Number) : [10, 25, 50];
   const kernel = (await buildKitGuest("echo")).path;
-  console.log("    N  vmd VMs/s  qemu VMs/s  ratio   vmd MiB/VM  qemu MiB/VM  ratio");
+  const mib = (bytes: number, n: number) => (bytes / n / 2 ** 20).toFixed(1).padStart(8);
+  const ratio = (a: number, b: number) => (a / b).toFixed(2).padStart(6);
+  console.log(
+    "    N  VMs/s: vmd   qemu  ratio   PSS MiB/VM: vmd   qemu  ratio   RSS MiB/VM: vmd   qemu  ratio" +
+      "   vmd daemon PSS MiB",
+  );
   for (const n of counts) {
     const v = await runVmd(n, kernel);
     const q = await runQemu(n, kernel);
     const vRate = n / v.seconds;
     const qRate = n / q.seconds;
-    const vMib = v.rssBytes / n / 2 ** 20;
-    const qMib = q.rssBytes / n / 2 ** 20;
     console.log(
-      `${String(n).padStart(5)} ${vRate.toFixed(1).padStart(10)} ${qRate.toFixed(1).padStart(11)} ${
-        (vRate / qRate).toFixed(2).padStart(6)
-      } ${vMib.toFixed(1).padStart(12)} ${qMib.toFixed(1).padStart(12)} ${
-        (vMib / qMib).toFixed(2).padStart(6)
+      `${String(n).padStart(5)} ${vRate.toFixed(1).padStart(11)} ${qRate.toFixed(1).padStart(6)} ${
+        ratio(vRate, qRate)
+      } ${mib(v.memory.pss, n).padStart(17)} ${mib(q.memory.pss, n)} ${ratio(v.memory.pss, q.memory.pss)} ${
+        mib(v.memory.rss, n).padStart(17)
+      } ${mib(q.memory.rss, n)} ${ratio(v.memory.rss, q.memory.rss)} ${
+        mib(v.daemonPss ?? 0, 1).padStart(20)
       }`,
     );
   }

@@ -67,6 +67,12 @@ export const LIBC_SYMBOLS = {
   geteuid: { parameters: [], result: "u32" },
   // gid_t getgid(void);
   getgid: { parameters: [], result: "u32" },
+  // int socketpair(int domain, int type, int protocol, int sv[2]);
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  // ssize_t sendmsg(int sockfd, const struct msghdr *msg, int flags);
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  // ssize_t recvmsg(int sockfd, struct msghdr *msg, int flags);
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "usize" },
   // int strerror_r(int errnum, char *buf, size_t buflen);  (the XSI version glibc exports as __xpg_strerror_r)

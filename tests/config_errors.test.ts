@@ -56,7 +56,7 @@ Deno.test("broken corpus: every error of a file is reported in one run, in order
     `${f}:14:2: sev is not supported on this platform (AMD SEV guests need KVM_SEV, which vmd does not ` +
     "implement); remove this line",
     `${f}:16:4: vm name "${LONG}" is too long (66 characters; at most 63)`,
-    `${f}:20:1: unknown statement "frobnicate"; expected vm, switch, include, local, socket, staggered, agentx ` +
+    `${f}:20:1: unknown statement "frobnicate"; expected vm, switch, include, local, socket, staggered, agentx, pool ` +
     'or a macro definition (name = "value")',
     `${f}:21:8: vm "b": this "{" is not closed before line 24; add "}"`,
     `${f}:25:9: memory size must be at least 1M ("0.5M" is 524288 bytes)`,

@@ -57,6 +57,7 @@ Deno.test("vm.conf(5) examples resolve to the exact expected structure", () => {
       socketOwner: { user: { kind: "id", id: 0 }, group: { kind: "id", id: 0 } },
       staggeredStart: { kind: "off" },
       agentx: { kind: "off" },
+      poolSize: 1,
     },
     switches: [{
       name: "uplink",
@@ -171,15 +172,28 @@ Deno.test("global options and their defaults", () => {
     socketOwner: { user: { kind: "name", name: "root" }, group: { kind: "name", name: "vmusers" } },
     staggeredStart: { kind: "on", parallel: 4, delaySeconds: 15 },
     agentx: { kind: "on", context: "vmd", path: "/var/agentx/master" },
+    poolSize: 3,
   });
   assert.deepEqual(r.diagnostics.map(formatDiagnostic), [
-    "valid/globals.conf:5:1: warning: agentx is not supported by this vmd: the setting is accepted and ignored",
+    "valid/globals.conf:6:1: warning: agentx is not supported by this vmd: the setting is accepted and ignored",
   ]);
   assert.deepEqual(ok("local inet6\n").config.global.localInet6, { kind: "auto" });
   assert.deepEqual(ok("socket owner :wheel\n").config.global.socketOwner, {
     user: { kind: "id", id: 0 },
     group: { kind: "name", name: "wheel" },
   });
+});
+
+Deno.test("pool size: 0 to 16, not a reserved word (a macro or VM may be called pool)", () => {
+  assert.equal(ok("pool size 0\n").config.global.poolSize, 0);
+  assert.equal(ok("pool size 16\n").config.global.poolSize, 16);
+  assert.equal(ok("").config.global.poolSize, 1);
+  const bad = checkConfig("t.conf", "pool size 17\n", noFiles);
+  assert.deepEqual(bad.diagnostics.map(formatDiagnostic), [
+    "t.conf:1:11: pool size must be 0 to 16, not 17",
+  ]);
+  const named = ok('pool = "p"\nvm $pool { memory 64M }\nvm pool { memory 64M }\n');
+  assert.deepEqual(named.config.vms.map((v) => v.name), ["p", "pool"]);
 });
 
 Deno.test("macros: expansion outside quotes only, -D overrides, unused warnings", () => {

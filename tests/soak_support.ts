@@ -110,11 +110,14 @@ export function describeFootprint(label: string, f: Footprint): string {
     `PSS ${(f.pssKiB / 1024).toFixed(1)} MiB; children ${f.children}; taps ${f.taps}; bridges ${f.bridges}`;
 }
 
+/** The warm pool a soak daemon keeps (vm.conf `pool size`): its processes are children of the daemon. */
+export const SOAK_POOL_SIZE = 2;
+
 /** The vm.conf of a soak daemon: `extra` adds a VM that the next reload without it prunes. */
 export function soakConfig(k: SoakGuests, extra: boolean): string {
   const vm = (name: string, kernel: string, more = "") =>
     `vm "${name}" {\n  disable\n  boot "${kernel}"\n  memory 16M\n${more}}\n`;
-  return `switch "soak" {\n  interface "brsoak"\n}\n` +
+  return `pool size ${SOAK_POOL_SIZE}\nswitch "soak" {\n  interface "brsoak"\n}\n` +
     vm("q", k.hello) + vm("bad", k.notKernel) + vm("f", k.echo) + vm("g", k.echo) + vm("c", k.echo) +
     vm("k", k.echo, `  interface { switch "soak" }\n`) +
     `vm "r" {\n  boot "${k.echo}"\n  memory 16M\n}\n` + (extra ? vm("extra", k.hello) : "");

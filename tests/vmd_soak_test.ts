@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
 import { withNetns } from "./net_support.ts";
-import { describeFootprint, Soak } from "./soak_support.ts";
+import { childrenOf, describeFootprint, Soak, SOAK_POOL_SIZE } from "./soak_support.ts";
 
 /** Cycles after the warm-up; each is ~11 VM runs, 4 failed starts, a console, 3 clients, a reload, a reset. */
 const CYCLES = 10;
@@ -32,6 +32,11 @@ kvmTest(
         await soak.cycle(); // warm-up: lazily opened things (libc, caches, the bridge module) belong to the baseline
         const base = await soak.settle(await soak.footprint(), 3_000);
         console.log(describeFootprint("start", base));
+        // the baseline's children are the warm pool's waiting processes, counted here on purpose: no VM runs
+        const running = (await soak.d.status()).filter((v) => v.pid !== null);
+        assert.deepEqual(running.map((v) => v.name), [], "no VM runs at the baseline");
+        assert.equal(base.children, SOAK_POOL_SIZE, "the baseline's children are the pool");
+        assert.equal(childrenOf(soak.pid).length, SOAK_POOL_SIZE);
         for (let i = 0; i < CYCLES; i++) await soak.cycle();
         const end = await soak.settle(base);
         console.log(describeFootprint("end", end));

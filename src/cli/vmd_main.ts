@@ -27,7 +27,7 @@ export async function vmdMain(args: string[]): Promise<number> {
   if (sub === "demo") return await (await import("./demo.ts")).demoMain(rest);
   if (sub === "policy") return await (await import("./policy.ts")).policyMain(rest);
   if (sub === "run") return await (await import("./run.ts")).runMain(rest);
-  if (sub === VM_PROCESS_COMMAND) return await (await import("../vmd/vm_process.ts")).vmProcessMain();
+  if (sub === VM_PROCESS_COMMAND) return await (await import("../vmd/vm_process.ts")).vmProcessMain(rest);
   let parsed;
   try {
     parsed = parseArgs({

@@ -97,6 +97,7 @@ export type Statement =
     readonly delay: Located<number>;
     readonly pos: Pos;
   }
+  | { readonly kind: "pool_size"; readonly size: Located<number>; readonly pos: Pos }
   | {
     readonly kind: "agentx";
     readonly context: Located<string> | null;

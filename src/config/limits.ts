@@ -34,3 +34,10 @@ export const MAX_TOKEN_LENGTH = 8095;
 export const DEFAULT_AGENTX_PATH = "/var/agentx/master";
 /** The default configuration file. */
 export const DEFAULT_CONFIG_PATH = "/etc/vm.conf";
+/**
+ * Extension `pool size`: VM processes the daemon keeps started ahead, by default. One makes a start on a
+ * quiet daemon fast and costs one idle process (a Deno runtime and a vCPU worker's isolate, no guest RAM).
+ */
+export const DEFAULT_POOL_SIZE = 1;
+/** The largest `pool size`. */
+export const MAX_POOL_SIZE = 16;

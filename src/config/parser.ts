@@ -41,6 +41,7 @@ const GLOBAL_WORDS = [
   "agentx",
   "include",
   "local",
+  "pool",
   "socket",
   "staggered",
   "switch",
@@ -76,6 +77,17 @@ export function parseFile(
 function statement(ctx: ParseContext, p: ParserCore, chain: readonly string[]): void {
   const t = p.peek();
   if (isStringToken(t) && isPunct(p.peek(1), "=")) return macroDefinition(ctx, p, t);
+  if (t.kind === "word" && t.text === "pool" && !isPunct(p.peek(1), "=")) {
+    // `pool size N`, a Linux extension: like `cpus`, not a reserved word (a file vmd accepts still parses)
+    p.next();
+    p.keyword("size", "pool");
+    ctx.statements.push({
+      kind: "pool_size",
+      size: p.number("pool size", "the number of VM processes to keep started ahead"),
+      pos: t.pos,
+    });
+    return p.expectEnd("pool size", false);
+  }
   if (t.kind !== "word" || !isKeyword(t.text)) {
     if (isPunct(t, "}")) p.fail(t, `unexpected "}": no block is open here`);
     if (t.kind === "word" || t.kind === "string") {
@@ -84,7 +96,7 @@ function statement(ctx: ParseContext, p: ParserCore, chain: readonly string[]): 
         t,
         `unknown statement "${t.text}"` +
           (hint !== null ? `; did you mean "${hint}"?` : "; expected vm, switch, " +
-            `include, local, socket, staggered, agentx or a macro definition (name = "value")`),
+            `include, local, socket, staggered, agentx, pool or a macro definition (name = "value")`),
       );
     }
     p.fail(

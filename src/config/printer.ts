@@ -7,6 +7,7 @@
  */
 import type { Owner, Principal, SwitchConfig, VmConfig, VmdConfig } from "./types.ts";
 import { formatScaled } from "./size.ts";
+import { DEFAULT_POOL_SIZE } from "./limits.ts";
 
 /**
  * Quotes a string for vm.conf so that the lexer reads back exactly `s`: `"` becomes `\"`, and a space or tab
@@ -103,6 +104,7 @@ export function printConfig(config: VmdConfig): string {
       `staggered start parallel ${g.staggeredStart.parallel} delay ${g.staggeredStart.delaySeconds}`,
     );
   }
+  if (g.poolSize !== DEFAULT_POOL_SIZE) lines.push(`pool size ${g.poolSize}`);
   if (g.agentx.kind === "on") {
     const ctx = g.agentx.context === null ? "" : ` context ${quote(g.agentx.context)}`;
     lines.push(`agentx${ctx} path ${quote(g.agentx.path)}`);

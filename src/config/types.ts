@@ -50,6 +50,8 @@ export interface GlobalConfig {
   readonly staggeredStart: StaggeredStart;
   /** `agentx`. */
   readonly agentx: AgentX;
+  /** `pool size N` (a Linux extension): VM processes the daemon keeps started ahead; 0 for none. */
+  readonly poolSize: number;
 }
 
 /** A virtual switch. */

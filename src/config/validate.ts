@@ -7,6 +7,7 @@
 import type { ConfigAst, Statement } from "./ast.ts";
 import { type DiagnosticSink, formatPos, type Pos } from "./diagnostic.ts";
 import { DEFAULT_AGENTX_PATH } from "./limits.ts";
+import { DEFAULT_POOL_SIZE, MAX_POOL_SIZE } from "./limits.ts";
 import { checkIfname, parseIpv4Prefix, parseIpv6Prefix } from "./net.ts";
 import type { GlobalConfig, SwitchConfig, VmConfig, VmdConfig } from "./types.ts";
 import { checkGroup, checkRdomain, resolveOwner } from "./validate_common.ts";
@@ -19,6 +20,7 @@ export const DEFAULT_GLOBAL: GlobalConfig = {
   socketOwner: { user: { kind: "id", id: 0 }, group: { kind: "id", id: 0 } },
   staggeredStart: { kind: "off" },
   agentx: { kind: "off" },
+  poolSize: DEFAULT_POOL_SIZE,
 };
 
 function globalOption(g: GlobalConfig, s: Statement, sink: DiagnosticSink): GlobalConfig {
@@ -55,6 +57,13 @@ function globalOption(g: GlobalConfig, s: Statement, sink: DiagnosticSink): Glob
       return ok
         ? { ...g, staggeredStart: { kind: "on", parallel: s.parallel.value, delaySeconds: s.delay.value } }
         : g;
+    }
+    case "pool_size": {
+      if (s.size.value < 0 || s.size.value > MAX_POOL_SIZE) {
+        sink.error(s.size.pos, `pool size must be 0 to ${MAX_POOL_SIZE}, not ${s.size.value}`);
+        return g;
+      }
+      return { ...g, poolSize: s.size.value };
     }
     case "agentx": {
       if (s.path !== null && !s.path.value.startsWith("/")) {

@@ -11,24 +11,12 @@ import { QCOW2_MAGIC } from "./qcow2_header.ts";
 import { Qcow2Disk } from "./qcow2.ts";
 import { RawDisk } from "./raw.ts";
 import { FileIO } from "./file_io.ts";
+import { type DiskSpec, parseDiskSpec } from "./disk_spec.ts";
 
 /** Most backing images below one disk (vmd's limit). */
 export const MAX_BACKING_DEPTH = 4;
 
-/** A disk name split into its path and its explicit format, if it had a `raw:` or `qcow2:` prefix. */
-export interface DiskSpec {
-  /** The file's path. */
-  path: string;
-  /** The format named by the prefix, if any. */
-  format?: DiskFormat;
-}
-
-/** Splits an optional `raw:` / `qcow2:` prefix off a disk name. */
-export function parseDiskSpec(spec: string): DiskSpec {
-  const m = /^(raw|qcow2):(.*)$/s.exec(spec);
-  if (m === null) return { path: spec };
-  return { path: m[2], format: m[1] as DiskFormat };
-}
+export { type DiskSpec, parseDiskSpec } from "./disk_spec.ts";
 
 /** The format implied by a file name's extension, if any (`.qcow2`/`.qcow` → qcow2, `.raw`/`.img` → raw). */
 export function formatFromExtension(path: string): DiskFormat | undefined {

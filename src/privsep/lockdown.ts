@@ -31,7 +31,7 @@
 import { dropIdentity, effectiveCapabilities } from "../../ffi/identity.ts";
 import { confineThisThread, type ThreadConfinement } from "../../ffi/landlock.ts";
 import { type Libc, openLibc } from "../../ffi/libc.ts";
-import { installSeccompFilter, setNoNewPrivs } from "../../ffi/seccomp.ts";
+import { type BpfInstruction, installSeccompFilter, setNoNewPrivs } from "../../ffi/seccomp.ts";
 import { assembleProfile } from "./seccomp_filter.ts";
 import { vmSeccompProfile } from "./vm_seccomp_profile.ts";
 
@@ -78,6 +78,16 @@ export interface LockdownOptions {
   readonly log?: (line: string) => void;
   /** libc (this thread's handle); needs unscoped ffi (the filter's address). */
   readonly libc?: Libc;
+  /**
+   * The seccomp program, compiled ahead by {@link compileVmFilter} in this same process (a VM process
+   * waiting in the daemon's pool does it before it has a VM); compiled here when absent.
+   */
+  readonly program?: readonly BpfInstruction[];
+}
+
+/** The VM seccomp profile compiled for this process (it names this process's pid). */
+export function compileVmFilter(libc: Libc = openLibc()): readonly BpfInstruction[] {
+  return assembleProfile(vmSeccompProfile(libc.getpid()));
 }
 
 /** What {@link lockDown} did, for the log and `vmd policy --check`. */
@@ -106,7 +116,7 @@ export function lockDown(opts: LockdownOptions): LockdownReport {
   const { uid, gid } = opts.identity;
   // Compiled before the identity changes: assembling touches no file, but a failure here should leave root
   // untouched and report a programming error, not a half-locked process.
-  const program = step("seccomp profile", () => assembleProfile(vmSeccompProfile(libc.getpid())));
+  const program = opts.program ?? step("seccomp profile", () => compileVmFilter(libc));
   step("identity", () => dropIdentity(uid, gid, libc));
   const caps = step("capabilities", () => effectiveCapabilities(libc));
   if (caps.effective !== 0n || caps.permitted !== 0n) {

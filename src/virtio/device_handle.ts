@@ -77,6 +77,18 @@ export interface DeviceSpawnOptions {
   readonly msix?: MsixDelivery;
 }
 
+/** Device workers started ahead of time (their isolates load while the VM is set up), by row. */
+const prewarmed = new Map<DeviceSpawnOptions["row"], Worker>();
+
+/**
+ * Starts one worker of `row` now (a VM process waiting in the daemon's pool: every VM of vmd has a
+ * virtio-rng device); {@link DeviceHandle.spawn} then takes it. A worker is generic until its init message,
+ * so a pre-warmed one carries no VM state; its permissions are its row's, as for any other.
+ */
+export function prewarmDeviceWorker(row: DeviceSpawnOptions["row"], policy: PolicyContext): void {
+  if (!prewarmed.has(row)) prewarmed.set(row, new Worker(entryUrl(row), workerOptions(row, policy, row)));
+}
+
 /** A running device worker. */
 export class DeviceHandle {
   /** Its label. */
@@ -128,7 +140,9 @@ export class DeviceHandle {
 
   /** Spawns the worker and waits until its device is ready. Throws {@link DeviceWorkerError}. */
   static async spawn(o: DeviceSpawnOptions): Promise<DeviceHandle> {
-    const worker = new Worker(entryUrl(o.row), workerOptions(o.row, o.policy, o.label));
+    const worker = prewarmed.get(o.row) ??
+      new Worker(entryUrl(o.row), workerOptions(o.row, o.policy, o.label));
+    prewarmed.delete(o.row);
     const h = new DeviceHandle(o, worker);
     const r = await h.#ask({
       type: "init",

@@ -215,13 +215,17 @@ export class PciDevices {
     return this.#handles;
   }
 
-  /** Spawns every device worker (each from its permission-table row) and waits until all are ready. */
+  /**
+   * Spawns every device worker (each from its permission-table row), side by side, and waits until all are
+   * ready; on any failure every one is stopped.
+   */
   async spawn(
     memory: GuestMemoryShare,
     base: PolicyContext,
     irqLine: (gsi: number, level: 0 | 1) => void,
     signalMsi: (addressLo: number, addressHi: number, data: number) => void,
   ): Promise<void> {
+    const spawning: Promise<DeviceHandle>[] = [];
     try {
       for (const p of this.#planned) {
         let files: readonly DiskFile[] = [];
@@ -247,8 +251,8 @@ export class PciDevices {
             dhcp: p.nic.local === undefined ? undefined : { ...p.nic.local, hostMac: [...tap.hostMac] },
           };
         }
-        this.#handles.push(
-          await DeviceHandle.spawn({
+        spawning.push(
+          DeviceHandle.spawn({
             row: p.row,
             label: p.label,
             policy: base,
@@ -266,8 +270,16 @@ export class PciDevices {
         );
       }
     } catch (e) {
+      spawning.forEach((s) => s.then((h) => h.stop(), () => {}));
       this.stop();
       throw e;
+    }
+    const done = await Promise.allSettled(spawning);
+    for (const d of done) if (d.status === "fulfilled") this.#handles.push(d.value);
+    const failed = done.find((d): d is PromiseRejectedResult => d.status === "rejected");
+    if (failed !== undefined) {
+      this.stop();
+      throw failed.reason;
     }
   }
 

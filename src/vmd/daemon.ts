@@ -25,6 +25,7 @@ import { statusPage } from "./status_page.ts";
 import { UserDb } from "./user_db.ts";
 import { checkRunLimits, roomForOneMore, UserLimitError } from "./user_limits.ts";
 import { type EntryTiming, type VmDefinition, VmEntry, VmStateError } from "./vm_entry.ts";
+import { VmPool } from "./vm_pool.ts";
 
 /** The daemon's log: `info` always, `debug` only when verbose. */
 export interface Logger {
@@ -69,11 +70,29 @@ export class Daemon {
   readonly #skipped = new Map<VmEntry, string>();
   /** Configured VMs started with `vmctl start -b ...`: their own definition, back once they stop. */
   readonly #nextBootOnly = new Map<VmEntry, VmDefinition>();
+  /** VM processes started ahead (`pool size`); started by {@link startPool}. */
+  readonly #pool: VmPool;
 
   private constructor(o: DaemonOptions, config: VmdConfig, db: UserDb) {
     this.#o = o;
     this.#config = config;
     this.#db = db;
+    this.#pool = new VmPool(config.global.poolSize, (m) => this.log.info(m));
+  }
+
+  /** Starts the warm pool's processes (once the daemon serves its socket). */
+  startPool(): void {
+    this.#pool.refill();
+  }
+
+  /** Ends the warm pool's waiting processes (at exit); resolves once they are gone. */
+  closePool(): Promise<void> {
+    return this.#pool.close();
+  }
+
+  /** The pids of the warm pool's waiting processes (not VMs: no status row shows them). */
+  get poolPids(): number[] {
+    return this.#pool.idlePids;
   }
 
   /** Reads the configuration (throws ConfigError) and builds the daemon; no VM is started yet. */
@@ -184,6 +203,7 @@ export class Daemon {
     this.#db = await UserDb.load();
     const config = Daemon.readConfig(this.#o.configPath, this.#o.defines);
     this.#config = config;
+    this.#pool.resize(config.global.poolSize);
     const toStart = this.#apply(config, true);
     void this.startAll(toStart);
     return `reloaded ${this.#o.configPath}: ${config.vms.length} vm(s), starting ${toStart.length}`;
@@ -207,6 +227,7 @@ export class Daemon {
       (m) => this.log.info(m),
       (uid) => userCredentials(uid, this.#db.userById(uid)?.gid ?? uid, this.#db),
       (image) => this.#entries.find((e) => e.holds(image))?.def.name,
+      () => this.#pool.take(),
     );
   }
 

@@ -144,8 +144,10 @@ export async function daemonMain(o: DaemonMainOptions): Promise<number> {
   Deno.addSignalListener("SIGINT", onTerm);
   Deno.addSignalListener("SIGHUP", onHup);
 
+  daemon.startPool();
   void daemon.startAll();
   await finished;
+  await daemon.closePool();
   await daemon.stopAll();
   await removeCreatedBridges();
   await server.close();

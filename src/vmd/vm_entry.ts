@@ -12,7 +12,8 @@ import { encodeFrame, FrameDecoder } from "./framing.ts";
 import type { ResolvedOwner } from "./access.ts";
 import type { AllowInstance } from "../config/types.ts";
 import type { VmState, VmStatus } from "./protocol.ts";
-import { spawnVmProcess, vmProcessCommand } from "./vm_launcher.ts";
+import { spawnVmProcess, type VmProcess } from "./vm_launcher.ts";
+import { sendSpecFds } from "./spec_fds.ts";
 import type { FileCredentials } from "../../ffi/open_file.ts";
 import type { DiskFormat } from "../disk/disk.ts";
 import { ImageInUseError } from "../disk/image_chain.ts";
@@ -150,10 +151,11 @@ export class VmEntry {
   /** The images this VM's process holds while it runs (`dev:ino`), to say who holds a locked image. */
   #images = new Set<string>();
   readonly #holderOf: (image: string) => string | undefined;
+  readonly #launch: () => VmProcess;
 
   /**
    * Builds a stopped entry; `credentialsOf` gives a user's rights (a backing file is opened with those of
-   * its image's owner).
+   * its image's owner); `launch` gives a VM process without a VM (the daemon's pool; a fresh one by default).
    */
   constructor(
     id: number,
@@ -162,7 +164,9 @@ export class VmEntry {
     log: (msg: string) => void,
     credentialsOf: (uid: number) => FileCredentials = (uid) => ({ uid, gid: uid, groups: [] }),
     holderOf: (image: string) => string | undefined = () => undefined,
+    launch: () => VmProcess = spawnVmProcess,
   ) {
+    this.#launch = launch;
     this.#holderOf = holderOf;
     this.id = id;
     this.def = def;
@@ -237,7 +241,6 @@ export class VmEntry {
       this.#notifyStopped();
       throw new VmStateError(`vm ${this.def.name} failed to start: ${why}`);
     };
-    let command: Deno.Command;
     try {
       // every file the VM uses, opened once with the rights of whoever named it; the process gets the fds
       const def = this.def;
@@ -253,8 +256,7 @@ export class VmEntry {
       files.chains.forEach((chain, i) => {
         if (chain[0].probed) this.#probed.set(def.disks[i].path, chain[0].format);
       });
-      command = vmProcessCommand();
-      // the taps and their host side (privileged: vmd's part); the VM process inherits the fds
+      // the taps and their host side (privileged: vmd's part); the VM process is sent the fds
       nics = await openNics(this.id, this.def.nics, this.def.localPrefix, this.def.localInet6);
     } catch (e) {
       if (e instanceof ImageInUseError) {
@@ -269,8 +271,7 @@ export class VmEntry {
     }
     this.#images = new Set(files.chains.flat().map((c) => `${c.dev}:${c.ino}`));
     if (this.#userStop) return fail("stopped before it started");
-    // from here to the spawn nothing awaits: the console fd is inheritable for this one spawn only
-    // the daemon opens the console (the privileged part); the VM process inherits only the master
+    // the daemon opens the console (the privileged part); the VM process is sent only the master
     let pty: Pty;
     try {
       pty = openPty();
@@ -292,13 +293,24 @@ export class VmEntry {
       cdrom: files.cdrom,
       nics: nics.specs,
     };
-    let proc: Deno.ChildProcess;
+    let launched: VmProcess | undefined;
     try {
-      proc = spawnVmProcess(command, pty.master, nics.specs.map((n) => n.fd), files.fds);
+      // a VM process started ahead (or now); its VM's descriptors go over its descriptor channel, before
+      // the boot message that names them
+      launched = this.#launch();
+      sendSpecFds(launched.channel, spec);
     } catch (e) {
       closeFd(pty.slave);
+      if (launched !== undefined) {
+        try {
+          launched.proc.kill("SIGKILL");
+        } catch { /* gone */ }
+        void launched.proc.stdin.abort().catch(() => {});
+        void launched.proc.stdout.cancel().catch(() => {});
+      }
       return fail(`cannot start its process: ${(e as Error).message}`);
     } finally {
+      if (launched !== undefined) closeFd(launched.channel); // one message per VM process, then no more
       closeFd(pty.master); // the VM process has its own copy
       closeTapFds(nics); // the same: the taps live as long as the VM process holds them
       files.closeFds(); // and its files: vmd keeps no descriptor of a running VM's files
@@ -313,6 +325,7 @@ export class VmEntry {
     // console sessions, and the terminal settings stay put
     this.#ptySlave = pty.slave;
     this.#ptyPath = pty.path;
+    const proc = launched.proc;
     this.#proc = proc;
     this.#ended = undefined;
     this.#writer = proc.stdin.getWriter();

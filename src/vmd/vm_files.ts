@@ -1,8 +1,9 @@
 /**
  * The files of one VM start, opened by the daemon: kernel, initrd, each disk and every image of its backing
- * chain, the CD-ROM's ISO image (read-only), each once, with the rights of whoever named it (a user's own files as that user; vm.conf's as
- * root), no final symlink, regular files only, type-checked without blocking. The VM process inherits the
- * descriptors (same numbers) and reads them with pread; the daemon keeps no copy once the process has them.
+ * chain, the CD-ROM's ISO image (read-only), each once, with the rights of whoever named it (a user's own
+ * files as that user; vm.conf's as root), no final symlink, regular files only, type-checked without
+ * blocking. The VM process is sent the descriptors over its descriptor channel (`spec_fds.ts`) and reads them
+ * with pread; the daemon closes its copies once they are sent.
  * Formats decided here are binding for the VM's life and its restarts.
  *
  * @module
@@ -124,7 +125,7 @@ export class OpenVmFiles {
     }
   }
 
-  /** Every descriptor the VM process must inherit. */
+  /** Every descriptor the VM process is sent. */
   get fds(): readonly number[] {
     return this.#fds;
   }

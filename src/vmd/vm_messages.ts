@@ -10,9 +10,9 @@ import { MAX_VM_ID } from "../privsep/lockdown.ts";
 import { MAX_BACKING_DEPTH } from "../disk/open.ts";
 import { bool, int, MessageError, oneOf, record, str, strOrNull } from "./validate_fields.ts";
 
-/** A file vmd opened for the VM: the VM process inherited its descriptor and never opens the user's path. */
+/** A file vmd opened for the VM: the VM process is sent its descriptor and never opens the user's path. */
 export interface SpecFile {
-  /** The inherited descriptor (same number as in vmd). */
+  /** The descriptor's number in vmd (the VM process renumbers it when it arrives: `spec_fds.ts`). */
   readonly fd: number;
   /** The path the user named, for messages. */
   readonly name: string;
@@ -36,7 +36,7 @@ export interface VmSpec {
   readonly memory: number;
   /** The daemon's id for this VM (1..65535): the VM process locks down as uid/gid `0x7ff00000 + vmId`. */
   readonly vmId: number;
-  /** The console pty's master, an fd the daemon opened and the VM process inherited (same number). */
+  /** The console pty's master, an fd the daemon opened and sent. */
   readonly consoleFd: number;
   /** Disk images, each a virtio-blk function, in the order the guest sees them. */
   readonly disks: readonly SpecDisk[];
@@ -46,11 +46,11 @@ export interface VmSpec {
   readonly nics: readonly SpecNic[];
 }
 
-/** One NIC of a VM: its tap is open in vmd and inherited by the VM process under the same fd number. */
+/** One NIC of a VM: its tap is open in vmd and sent to the VM process. */
 export interface SpecNic {
   /** The tap's name (`vm<id>-if<n>`), for logs. */
   readonly tap: string;
-  /** The inherited tap fd. */
+  /** The tap fd (vmd's number until the VM process renumbers it). */
   readonly fd: number;
   /** The guest's MAC (6 bytes). */
   readonly mac: readonly number[];

@@ -1,18 +1,25 @@
 /**
- * The VM process: one per running VM, started by the daemon as `cli.ts vm-process` with only the
- * permissions its permission-table row grants for this VM. It reads its boot spec from stdin, creates the VM
- * (its virtio-net devices on the tap fds the daemon opened and this process inherited),
- * reports `ready`, copies between COM1 and the console pty's master (an fd the daemon opened and this process
- * inherited), obeys pause/resume/shutdown (the ACPI power button when the guest armed it, else Ctrl-Alt-Del
- * to the guest, or a stop at once when the guest has neither driver to answer), and reports how the guest ended. If the daemon goes away (stdin
- * closes) the VM stops.
+ * The VM process: one per running VM, started by the daemon as `cli.ts vm-process <channel fd>` with only
+ * the permissions its permission-table row grants, possibly before its VM exists (the daemon's warm pool).
+ * While it waits it starts a vCPU worker's isolate. It reads its boot spec from stdin, takes the VM's
+ * descriptors from its descriptor channel (`spec_fds.ts`: checked, then the channel is closed), creates the
+ * VM (its virtio-net devices on the tap fds the daemon opened), locks down (`lockdown.ts`), reports `ready`,
+ * copies between COM1 and the console pty's master (an fd the daemon opened and sent), obeys
+ * pause/resume/shutdown (the ACPI power button when the guest armed it, else Ctrl-Alt-Del to the guest, or a
+ * stop at once when the guest has neither driver to answer), and reports how the guest ended. If the daemon
+ * goes away (stdin closes) the VM stops.
  *
  * @module
  */
 import { closeFd } from "../../ffi/fd.ts";
 import { readPty, writePty } from "../../ffi/pty.ts";
 import { pollFds, POLLIN } from "../../ffi/poll.ts";
-import { describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
+import { openLibc, resolveLibcPath } from "../../ffi/libc.ts";
+import { fstatFd } from "../../ffi/open_file.ts";
+import type { BpfInstruction } from "../../ffi/seccomp.ts";
+import { compileVmFilter, describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
+import { prewarmDeviceWorker } from "../virtio/device_handle.ts";
+import { prewarmVcpuWorkers } from "../vcpu/vcpu_handle.ts";
 import { describeVcpuExit, formatRegisterDump } from "../vcpu/vcpu_exit.ts";
 import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
@@ -20,6 +27,7 @@ import { isKernelImage } from "../firmware/bios_image.ts";
 import { Vm } from "../vm/vm.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import { pauseKeepingClock, resumeKeepingClock } from "./guest_clock.ts";
+import { checkSender, receiveSpecFds } from "./spec_fds.ts";
 import { type EndKind, type FromVm, type ToVm, validateToVm, type VmSpec } from "./vm_messages.ts";
 
 let writing: Promise<void> = Promise.resolve();
@@ -111,17 +119,46 @@ function boot(spec: VmSpec): Vm {
   }
 }
 
-/** Runs the VM-process role; resolves to the process's exit status. */
-export async function vmProcessMain(): Promise<number> {
+/**
+ * Runs the VM-process role with its descriptor channel on fd `args[0]`; resolves to the process's exit
+ * status.
+ */
+export async function vmProcessMain(args: readonly string[]): Promise<number> {
+  const channel = Number(args[0]);
+  if (args.length !== 1 || !Number.isInteger(channel) || channel < 3) {
+    console.error("vm-process: usage: vm-process <descriptor channel fd> (started by vmd, not by hand)");
+    return 1;
+  }
+  // While it waits for a VM (nothing here depends on which): the isolates of a vCPU worker (most VMs have
+  // one) and of the virtio-rng worker (every VM has one) load their modules; the channel's sender is
+  // checked, the libc bindings are opened and the seccomp program is compiled.
+  const policy = { libcPath: resolveLibcPath() };
+  prewarmVcpuWorkers(1, policy);
+  prewarmDeviceWorker("virtio-rng", policy);
+  let filter: readonly BpfInstruction[];
+  try {
+    checkSender(channel);
+    fstatFd(channel);
+    filter = compileVmFilter(openLibc(policy.libcPath));
+  } catch (e) {
+    console.error(`vm-process: ${(e as Error).message}`);
+    return 1;
+  }
   const incoming = messages();
   const first = await incoming.next();
   if (first.done || first.value.type !== "boot") {
     console.error("vm-process: expected a boot message first");
+    closeFd(channel);
     return 1;
   }
-  const spec = first.value.spec;
+  let spec: VmSpec;
   let vm: Vm;
   try {
+    try {
+      spec = receiveSpecFds(channel, first.value.spec);
+    } finally {
+      closeFd(channel);
+    }
     vm = boot(spec);
   } catch (e) {
     await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });
@@ -133,7 +170,7 @@ export async function vmProcessMain(): Promise<number> {
     await vm.start();
     // Lock-down (issue 12): the VM, its descriptors and all its workers are up; from here on this process
     // can only use what it holds. See src/privsep/lockdown.ts.
-    const locked = lockDown({ identity: vmIdentity(spec.vmId) });
+    const locked = lockDown({ identity: vmIdentity(spec.vmId), program: filter });
     console.error(`vm-process: ${describeLockdown(locked)}`);
     await send({ type: "ready" });
     const output = vm.pumpConsole((bytes) => {
