@@ -7,6 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { v8FlagsArg } from "../src/vmd/v8_flags.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -42,7 +43,7 @@ if (import.meta.main) {
   // vmd: the daemon is root's and needs every power (unscoped ffi is all power anyway; see `vmd policy`);
   // vmctl: the client reads and writes the user's files, connects to the socket, and nothing else.
   const commands: [string, string[], string[]][] = [
-    ["vmd", ["--allow-all"], []],
+    ["vmd", ["--allow-all", v8FlagsArg()], []],
     ["vmctl", ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-sys"], ["vmctl"]],
   ];
   for (const [name, flags, lead] of commands) {

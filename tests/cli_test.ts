@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { kvmTest, runCli } from "./kvm_support.ts";
+import { v8FlagsArg } from "../src/vmd/v8_flags.ts";
 
 const vmd = (...args: string[]) => runCli(args);
 
@@ -60,6 +61,11 @@ Deno.test("deno task install: vmd and vmctl run on their own, with no deno on PA
     assert.match(help.out, /^usage: vmctl/m);
     const policy = await run("vmd", ["policy"]);
     assert.equal(policy.code, 0, policy.out);
+    // the daemon runs with vmd's V8 flags (a bounded young generation: see src/vmd/v8_flags.ts)
+    assert.ok(
+      (await Deno.readTextFile(`${dir}/bin/vmd`)).includes(`'${v8FlagsArg()}'`),
+      "vmd shim's V8 flags",
+    );
     assert.match(policy.out, /^vcpu\s+worker/m);
     assert.ok(
       (await new Deno.Command("sh", { args: ["-c", "PATH=/usr/bin:/bin command -v deno"] }).output()).code !==
@@ -68,4 +74,9 @@ Deno.test("deno task install: vmd and vmctl run on their own, with no deno on PA
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("deno task vmd runs the daemon with vmd's V8 flags", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  assert.ok(String(config.tasks.vmd).split(" ").includes(v8FlagsArg()), config.tasks.vmd);
 });

@@ -14,12 +14,12 @@ import { childrenOf, describeFootprint, Soak, SOAK_POOL_SIZE } from "./soak_supp
 /** Cycles after the warm-up; each is ~11 VM runs, 4 failed starts, a console, 3 clients, a reload, a reset. */
 const CYCLES = 10;
 /**
- * PSS growth allowed over the cycles. What grows is V8's heap and code toward its own high-water mark, and
- * the native memory Deno keeps per child process (see docs/vmd.md: the growth is not explained yet): over
- * 10 cycles measured +0.4 to +8.2 MiB on the soak branch, and +16.3 and +17.3 MiB once vmd's other changes
- * of the same day were in; a 40-cycle `bench:soak` grew ~1 MiB per cycle, a 1000-cycle run 105 MiB in all.
- * The bound is set above those: it still fails for a leak of ~300 KiB or more per VM run (~110 runs here);
- * the descriptor leak of issue 18 is caught exactly by the fd count instead.
+ * PSS growth allowed over the cycles. What grows early is V8's heap and code toward their high-water marks
+ * and Deno's native memory for the first child processes. With vmd's V8 flags (src/vmd/v8_flags.ts, which
+ * TestDaemon passes as `deno task vmd` does) 10 cycles grew +7.2 MiB and a 200-cycle `bench:soak` +5.0 MiB
+ * in all (2026-12-01); with V8's defaults 10 cycles grew +16 to +17 MiB and 200 cycles +84.7 MiB. The bound
+ * is set above those: it still fails for a leak of ~300 KiB or more per VM run (~110 runs here); the
+ * descriptor leak of issue 18 is caught exactly by the fd count instead.
  */
 const PSS_GROWTH_KIB = 32 * 1024;
 

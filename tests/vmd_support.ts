@@ -8,6 +8,7 @@
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { fetchAllStatus, sendRequest } from "../src/vmctl/client.ts";
 import type { Reply, Request, VmStatus } from "../src/vmd/protocol.ts";
+import { v8FlagsArg } from "../src/vmd/v8_flags.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const cli = `${root}cli.ts`;
@@ -139,7 +140,18 @@ export class TestDaemon {
     const dir = await Deno.makeTempDir({ prefix: "vmd-test-" });
     await Deno.chmod(dir, 0o755);
     await Deno.writeTextFile(`${dir}/vm.conf`, config);
-    const argv = [...wrap, Deno.execPath(), "run", "-A", cli, "-d", "-v", "-f", `${dir}/vm.conf`];
+    const argv = [
+      ...wrap,
+      Deno.execPath(),
+      "run",
+      "-A",
+      v8FlagsArg(),
+      cli,
+      "-d",
+      "-v",
+      "-f",
+      `${dir}/vm.conf`,
+    ];
     const proc = new Deno.Command(argv[0], {
       args: argv.slice(1),
       env: { VMD_SOCKET: `${dir}/vmd.sock`, ...env },

@@ -14,18 +14,10 @@ import { closeFd } from "../../ffi/fd.ts";
 import { spawnInheriting } from "../../ffi/fd_inherit.ts";
 import { resolveLibcPath } from "../../ffi/libc.ts";
 import { processFlags } from "../privsep/permission_table.ts";
+import { v8FlagsArg } from "./v8_flags.ts";
 import { VM_PROCESS_COMMAND } from "./vm_process_command.ts";
 
 const root = new URL("../../", import.meta.url);
-
-/**
- * V8 flags of a VM process (they apply to every isolate in it: its vCPU and device workers too). Measured
- * with `bench/density.ts`-style runs of 10 echo guests, alternated: PSS per VM 37.9-38.0 MiB without,
- * 37.1-37.3 MiB with. A 1 MiB young generation is plenty for isolates whose hot paths do not allocate, and
- * one GC thread is enough for heaps of a few MiB. (`--lite-mode` saved ~2 MiB more but turns the optimising
- * compiler off, which the vCPU loop needs.)
- */
-export const VM_V8_FLAGS: readonly string[] = ["--max-semi-space-size=1", "--single-threaded-gc"];
 
 /** The `deno` arguments that start a VM process whose descriptor channel is fd `channelFd`. */
 export function vmProcessArgs(channelFd: number): string[] {
@@ -39,7 +31,7 @@ export function vmProcessArgs(channelFd: number): string[] {
     "--config",
     new URL("deno.json", root).pathname,
     ...flags,
-    `--v8-flags=${VM_V8_FLAGS.join(",")}`,
+    v8FlagsArg(), // see v8_flags.ts
     new URL("cli.ts", root).pathname,
     VM_PROCESS_COMMAND,
     String(channelFd),
