@@ -6,6 +6,7 @@ import { kitPaths, TestDaemon, until } from "./vmd_support.ts";
 import { formatLiveCheck, liveVmProcesses } from "../src/privsep/kernel_policy.ts";
 import type { ProbeOutcome, ProbeTargets } from "./fixtures/lockdown/probes.ts";
 import { VM_UID_BASE, vmIdentity } from "../src/privsep/lockdown.ts";
+import { vmProcessEnv } from "../src/vmd/vm_launcher.ts";
 
 // Lock-down runs in a real Deno process started as a VM process is (unscoped ffi), with a worker holding the
 // vCPU row's grant. Each probe names what stopped it; a control run without lock-down shows every probe can
@@ -63,6 +64,8 @@ async function runFixture(mode: string): Promise<Run> {
     const t = await targets(dir);
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-ffi", "--allow-read", FIXTURE, mode, String(VM_ID), JSON.stringify(t)],
+      clearEnv: true,
+      env: vmProcessEnv(), // as vmd starts a VM process: no certificate bundle for Deno to load lazily
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -107,6 +110,7 @@ function assertStillWorks(side: Side, where: string): void {
   assert.equal(side.works.timer, "ok", `${where}: timer`);
   assert.equal(side.works.allocation, "ok", `${where}: 64 MiB allocation`);
   assert.equal(side.works["KVM_GET_API_VERSION"], "12", `${where}: ioctl on the KVM fd opened before`);
+  assert.equal(side.works.signalListener, "ok", `${where}: a signal listener added after the lock-down`);
 }
 
 const LIBC_PROBES = [

@@ -3,7 +3,8 @@
  * created its VM, holds every descriptor it will ever use and has started all its workers; from then on it
  * can only use what it holds.
  *
- * The steps, in this order:
+ * The steps, in this order (after setting up Deno's signal handling, which Deno would otherwise do lazily,
+ * with a socket pair the filter refuses, on the first signal listener):
  *
  * 1. **Identity** — leave root for the VM's own uid and gid (`setgroups(0)`, `setresgid`, `setresuid`, all
  *    through glibc, which applies them to every thread). First, because it needs CAP_SETUID/CAP_SETGID and
@@ -102,6 +103,17 @@ export interface LockdownReport {
   readonly seccomp: { readonly profile: string; readonly instructions: number } | null;
 }
 
+/**
+ * Sets up Deno's signal handling now. Deno does it on the first signal listener of the process, with a socket
+ * pair and a thread, and panics if that fails: after the filter (no `socketpair`) a first listener would
+ * bring the process down (measured: `Deno.addSignalListener` after `lockDown` panicked in ext/signals).
+ */
+function primeSignalHandling(): void {
+  const none = () => {};
+  Deno.addSignalListener("SIGWINCH", none);
+  Deno.removeSignalListener("SIGWINCH", none);
+}
+
 /** Runs the steps above in order; throws {@link LockdownError} naming the step that failed. */
 export function lockDown(opts: LockdownOptions): LockdownReport {
   const libc = opts.libc ?? openLibc();
@@ -117,6 +129,7 @@ export function lockDown(opts: LockdownOptions): LockdownReport {
   // Compiled before the identity changes: assembling touches no file, but a failure here should leave root
   // untouched and report a programming error, not a half-locked process.
   const program = opts.program ?? step("seccomp profile", () => compileVmFilter(libc));
+  step("signal handling", primeSignalHandling);
   step("identity", () => dropIdentity(uid, gid, libc));
   const caps = step("capabilities", () => effectiveCapabilities(libc));
   if (caps.effective !== 0n || caps.permitted !== 0n) {

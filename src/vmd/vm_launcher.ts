@@ -44,6 +44,11 @@ export function vmProcessArgs(channelFd: number): string[] {
  */
 const NOT_INHERITED = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "DENO_CERT"];
 
+/** The environment a VM process (or a test's stand-in for one) is started with: vmd's, minus NOT_INHERITED. */
+export function vmProcessEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => !NOT_INHERITED.includes(k)));
+}
+
 /** A started VM process without a VM yet: the child and the daemon's end of its descriptor channel. */
 export interface VmProcess {
   /** The child (stdin/stdout piped: the message channel). */
@@ -54,9 +59,7 @@ export interface VmProcess {
 
 /** Spawns a VM process; it inherits its end of a new descriptor channel and no other fd of vmd's. */
 export function spawnVmProcess(): VmProcess {
-  const env = Object.fromEntries(
-    Object.entries(Deno.env.toObject()).filter(([k]) => !NOT_INHERITED.includes(k)),
-  );
+  const env = vmProcessEnv();
   const [mine, theirs] = seqpacketPair();
   try {
     const command = new Deno.Command(Deno.execPath(), {
