@@ -66,7 +66,9 @@ kvmTest(
       // and once stopped, it starts again with the old definition (16M, not 24M)
       const waiting = d.vmctl(["wait", "keep"]);
       await new Promise((res) => setTimeout(res, 300));
-      assert.equal((await d.vmctl(["stop", "-f", "keep"])).code, 0);
+      const forced = await d.vmctl(["stop", "-f", "keep"]);
+      assert.equal(forced.code, 0);
+      assert.equal(forced.stderr, `stopping vm keep: forced to terminate vm ${now.id}\n`, "vmctl(8)'s words");
       const waited = await waiting;
       assert.equal(waited.code, 0, waited.stderr);
       const ended = await d.vm("keep");

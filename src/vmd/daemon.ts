@@ -279,12 +279,13 @@ export class Daemon {
         if (req.wait) {
           await stopping;
           return ok(
-            list.map((e) => `vm ${e.def.name} stopped`).join("\n"),
+            list.map((e) => `vm ${e.def.name}: terminated vm ${e.id}`).join("\n"),
             list.length === 1 ? list[0].status() : null,
           );
         }
-        const how = req.force ? "forced to stop" : "requested to shut down";
-        return ok(list.map((e) => `vm ${e.def.name} ${how}`).join("\n"), null);
+        // vmctl(8)'s words, after its "stopping vm NAME: "
+        const how = req.force ? "forced to terminate vm" : "requested to shutdown vm";
+        return ok(list.map((e) => `vm ${e.def.name}: ${how} ${e.id}`).join("\n"), null);
       }
       case "pause":
       case "unpause":
