@@ -2,12 +2,16 @@
  * What a VM booting through SeaBIOS is told over fw_cfg: its memory map (`etc/e820`, plus the legacy RAM
  * size and CPU counts), the boot order (`bootorder`, OpenBSD vmd's device paths), a serial console
  * (`etc/sercon-port`, so BIOS and boot-loader text reaches COM1), no boot menu, no debug text on the screen,
- * and every PCI BAR kept below 4 GiB (`opt/org.seabios/pci64`: vmd's MMIO window is the 32-bit PCI hole).
+ * every PCI BAR kept below 4 GiB (`opt/org.seabios/pci64`: vmd's MMIO window is the 32-bit PCI hole), and
+ * vmd's ACPI tables with the loader script that places them (`etc/acpi/tables`, `etc/acpi/rsdp`,
+ * `etc/table-loader`: SeaBIOS then builds no ACPI tables of its own).
  *
  * @module
  */
 import { FwCfgDirectory } from "./fw_cfg_directory.ts";
 import { FW_CFG_KEY } from "./fw_cfg_items.ts";
+import type { AcpiMachine } from "../acpi/acpi_tables.ts";
+import { addAcpiFiles } from "./acpi_loader.ts";
 
 /** e820 types. */
 export const E820_TYPE = { RAM: 1, RESERVED: 2 } as const;
@@ -39,6 +43,8 @@ export interface BiosConfig {
   readonly bootOrder?: readonly string[];
   /** The serial console's port (COM1), or none. */
   readonly serialPort?: number;
+  /** What vmd's ACPI tables describe (the same as for a kernel boot); none: SeaBIOS builds its own. */
+  readonly acpi?: AcpiMachine;
 }
 
 /** SeaBIOS's device path for the PCI function in `slot` of bus 0 (a virtio-blk disk boots by it). */
@@ -84,5 +90,6 @@ export function biosFwCfg(c: BiosConfig): FwCfgDirectory {
   if (c.serialPort !== undefined) dir.addIntFile("etc/sercon-port", c.serialPort, 2);
   dir.addIntFile("etc/screen-and-debug", 0, 1);
   dir.addTextFile("opt/org.seabios/pci64", "no");
+  if (c.acpi !== undefined) addAcpiFiles(dir, c.acpi);
   return dir;
 }
