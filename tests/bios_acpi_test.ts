@@ -1,6 +1,8 @@
 /**
  * vmd's ACPI tables reaching a BIOS through fw_cfg: the `etc/table-loader` script decoded back from its bytes
- * and run here the way SeaBIOS runs it (a small interpreter written for this test, not the generator's code).
+ * and run here the way SeaBIOS runs it (a small interpreter written for this test, not the generator's code),
+ * and a real boot: a disk image built at test time finds the RSDP as an OS does and lists the tables, under
+ * vmd (vmd's tables, OEM `VMD   `) and under QEMU `-M pc` (QEMU's, OEM `BOCHS `).
  */
 import assert from "node:assert/strict";
 import { type AcpiMachine, buildAcpiTables } from "../src/acpi/acpi_tables.ts";
@@ -16,6 +18,9 @@ import { biosFwCfg } from "../src/firmware/bios_config.ts";
 import { createFwCfgState, FwCfg } from "../src/devices/fw_cfg.ts";
 import { GuestMemory } from "../src/memory/guest_memory.ts";
 import { FW_CFG_KEY } from "../src/firmware/fw_cfg_items.ts";
+import { ACPI_PROBE_EXIT_STATUS, buildAcpiProbeDisk } from "../examples/guests/boot/build.ts";
+import { kvmTest, runCli } from "./kvm_support.ts";
+import { runQemuBios } from "./qemu_support.ts";
 
 const MACHINE: AcpiMachine = {
   cpus: 2,
@@ -196,3 +201,84 @@ Deno.test("ACPI loader: run as SeaBIOS runs it, the tables sum to zero and point
   assert.deepEqual(tables.bytes, direct.tables);
   assert.deepEqual(rsdp.bytes, direct.rsdp);
 });
+
+const PROBE =
+  /ACPI-PROBE rsdp=([0-9a-f]{8}) oem=(.{6}) rev=([0-9a-f]{2}) (xsdt|rsdt)=([0-9a-f]{8}) (ok|bad)\r?\n/;
+const TABLES = /ACPI-PROBE tables:([^\r\n]*)\r?\n/;
+const DSDT = /ACPI-PROBE dsdt=(\S+) pmtmr=([0-9a-f]{4}) (ticking|stopped)\r?\n/;
+
+/** What the probe printed, or a failure that shows all of it. */
+function probe(output: string) {
+  const head = output.match(PROBE);
+  const tables = output.match(TABLES);
+  const dsdt = output.match(DSDT);
+  assert.ok(head && tables && dsdt && /ACPI-PROBE done/.test(output), `the probe's lines:\n${output}`);
+  return {
+    rsdp: parseInt(head[1], 16),
+    oem: head[2],
+    revision: parseInt(head[3], 16),
+    root: head[4],
+    rootAddress: parseInt(head[5], 16),
+    rootSum: head[6],
+    tables: tables[1].trim().split(" "),
+    dsdt: dsdt[1],
+    pmTimer: parseInt(dsdt[2], 16),
+    timer: dsdt[3],
+  };
+}
+
+kvmTest(
+  "SeaBIOS places vmd's ACPI tables from fw_cfg: a boot image finds vmd's under vmd and QEMU's under QEMU",
+  async () => {
+    const disk = await buildAcpiProbeDisk();
+    const log = await Deno.makeTempFile({ suffix: ".log" });
+    try {
+      const vmd = await runCli(["run", "-m", "64M", "-d", disk, "-B", "disk", "--bios-log", log]);
+      const firmware = await Deno.readTextFile(log);
+      assert.equal(
+        vmd.code,
+        ACPI_PROBE_EXIT_STATUS,
+        `${vmd.stderr}\n${vmd.stdout}\nSeaBIOS log:\n${firmware}`,
+      );
+      const ours = probe(vmd.stdout);
+      assert.deepEqual(
+        {
+          oem: ours.oem,
+          revision: ours.revision,
+          root: ours.root,
+          rootSum: ours.rootSum,
+          tables: ours.tables,
+        },
+        { oem: "VMD   ", revision: 2, root: "xsdt", rootSum: "ok", tables: ["FACP", "APIC"] },
+        vmd.stdout,
+      );
+      assert.ok(ours.rsdp >= 0xf0000 && ours.rsdp % 16 === 0, "the RSDP in the F segment");
+      assert.ok(ours.rootAddress >= 1 << 20 && ours.rootAddress < 64 << 20, "the tables in high RAM");
+      assert.equal(ours.dsdt, "DSDT", "the FADT's DSDT pointer was relocated and its checksum fixed");
+      assert.deepEqual([ours.pmTimer, ours.timer], [0x608, "ticking"], "the acpi-pm device serves the timer");
+      // SeaBIOS read the DSDT it was given (it looks for the keyboard there) and did not fall back to its own
+      assert.match(firmware, /ACPI: parse DSDT at/, firmware);
+      assert.doesNotMatch(firmware, /parse error|internal error|WARNING/i, firmware);
+
+      const qemu = await runQemuBios([
+        "-drive",
+        `file=${disk},format=raw,if=none,id=d0`,
+        "-device",
+        "virtio-blk-pci,drive=d0",
+      ]);
+      assert.equal(qemu.exitValue, ACPI_PROBE_EXIT_STATUS, `${qemu.stderr}\n${qemu.output}`);
+      const theirs = probe(qemu.output);
+      assert.equal(theirs.oem, "BOCHS ", qemu.output);
+      assert.equal(theirs.rootSum, "ok", qemu.output);
+      assert.ok(theirs.tables.includes("FACP") && theirs.tables.includes("APIC"), qemu.output);
+      assert.ok(
+        theirs.tables.every((t) => !t.endsWith("!")),
+        `every QEMU table sums to zero: ${qemu.output}`,
+      );
+      assert.equal(theirs.dsdt, "DSDT", qemu.output);
+      assert.notDeepEqual(theirs.tables, ours.tables, "two different table sets, both walked");
+    } finally {
+      await Deno.remove(log);
+    }
+  },
+);

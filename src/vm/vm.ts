@@ -257,8 +257,8 @@ export class Vm {
       let firmware: { rom: GuestRamBacking; fwCfg: SharedArrayBuffer } | undefined;
       let rsdp: number | undefined;
       if (bios !== undefined) {
-        // SeaBIOS is copied over the BIOS area and builds its own MP table; vmd's ACPI tables do not reach it
-        // yet (they would go through fw_cfg's table loader)
+        // SeaBIOS is copied over the BIOS area and builds its own MP table; vmd's ACPI tables reach it through
+        // fw_cfg's table loader
         const rom = mapBios(fd, memory, bios);
         firmware = { rom, fwCfg: biosDirectory(memory, vcpus, pci, options.bootDevice).freeze() };
       } else if (pc) {
@@ -516,5 +516,6 @@ function biosDirectory(memory: GuestMemory, cpus: number, pci: PciDevices, bootD
     cpus,
     bootOrder,
     serialPort: COM1_PORT,
+    acpi: { cpus, pciRoutes: pci.irqs, com1: { port: COM1_PORT, irq: COM1_IRQ } },
   });
 }

@@ -1,8 +1,9 @@
 /**
- * Builds the BIOS boot test media from `boot_sector.S` with gcc/ld/objcopy and xorriso, cached by source hash
- * under the guest cache: a raw disk whose sector 0 is the boot sector and whose sector 1 holds a line it
- * prints, and an El Torito no-emulation CD image booting the CD variant. Needs read/write on the cache and
- * run for gcc, ld, objcopy and xorriso.
+ * Builds the BIOS boot test media with gcc/ld/objcopy and xorriso, cached by source hash under the guest
+ * cache: from `boot_sector.S`, a raw disk whose sector 0 is the boot sector and whose sector 1 holds a line it
+ * prints, and an El Torito no-emulation CD image booting the CD variant; from `acpi_probe.S`, a raw disk that
+ * lists the ACPI tables the firmware left. Needs read/write on the cache and run for gcc, ld, objcopy and
+ * xorriso.
  *
  * @module
  */
@@ -17,6 +18,10 @@ export const DISK_BOOT_LINE = `VMD-BOOT disk dl=80 read=${DISK_SECTOR_1_TEXT}`;
 export const CDROM_BOOT_PREFIX = "VMD-BOOT cdrom dl=";
 /** The status the boot sector writes to the exit port on success. */
 export const BOOT_EXIT_STATUS = 0x31;
+/** The status the ACPI probe writes to the exit port once it has listed the tables. */
+export const ACPI_PROBE_EXIT_STATUS = 0x31;
+/** Bytes of the ACPI probe its boot sector loads (itself and the 7 sectors after it). */
+const ACPI_PROBE_MAX = 8 * 512;
 
 async function run(cmd: string, args: string[]): Promise<void> {
   let out;
@@ -32,11 +37,9 @@ async function run(cmd: string, args: string[]): Promise<void> {
   }
 }
 
-async function bootSector(tmp: string, cdrom: boolean): Promise<Uint8Array> {
-  const defs = cdrom
-    ? ["-DCDROM=1", "-DREAD_LBA=16", "-DREAD_OFF=1"]
-    : ["-DCDROM=0", "-DREAD_LBA=1", "-DREAD_OFF=0"];
-  await run("gcc", ["-c", "-nostdinc", ...defs, "-o", `${tmp}/b.o`, `${here}boot_sector.S`]);
+/** Assembles `source` (in this directory) into a flat binary linked at 0x7c00. */
+async function flatBinary(tmp: string, source: string, defs: string[]): Promise<Uint8Array> {
+  await run("gcc", ["-c", "-nostdinc", ...defs, "-o", `${tmp}/b.o`, `${here}${source}`]);
   await run("ld", [
     "-m",
     "elf_x86_64",
@@ -49,7 +52,14 @@ async function bootSector(tmp: string, cdrom: boolean): Promise<Uint8Array> {
     `${tmp}/b.o`,
   ]);
   await run("objcopy", ["-O", "binary", "-j", ".text", `${tmp}/b.elf`, `${tmp}/b.bin`]);
-  const bin = await Deno.readFile(`${tmp}/b.bin`);
+  return await Deno.readFile(`${tmp}/b.bin`);
+}
+
+async function bootSector(tmp: string, cdrom: boolean): Promise<Uint8Array> {
+  const defs = cdrom
+    ? ["-DCDROM=1", "-DREAD_LBA=16", "-DREAD_OFF=1"]
+    : ["-DCDROM=0", "-DREAD_LBA=1", "-DREAD_OFF=0"];
+  const bin = await flatBinary(tmp, "boot_sector.S", defs);
   if (bin.length !== 512) throw new GuestBuildError(`boot sector is ${bin.length} bytes, not 512`);
   return bin;
 }
@@ -58,9 +68,10 @@ async function cached(
   kind: string,
   ext: string,
   make: (tmp: string, out: string) => Promise<void>,
+  source = "boot_sector.S",
 ): Promise<string> {
   const dir = cacheDir();
-  const hash = await shortHash([await Deno.readFile(`${here}boot_sector.S`), new TextEncoder().encode(kind)]);
+  const hash = await shortHash([await Deno.readFile(`${here}${source}`), new TextEncoder().encode(kind)]);
   const out = `${dir}/boot-${kind}-${hash}.${ext}`;
   try {
     await Deno.stat(out);
@@ -113,4 +124,19 @@ export function buildBootIso(): Promise<string> {
       `${tmp}/root`,
     ]);
   });
+}
+
+/** The path of the ACPI probe disk (1 MiB raw: the probe from sector 0 on). */
+export function buildAcpiProbeDisk(): Promise<string> {
+  return cached("acpi", "img", async (tmp, out) => {
+    const bin = await flatBinary(tmp, "acpi_probe.S", []);
+    if (bin.length > ACPI_PROBE_MAX || bin[510] !== 0x55 || bin[511] !== 0xaa) {
+      throw new GuestBuildError(
+        `acpi_probe.S: ${bin.length} bytes (at most ${ACPI_PROBE_MAX}, boot signature at 510)`,
+      );
+    }
+    const disk = new Uint8Array(1 << 20);
+    disk.set(bin, 0);
+    await Deno.writeFile(out, disk);
+  }, "acpi_probe.S");
 }
