@@ -4,7 +4,7 @@
  * (`etc/sercon-port`, so BIOS and boot-loader text reaches COM1), no boot menu, no debug text on the screen,
  * every PCI BAR kept below 4 GiB (`opt/org.seabios/pci64`: vmd's MMIO window is the 32-bit PCI hole), and
  * vmd's ACPI tables with the loader script that places them (`etc/acpi/tables`, `etc/acpi/rsdp`,
- * `etc/table-loader`: SeaBIOS then builds no ACPI tables of its own).
+ * `etc/table-loader`, which SeaBIOS runs; it then uses those tables, as it does QEMU's).
  *
  * @module
  */
@@ -43,7 +43,10 @@ export interface BiosConfig {
   readonly bootOrder?: readonly string[];
   /** The serial console's port (COM1), or none. */
   readonly serialPort?: number;
-  /** What vmd's ACPI tables describe (the same as for a kernel boot); none: SeaBIOS builds its own. */
+  /**
+   * What vmd's ACPI tables describe (the same as for a kernel boot); none: no ACPI tables (SeaBIOS builds
+   * its own only on a chipset it knows, PIIX4 or Q35, and vmd has neither).
+   */
   readonly acpi?: AcpiMachine;
 }
 
