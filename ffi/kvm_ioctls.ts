@@ -158,6 +158,11 @@ export const KVM_INTERNAL_ERROR = {
   KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON: 4,
 } as const;
 
+/** `kvm_run.emulation_failure.flags`: bit 0 says `insn_size` and `insn_bytes` are valid. */
+export const KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES = 1n;
+/** The most instruction bytes `kvm_run.emulation_failure` carries (an x86 instruction's maximum length). */
+export const KVM_EMULATION_FAILURE_MAX_INSN = 15;
+
 /** KVM_CHECK_EXTENSION capability numbers used by vmd. */
 export const KVM_CAP = {
   KVM_CAP_IRQCHIP: 0,

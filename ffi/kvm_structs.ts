@@ -445,6 +445,11 @@ export const KVM_RUN_OFFSETS = {
   internal_suberror: 32,
   internal_ndata: 36,
   internal_data: 40,
+  // union: struct { __u32 suberror; __u32 ndata; __u64 flags; __u8 insn_size; __u8 insn_bytes[15]; }
+  // emulation_failure (KVM_EXIT_INTERNAL_ERROR with suberror KVM_INTERNAL_ERROR_EMULATION)
+  emulation_failure_flags: 40,
+  emulation_failure_insn_size: 48,
+  emulation_failure_insn_bytes: 49,
   // union: struct { __u32 type; __u32 ndata; __u64 data[16]; } system_event;
   system_event_type: 32,
   // union: struct { __u32 exception; __u32 error_code; } ex;

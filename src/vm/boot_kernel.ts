@@ -7,10 +7,15 @@ import { enterLongMode, enterProtectedMode32 } from "../boot/cpu_modes.ts";
 import { BOOT_STACK_ADDR } from "../boot/layout.ts";
 import { type BootPlan, loadKernel, type LoadOptions } from "../boot/loader.ts";
 import type { Vm } from "./vm.ts";
+import { withPvmSwitches } from "./pvm.ts";
 
-/** Loads `kernel` (PVH ELF or bzImage) with `options` into `vm` and sets vCPU 0's entry state. */
+/**
+ * Loads `kernel` (PVH ELF or bzImage) with `options` into `vm` and sets vCPU 0's entry state. On a PVM host
+ * the kernel switches PVM needs are appended to the command line (docs/pvm.md).
+ */
 export function bootKernel(vm: Vm, kernel: Uint8Array, options: LoadOptions): BootPlan {
-  const plan = loadKernel(vm.memory, kernel, options);
+  const cmdline = vm.pvm.pvm ? withPvmSwitches(options.cmdline) : options.cmdline;
+  const plan = loadKernel(vm.memory, kernel, { ...options, cmdline });
   const vcpu = vm.vcpuFd(0);
   if (plan.mode === "protected32") enterProtectedMode32(vcpu, vm.memory, plan.entry, plan.bootInfo);
   else enterLongMode(vcpu, vm.memory, plan.entry, BOOT_STACK_ADDR, plan.bootInfo);

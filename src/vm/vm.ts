@@ -22,6 +22,7 @@ import type { PolicyContext } from "../privsep/permission_table.ts";
 import { discardPrewarmedVcpuWorkers, prewarmVcpuWorkers, VcpuHandle } from "../vcpu/vcpu_handle.ts";
 import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { vcpuCpuid } from "./cpuid.ts";
+import { detectPvm, pvmCpuid, type PvmDetection } from "./pvm.ts";
 import { PciDevices, type VmDisk, type VmNic } from "./pci_devices.ts";
 import type { DeviceHandle } from "../virtio/device_handle.ts";
 
@@ -58,6 +59,8 @@ export interface VmOptions {
   readonly rng?: boolean;
   /** virtio-net functions on taps, after the disks and virtio-rng (`pc` platform only). */
   readonly nics?: readonly VmNic[];
+  /** Whether the host's KVM is PVM (default: {@link detectPvm}); see docs/pvm.md. */
+  readonly pvm?: PvmDetection;
 }
 
 /** How a VM's run ended: the first vCPU exit that ended it. */
@@ -90,6 +93,8 @@ export class Vm {
   readonly consoleOut: ByteRing;
   /** Which platform the VM models. */
   readonly platform: "bare" | "pc";
+  /** Whether the host's KVM is PVM (and so whether the VM is adapted to it: docs/pvm.md). */
+  readonly pvm: PvmDetection;
   readonly #uartModel: Uart16550;
   readonly #rtc: SharedArrayBuffer;
   readonly #i8042 = createI8042State();
@@ -110,8 +115,10 @@ export class Vm {
     mmapSize: number,
     platform: "bare" | "pc",
     pci: PciDevices,
+    pvm: PvmDetection,
   ) {
     this.platform = platform;
+    this.pvm = pvm;
     this.#pci = pci;
     this.kvm = kvm;
     this.fd = fd;
@@ -156,6 +163,7 @@ export class Vm {
     }
     let fd: VmFd | undefined;
     try {
+      const pvm = options.pvm ?? detectPvm();
       for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR"] as const) {
         if (kvm.checkExtension(KVM_CAP[cap]) === 0) throw new Error(`KVM lacks ${cap}`);
       }
@@ -186,7 +194,8 @@ export class Vm {
         const host = hostAddressOf(memory.bytes.subarray(r.offset, r.offset + r.size));
         fd!.setUserMemoryRegion(slot, BigInt(r.gpa), BigInt(r.size), host);
       });
-      const cpuid = kvm.supportedCpuid();
+      const supported = kvm.supportedCpuid();
+      const cpuid = pvm.pvm ? pvmCpuid(supported) : supported;
       const vcpuFds: VcpuFd[] = [];
       for (let id = 0; id < vcpus; id++) {
         const v = fd.createVcpu(id);
@@ -195,7 +204,7 @@ export class Vm {
         if (pc) configurePcVcpu(v, true);
       }
       if (pc) writeMpTable(memory, vcpus, pci.irqs);
-      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci);
+      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci, pvm);
     } catch (e) {
       discardPrewarmedVcpuWorkers();
       fd?.close();
@@ -287,6 +296,7 @@ export class Vm {
           devices,
           policy: this.policy,
           vmFd: this.platform === "pc" ? this.fd.fd : undefined,
+          pvm: this.pvm.pvm,
         })
       ),
     );

@@ -1,0 +1,76 @@
+/**
+ * PVM (KVM without hardware virtualisation): detection, the CPUID masks, and the instructions vmd completes
+ * or refuses. The guest tests run on both kinds of host: on hardware KVM the CPU runs the instructions
+ * itself, so each test states what either host must show.
+ */
+import assert from "node:assert/strict";
+import { pvmCpuid, pvmFromCpuinfo, withPvmSwitches } from "../src/vm/pvm.ts";
+import { describeVcpuExit, formatRegisterDump } from "../src/vcpu/vcpu_exit.ts";
+import { kvmTest, runFlatGuest } from "./kvm_support.ts";
+
+const ON_PVM = pvmFromCpuinfo(Deno.readTextFileSync("/proc/cpuinfo")).pvm;
+
+Deno.test("PVM is recognised by a CPU that has neither VMX nor SVM, and only then", () => {
+  const line = (flags: string) => `processor\t: 0\nflags\t\t: fpu vme ${flags} sse2\n`;
+  assert.equal(pvmFromCpuinfo(line("hypervisor lm")).pvm, true);
+  assert.equal(pvmFromCpuinfo(line("vmx lm")).pvm, false);
+  assert.equal(pvmFromCpuinfo(line("lm svm")).pvm, false);
+  // no flags line at all (another architecture's format): never guess PVM
+  assert.equal(pvmFromCpuinfo("processor\t: 0\n").pvm, false);
+  // "svm" must be a whole flag, not part of another
+  assert.equal(pvmFromCpuinfo(line("svm_lock lm")).pvm, true);
+});
+
+Deno.test("on PVM, CPUID leaf 1 loses cx16 and nothing else; the input is left alone", () => {
+  const leaf1 = {
+    function: 1,
+    index: 0,
+    flags: 0,
+    eax: 0xa10f11,
+    ebx: 0x800,
+    ecx: 0x81202000,
+    edx: 0x78bfbff,
+  };
+  const other = { function: 7, index: 0, flags: 1, eax: 1, ebx: 0x01800002, ecx: 0x104, edx: 0x20000000 };
+  const out = pvmCpuid([leaf1, other]);
+  assert.equal(out[0].ecx, (0x81202000 & ~(1 << 13)) >>> 0);
+  assert.deepEqual({ ...out[0], ecx: leaf1.ecx }, leaf1);
+  assert.deepEqual(out[1], other);
+  assert.equal(leaf1.ecx, 0x81202000);
+});
+
+Deno.test("the PVM switches come after the user's command line, which stays intact", () => {
+  const line = withPvmSwitches('console=ttyS0 foo="a b"');
+  assert.ok(line.startsWith('console=ttyS0 foo="a b"'), line);
+});
+
+kvmTest(
+  "an instruction PVM cannot emulate and vmd does not complete stops the VM with its bytes",
+  async () => {
+    const { result } = await runFlatGuest("emul_reject");
+    if (ON_PVM) {
+      const e = result.exit;
+      assert.equal(e.kind, "internal-error", JSON.stringify(e));
+      assert.ok(e.kind === "internal-error");
+      assert.equal(e.suberror, 1);
+      // popcnt %rax, %rcx: f3 48 0f b8 c8, the guest's fourth instruction (two 5-byte movs before it)
+      assert.ok(e.insn?.startsWith("f3 48 0f b8 c8"), e.insn);
+      assert.equal(BigInt(e.dump.regs.rip), 0x10000an);
+      const message = describeVcpuExit(e);
+      assert.match(message, /rip=0x000000000010000a/);
+      assert.match(message, /bytes: f3 48 0f b8 c8/);
+      assert.match(formatRegisterDump(e.dump), /rax=0x0000000000ff00ff/);
+    } else {
+      // hardware KVM: the CPU runs popcnt and the guest halts
+      assert.deepEqual(result.exit, { kind: "hlt" });
+    }
+  },
+);
+
+kvmTest(
+  "INT3 reaches the guest's #BP handler with RIP after the 0xcc (completed by vmd on PVM)",
+  async () => {
+    const { result } = await runFlatGuest("int3_trap");
+    assert.deepEqual(result.exit, { kind: "exit-port", status: 0x33 });
+  },
+);
