@@ -8,14 +8,24 @@ import { BOOT_STACK_ADDR } from "../boot/layout.ts";
 import { type BootPlan, loadKernel, type LoadOptions } from "../boot/loader.ts";
 import type { Vm } from "./vm.ts";
 import { withPvmSwitches } from "./pvm.ts";
+import { isBzImage } from "../boot/bzimage.ts";
+import { pvhKernelInBzImage } from "../boot/bzimage_payload.ts";
+
+/** The most a bzImage's payload may decompress to when vmd decompresses it (on PVM). */
+export const MAX_DECOMPRESSED_KERNEL = 512 << 20;
 
 /**
  * Loads `kernel` (PVH ELF or bzImage) with `options` into `vm` and sets vCPU 0's entry state. On a PVM host
- * the kernel switches PVM needs are appended to the command line (docs/pvm.md).
+ * the kernel switches PVM needs are appended to the command line, and a bzImage whose payload vmd can
+ * decompress (LZ4) into an ELF with a PVH entry is booted through that entry: its own decompressor would run
+ * at emulated speed there (docs/pvm.md).
  */
 export function bootKernel(vm: Vm, kernel: Uint8Array, options: LoadOptions): BootPlan {
   const cmdline = vm.pvm.pvm ? withPvmSwitches(options.cmdline) : options.cmdline;
-  const plan = loadKernel(vm.memory, kernel, { ...options, cmdline });
+  const direct = vm.pvm.pvm && isBzImage(kernel)
+    ? pvhKernelInBzImage(kernel, options.kernelName, MAX_DECOMPRESSED_KERNEL)
+    : undefined;
+  const plan = loadKernel(vm.memory, direct ?? kernel, { ...options, cmdline });
   const vcpu = vm.vcpuFd(0);
   if (plan.mode === "protected32") enterProtectedMode32(vcpu, vm.memory, plan.entry, plan.bootInfo);
   else enterLongMode(vcpu, vm.memory, plan.entry, BOOT_STACK_ADDR, plan.bootInfo);
