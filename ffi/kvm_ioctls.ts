@@ -41,6 +41,7 @@ export type KvmIoctlName =
   | "KVM_IRQFD"
   | "KVM_SIGNAL_MSI"
   | "KVM_CREATE_PIT2"
+  | "KVM_REINJECT_CONTROL"
   | "KVM_IOEVENTFD"
   | "KVM_GET_CLOCK"
   | "KVM_SET_CLOCK"
@@ -77,6 +78,8 @@ export const KVM: Readonly<Record<KvmIoctlName, bigint>> = {
   KVM_IRQ_LINE: iow(0x61, 8),
   KVM_IRQFD: iow(0x76, 32),
   KVM_CREATE_PIT2: iow(0x77, 64),
+  // _IO although it takes a struct kvm_reinject_control pointer (as the kernel defines it)
+  KVM_REINJECT_CONTROL: io(0x71),
   KVM_IOEVENTFD: iow(0x79, 64),
   KVM_SET_CLOCK: iow(0x7b, 48),
   KVM_GET_CLOCK: ior(0x7c, 48),
@@ -174,6 +177,7 @@ export const KVM_CAP = {
   KVM_CAP_NR_MEMSLOTS: 10,
   KVM_CAP_PIT: 11,
   KVM_CAP_MP_STATE: 14,
+  KVM_CAP_REINJECT_CONTROL: 24,
   KVM_CAP_IRQ_ROUTING: 25,
   KVM_CAP_IRQFD: 32,
   KVM_CAP_SIGNAL_MSI: 77,

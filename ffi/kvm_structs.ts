@@ -303,6 +303,12 @@ export const kvm_pit_config = new StructLayout("kvm_pit_config", 64, [
   ["pad", { of: "u32", length: 15 }],
 ]);
 
+/** struct kvm_reinject_control: whether the in-kernel PIT re-delivers ticks the guest has not taken yet. */
+export const kvm_reinject_control = new StructLayout("kvm_reinject_control", 32, [
+  ["pit_reinject", "u8"],
+  ["reserved", { of: "u8", length: 31 }],
+]);
+
 /** struct kvm_irq_level. */
 export const kvm_irq_level = new StructLayout("kvm_irq_level", 8, [
   ["irq", "u32"],

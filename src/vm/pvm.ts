@@ -99,7 +99,35 @@ export interface PvmKernelSwitch {
 }
 
 /** The switches vmd appends to a Linux command line on PVM. */
-export const PVM_KERNEL_SWITCHES: readonly PvmKernelSwitch[] = [];
+export const PVM_KERNEL_SWITCHES: readonly PvmKernelSwitch[] = [
+  {
+    text: "noxsave",
+    why: "XSAVE/XRSTOR are not in KVM's emulator (the kernel stopped at `xrstor` in its FPU set-up); " +
+      "PVM shows the host's XSAVE bit whatever vmd's CPUID says, so only the kernel can be told",
+  },
+  {
+    text: "nofsgsbase",
+    why: "RDFSBASE/WRFSBASE and friends are not in KVM's emulator; without them the kernel uses the " +
+      "FS/GS base MSRs, which it emulates",
+  },
+  {
+    text: "clearcpuid=popcnt,smap,ssse3",
+    why: "POPCNT (the kernel's hweight), CLAC/STAC (SMAP, around every user copy) and the SSSE3 " +
+      "code paths behind kernel_fpu_begin (LDMXCSR, PSHUFB: blake2s for the entropy pool) are not in KVM's " +
+      "emulator, and PVM shows the host's bits for them whatever vmd's CPUID says",
+  },
+  {
+    text: "mitigations=off",
+    why: "PVM runs the guest kernel through KVM's emulator, never speculatively on the CPU, so its " +
+      "speculation mitigations protect nothing there and cost an emulated detour on every return and " +
+      "indirect call",
+  },
+  {
+    text: "nowatchdog",
+    why: "at emulated speed the soft-lockup detector fires on long boot-time loops and prints stack " +
+      "dumps through the (slow) serial port",
+  },
+];
 
 /** `cmdline` with {@link PVM_KERNEL_SWITCHES} appended (the user's own words come first and stay intact). */
 export function withPvmSwitches(cmdline: string): string {

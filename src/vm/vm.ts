@@ -183,6 +183,9 @@ export class Vm {
         }
         fd.createIrqchip();
         fd.createPit2(KVM_PIT_SPEAKER_DUMMY);
+        // On PVM a tick can take the guest longer than the tick period: queued ticks would then be all it
+        // runs (docs/pvm.md). Dropped ticks cost nothing: Linux keeps time with kvmclock, not by counting them.
+        if (pvm.pvm && kvm.checkExtension(KVM_CAP.KVM_CAP_REINJECT_CONTROL) !== 0) fd.reinjectControl(false);
       }
       const backing = allocateGuestRam(options.memory);
       const memory = new GuestMemory({
