@@ -188,6 +188,7 @@ export const KVM_CAP = {
   KVM_CAP_XSAVE: 55,
   KVM_CAP_MAX_VCPUS: 66,
   KVM_CAP_IMMEDIATE_EXIT: 136,
+  KVM_CAP_NESTED_STATE: 157,
 } as const;
 
 /** KVM_IRQFD flags. */

@@ -4,21 +4,25 @@
  * itself, so each test states what either host must show.
  */
 import assert from "node:assert/strict";
-import { pvmCpuid, pvmFromCpuinfo, withPvmSwitches } from "../src/vm/pvm.ts";
+import { Kvm } from "../ffi/kvm.ts";
+import { detectPvm, pvmCpuid, pvmFromNestedState, withPvmSwitches } from "../src/vm/pvm.ts";
 import { describeVcpuExit, formatRegisterDump } from "../src/vcpu/vcpu_exit.ts";
-import { kvmTest, runFlatGuest } from "./kvm_support.ts";
+import { hardwareKvm, kvmTest, runFlatGuest } from "./kvm_support.ts";
 
-const ON_PVM = pvmFromCpuinfo(Deno.readTextFileSync("/proc/cpuinfo")).pvm;
+const ON_PVM = !hardwareKvm().present;
 
-Deno.test("PVM is recognised by a CPU that has neither VMX nor SVM, and only then", () => {
-  const line = (flags: string) => `processor\t: 0\nflags\t\t: fpu vme ${flags} sse2\n`;
-  assert.equal(pvmFromCpuinfo(line("hypervisor lm")).pvm, true);
-  assert.equal(pvmFromCpuinfo(line("vmx lm")).pvm, false);
-  assert.equal(pvmFromCpuinfo(line("lm svm")).pvm, false);
-  // no flags line at all (another architecture's format): never guess PVM
-  assert.equal(pvmFromCpuinfo("processor\t: 0\n").pvm, false);
-  // "svm" must be a whole flag, not part of another
-  assert.equal(pvmFromCpuinfo(line("svm_lock lm")).pvm, true);
+Deno.test("PVM is a KVM without nested-state support; any nested-state size means hardware KVM", () => {
+  assert.equal(pvmFromNestedState(0).pvm, true);
+  assert.equal(pvmFromNestedState(8320).pvm, false);
+});
+
+kvmTest("KVM's answer agrees with the CPU flags: PVM exactly where the CPU has neither VMX nor SVM", () => {
+  const kvm = Kvm.open();
+  try {
+    assert.equal(detectPvm(kvm).pvm, ON_PVM, detectPvm(kvm).why);
+  } finally {
+    kvm.close();
+  }
 });
 
 Deno.test("on PVM, CPUID leaf 1 loses cx16 and nothing else; the input is left alone", () => {

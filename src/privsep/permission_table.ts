@@ -6,7 +6,6 @@
  * @module
  */
 import { LIBC_CANDIDATES } from "../../ffi/libc.ts";
-import { CPUINFO_PATH } from "../vm/pvm.ts";
 
 /** A Deno permission name. */
 export type PermissionName = "read" | "write" | "net" | "env" | "run" | "ffi" | "sys" | "import";
@@ -91,13 +90,11 @@ export const POLICY: readonly PolicyRow[] = [
         permission: "read",
         scope: [
           ...VM_DEVICES,
-          CPUINFO_PATH,
           ...LIBC_CANDIDATES,
           ...(ctx.programRoot === undefined ? [] : [`${ctx.programRoot}/src`, `${ctx.programRoot}/ffi`]),
         ],
-        reason: "/dev/kvm, /proc/cpuinfo (no VMX/SVM flag means /dev/kvm is PVM: src/vm/pvm.ts), libc's " +
-          "path (to find it), the program's modules (its workers are loaded from files); no user file: those " +
-          "arrive as descriptors",
+        reason: "/dev/kvm, libc's path (to find it), the program's modules (its workers are loaded from " +
+          "files); no user file: those arrive as descriptors",
       },
       {
         permission: "write",

@@ -5,47 +5,35 @@
  *
  * @module
  */
+import type { Kvm } from "../../ffi/kvm.ts";
+import { KVM_CAP } from "../../ffi/kvm_ioctls.ts";
 import type { KvmCpuidEntry2 } from "../../ffi/kvm_structs.ts";
-
-/** Where the host CPU's feature flags are read from. */
-export const CPUINFO_PATH = "/proc/cpuinfo";
 
 /** Whether the host's KVM is PVM, and the evidence. */
 export interface PvmDetection {
-  /** True when /dev/kvm can only be PVM. */
+  /** True when /dev/kvm is PVM. */
   readonly pvm: boolean;
   /** The evidence, for logs. */
   readonly why: string;
 }
 
 /**
- * Decides from `/proc/cpuinfo`'s text: hardware KVM (kvm_intel, kvm_amd) cannot load unless the CPU reports
- * VMX or SVM, so a working /dev/kvm on a CPU whose flags have neither is a KVM that virtualises without
- * them, which on x86 Linux is PVM. The flags are the kernel's view (firmware-disabled VMX is cleared there
- * too), so the rule holds on bare metal and inside another VM alike.
+ * Decides from KVM's answer to KVM_CHECK_EXTENSION(KVM_CAP_NESTED_STATE): both hardware vendor modules
+ * implement nested-state save and restore and report its size (kvm_intel since Linux 4.19, kvm_amd since
+ * 5.8, whatever their `nested` parameter says); PVM has no nested virtualisation and reports 0. Asking KVM
+ * needs no file (Deno grants /proc/cpuinfo only with --allow-all, which the VM process never has). A hardware
+ * host older than those kernels would be taken for PVM: its guests would get the PVM kernel switches (slower,
+ * still correct) and nothing else would change.
  */
-export function pvmFromCpuinfo(cpuinfo: string): PvmDetection {
-  const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].trim().split(/\s+/) ?? [];
-  if (flags.length === 0) {
-    return { pvm: false, why: `${CPUINFO_PATH} has no flags line: assuming hardware KVM` };
-  }
-  if (flags.includes("vmx")) return { pvm: false, why: "the CPU has VMX: hardware KVM" };
-  if (flags.includes("svm")) return { pvm: false, why: "the CPU has SVM: hardware KVM" };
-  return { pvm: true, why: "the CPU has neither VMX nor SVM, so /dev/kvm is PVM" };
+export function pvmFromNestedState(nestedStateSize: number): PvmDetection {
+  return nestedStateSize === 0
+    ? { pvm: true, why: "KVM reports no nested-state support (KVM_CAP_NESTED_STATE is 0): PVM" }
+    : { pvm: false, why: `KVM saves nested state (${nestedStateSize} bytes): hardware KVM` };
 }
 
-/** Reads {@link CPUINFO_PATH} and decides with {@link pvmFromCpuinfo}. */
-export function detectPvm(): PvmDetection {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(CPUINFO_PATH);
-  } catch (e) {
-    throw new Error(
-      `cannot read ${CPUINFO_PATH} to tell hardware KVM from PVM (${(e as Error).message}): ` +
-        `grant read on ${CPUINFO_PATH} to this process`,
-    );
-  }
-  return pvmFromCpuinfo(text);
+/** Asks `kvm` with {@link pvmFromNestedState}. */
+export function detectPvm(kvm: Kvm): PvmDetection {
+  return pvmFromNestedState(kvm.checkExtension(KVM_CAP.KVM_CAP_NESTED_STATE));
 }
 
 /** One CPUID bit vmd clears on PVM. */

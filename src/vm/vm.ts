@@ -59,7 +59,7 @@ export interface VmOptions {
   readonly rng?: boolean;
   /** virtio-net functions on taps, after the disks and virtio-rng (`pc` platform only). */
   readonly nics?: readonly VmNic[];
-  /** Whether the host's KVM is PVM (default: {@link detectPvm}); see docs/pvm.md. */
+  /** Whether the host's KVM is PVM (default: asked of KVM with {@link detectPvm}); see docs/pvm.md. */
   readonly pvm?: PvmDetection;
 }
 
@@ -163,7 +163,7 @@ export class Vm {
     }
     let fd: VmFd | undefined;
     try {
-      const pvm = options.pvm ?? detectPvm();
+      const pvm = options.pvm ?? detectPvm(kvm);
       for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR"] as const) {
         if (kvm.checkExtension(KVM_CAP[cap]) === 0) throw new Error(`KVM lacks ${cap}`);
       }
