@@ -10,6 +10,7 @@ import type { Vm } from "./vm.ts";
 import { withPvmSwitches } from "./pvm.ts";
 import { isBzImage } from "../boot/bzimage.ts";
 import { pvhKernelInBzImage } from "../boot/bzimage_payload.ts";
+import { inflateInitrd } from "../boot/initrd_gunzip.ts";
 
 /** The most a bzImage's payload may decompress to when vmd decompresses it (on PVM). */
 export const MAX_DECOMPRESSED_KERNEL = 512 << 20;
@@ -18,14 +19,18 @@ export const MAX_DECOMPRESSED_KERNEL = 512 << 20;
  * Loads `kernel` (PVH ELF or bzImage) with `options` into `vm` and sets vCPU 0's entry state. On a PVM host
  * the kernel switches PVM needs are appended to the command line, and a bzImage whose payload vmd can
  * decompress (LZ4) into an ELF with a PVH entry is booted through that entry: its own decompressor would run
- * at emulated speed there (docs/pvm.md).
+ * at emulated speed there, and so would its inflating of a gzip initramfs, which vmd hands over inflated
+ * (at most half the guest's memory; docs/pvm.md).
  */
 export function bootKernel(vm: Vm, kernel: Uint8Array, options: LoadOptions): BootPlan {
   const cmdline = vm.pvm.pvm ? withPvmSwitches(options.cmdline) : options.cmdline;
   const direct = vm.pvm.pvm && isBzImage(kernel)
     ? pvhKernelInBzImage(kernel, options.kernelName, MAX_DECOMPRESSED_KERNEL)
     : undefined;
-  const plan = loadKernel(vm.memory, direct ?? kernel, { ...options, cmdline });
+  const initrd = vm.pvm.pvm && options.initrd !== undefined
+    ? inflateInitrd(options.initrd, Math.floor(vm.memory.size / 2))
+    : options.initrd;
+  const plan = loadKernel(vm.memory, direct ?? kernel, { ...options, cmdline, initrd });
   const vcpu = vm.vcpuFd(0);
   if (plan.mode === "protected32") enterProtectedMode32(vcpu, vm.memory, plan.entry, plan.bootInfo);
   else enterLongMode(vcpu, vm.memory, plan.entry, BOOT_STACK_ADDR, plan.bootInfo);
