@@ -111,6 +111,13 @@ export const PVM_KERNEL_SWITCHES: readonly PvmKernelSwitch[] = [
       "indirect call",
   },
   {
+    text: "initcall_blacklist=trace_eval_init",
+    why:
+      "the tracing eval-map work rewrites every trace event's format with every enum name while it holds " +
+      "event_mutex; at emulated speed init waited more than 121 s for that mutex (a hung-task report from " +
+      "init_kprobe_trace). Without it, trace event formats keep enum names where their values would be",
+  },
+  {
     text: "nowatchdog",
     why: "at emulated speed the soft-lockup detector fires on long boot-time loops and prints stack " +
       "dumps through the (slow) serial port",
