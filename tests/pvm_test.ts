@@ -78,3 +78,8 @@ kvmTest(
     assert.deepEqual(result.exit, { kind: "exit-port", status: 0x33 });
   },
 );
+
+kvmTest("STAC and CLAC set and clear RFLAGS.AC (completed by vmd on PVM)", async () => {
+  const { result } = await runFlatGuest("ac_flag");
+  assert.deepEqual(result.exit, { kind: "exit-port", status: 0x66 });
+});

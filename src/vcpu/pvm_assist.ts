@@ -25,14 +25,30 @@ export interface CompletedInstruction {
   readonly name: string;
   /** What vmd does instead of the CPU. */
   readonly effect: string;
-  /** Completes it on `vcpu` (RIP still at the instruction). */
-  readonly complete: (vcpu: VcpuFd) => void;
+  /** Completes it on `vcpu` (RIP still at the instruction); false when it does not apply (nothing changed). */
+  readonly complete: (vcpu: VcpuFd) => boolean;
 }
 
-function skip(vcpu: VcpuFd, length: number): void {
+function skip(vcpu: VcpuFd, length: number): boolean {
   const regs = vcpu.getRegs();
   regs.rip += BigInt(length);
   vcpu.setRegs(regs);
+  return true;
+}
+
+/** The current privilege level (CS.DPL; in long mode the same as CS.RPL). */
+function cpl(vcpu: VcpuFd): number {
+  return vcpu.getSregs().cs.dpl;
+}
+
+/** Sets or clears RFLAGS.AC and skips the 3-byte instruction, at CPL 0 only (elsewhere they raise #UD). */
+function setAc(vcpu: VcpuFd, on: boolean): boolean {
+  if (cpl(vcpu) !== 0) return false;
+  const regs = vcpu.getRegs();
+  regs.rflags = on ? regs.rflags | RFLAGS_AC : regs.rflags & ~RFLAGS_AC;
+  regs.rip += 3n;
+  vcpu.setRegs(regs);
+  return true;
 }
 
 /** The instructions vmd completes on PVM, in match order. */
@@ -52,29 +68,20 @@ export const PVM_COMPLETED: readonly CompletedInstruction[] = [
         exception_has_error_code: 0,
         exception_error_code: 0,
       });
+      return true;
     },
   },
   {
     bytes: [0x0f, 0x01, 0xca],
     name: "clac",
-    effect: "RFLAGS.AC cleared, RIP += 3",
-    complete: (vcpu) => {
-      const regs = vcpu.getRegs();
-      regs.rflags &= ~RFLAGS_AC;
-      regs.rip += 3n;
-      vcpu.setRegs(regs);
-    },
+    effect: "RFLAGS.AC cleared, RIP += 3 (at CPL 0; elsewhere the VM stops)",
+    complete: (vcpu) => setAc(vcpu, false),
   },
   {
     bytes: [0x0f, 0x01, 0xcb],
     name: "stac",
-    effect: "RFLAGS.AC set, RIP += 3",
-    complete: (vcpu) => {
-      const regs = vcpu.getRegs();
-      regs.rflags |= RFLAGS_AC;
-      regs.rip += 3n;
-      vcpu.setRegs(regs);
-    },
+    effect: "RFLAGS.AC set, RIP += 3 (at CPL 0; elsewhere the VM stops)",
+    complete: (vcpu) => setAc(vcpu, true),
   },
   {
     bytes: [0x9b],
@@ -97,8 +104,7 @@ export function completeOnPvm(vcpu: VcpuFd, insn: Uint8Array, length: number): s
     let same = true;
     for (let i = 0; i < c.bytes.length && same; i++) same = insn[i] === c.bytes[i];
     if (!same) continue;
-    c.complete(vcpu);
-    return c.name;
+    return c.complete(vcpu) ? c.name : undefined;
   }
   return undefined;
 }
