@@ -1,8 +1,9 @@
 /**
  * `deno task demo:linux`: prepares Debian's kernel and a busybox initramfs (scripts/prepare_guests.ts, cached)
  * and boots them with `vmd run`. The initramfs prints its marker and offers a shell (`exit` reboots and ends
- * the VM): in seconds on hardware KVM, after many minutes on a PVM host (KVM without hardware
- * virtualisation), where vmd adapts the VM to PVM itself (docs/pvm.md).
+ * the VM) in seconds on hardware KVM. On a PVM host (KVM without hardware virtualisation) vmd adapts the VM
+ * to PVM itself, but the kernel runs so slowly there that it had not reached `/init` after 30 minutes
+ * (docs/pvm.md).
  *
  * @module
  */

@@ -1,24 +1,26 @@
 /**
- * Debian's stock cloud kernel with the test initramfs under the daemon, one boot for every check, on any KVM
- * (hardware or PVM, where one boot takes minutes: docs/pvm.md). `vmctl start` with a local interface, an
- * ext4 disk and virtio-rng; at the shell: a command's answer, the disk's file checked by sha256 and a file
- * written back (read on the host with debugfs), 64 bytes from /dev/hwrng, a DHCP lease from the device's
- * server with busybox udhcpc, pings both ways; then a graceful `vmctl stop`, which Linux answers (the kernel
- * restarts on Ctrl-Alt-Del with `sysctl.kernel.ctrl-alt-del=1`) and the daemon ends as stopped.
+ * Debian's stock cloud kernel with the test initramfs under the daemon, one boot for every check. `vmctl start`
+ * with a local interface, an ext4 disk and virtio-rng; at the shell: a command's answer, the disk's file
+ * checked by sha256 and a file written back (read on the host with debugfs), 64 bytes from /dev/hwrng, a DHCP
+ * lease from the device's server with busybox udhcpc, pings both ways; then a graceful `vmctl stop`, which
+ * Linux answers (the kernel restarts on Ctrl-Alt-Del with `sysctl.kernel.ctrl-alt-del=1`) and the daemon ends
+ * as stopped. On PVM this boot did not reach the shell in 30 minutes (docs/pvm.md): the test is reported as
+ * ignored there, with the reason printed.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { prepareGuests } from "../scripts/prepare_guests.ts";
-import { hardwareKvm, kvmTest } from "./kvm_support.ts";
+import { hardwareKvm } from "./kvm_support.ts";
 import { pingFrom, sh, withNetns } from "./net_support.ts";
 import { ConsoleSession, TestDaemon } from "./vmd_support.ts";
 
-const ON_PVM = !hardwareKvm().present;
-/** How long a boot to the shell may take: minutes on PVM (every kernel instruction is emulated there). */
-const BOOT_MS = ON_PVM ? 30 * 60_000 : 120_000;
+const hw = hardwareKvm();
+/** How long a boot to the shell may take (seconds on hardware KVM). */
+const BOOT_MS = 120_000;
 /** How long one batch of shell commands may take. */
-const STEP_MS = ON_PVM ? 5 * 60_000 : 60_000;
+const STEP_MS = 60_000;
+const PVM_TOO_SLOW = "on PVM a stock kernel's boot to the shell takes more than 30 minutes (docs/pvm.md)";
 
 /** Waits for `text` on the console, failing at once (with the daemon's account) if the VM stops first. */
 async function expectWhileRunning(
@@ -42,9 +44,13 @@ async function expectWhileRunning(
   }
 }
 
-kvmTest(
-  "Linux under vmd, one boot: shell, ext4 on virtio-blk, hwrng, udhcpc, pings both ways, graceful stop",
-  async () => {
+if (!hw.present) console.log(`linux_shell_test: not run here: ${PVM_TOO_SLOW}`);
+Deno.test({
+  name: "Linux under vmd, one boot: shell, ext4 on virtio-blk, hwrng, udhcpc, pings both ways, graceful stop",
+  ignore: !hw.present,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
     const g = await prepareGuests({ log: () => {} });
     const dir = await Deno.makeTempDir();
     try {
@@ -141,4 +147,4 @@ kvmTest(
       await Deno.remove(dir, { recursive: true });
     }
   },
-);
+});
