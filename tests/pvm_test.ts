@@ -8,6 +8,9 @@ import { Kvm } from "../ffi/kvm.ts";
 import { detectPvm, pvmCpuid, pvmFromNestedState, withPvmSwitches } from "../src/vm/pvm.ts";
 import { describeVcpuExit, formatRegisterDump } from "../src/vcpu/vcpu_exit.ts";
 import { hardwareKvm, kvmTest, runFlatGuest } from "./kvm_support.ts";
+import { isLinuxKernel } from "../src/vm/boot_kernel.ts";
+import { prepareGuests } from "../scripts/prepare_guests.ts";
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
 
 const ON_PVM = !hardwareKvm().present;
 
@@ -82,4 +85,12 @@ kvmTest(
 kvmTest("STAC and CLAC set and clear RFLAGS.AC (completed by vmd on PVM)", async () => {
   const { result } = await runFlatGuest("ac_flag");
   assert.deepEqual(result.exit, { kind: "exit-port", status: 0x66 });
+});
+
+Deno.test("only Linux gets the PVM changes: vmlinux and bzImage are Linux, a kit PVH guest is not", async () => {
+  const g = await prepareGuests({ log: () => {} });
+  assert.equal(isLinuxKernel(await Deno.readFile(g.vmlinux), g.vmlinux), true);
+  assert.equal(isLinuxKernel(await Deno.readFile(g.bzImage), g.bzImage), true);
+  const kit = await buildKitGuest("hello");
+  assert.equal(isLinuxKernel(await Deno.readFile(kit.path), kit.path), false);
 });
