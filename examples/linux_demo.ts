@@ -1,8 +1,9 @@
 /**
  * `deno task demo:linux`: prepares Debian's kernel and a busybox initramfs (scripts/prepare_guests.ts, cached)
- * and boots them with `vmd run`. On hardware KVM the initramfs prints its marker and offers a shell (`exit`
- * reboots and ends the VM); on a PVM host (KVM without hardware virtualisation) the kernel prints its first
- * lines and stops where PVM cannot emulate an instruction, which vmd reports with a register dump.
+ * and boots them with `vmd run`. The initramfs prints its marker and offers a shell (`exit` reboots and ends
+ * the VM) in seconds on hardware KVM. On a PVM host (KVM without hardware virtualisation) vmd adapts the VM
+ * to PVM itself, but the kernel runs so slowly there that it had not reached `/init` after 30 minutes
+ * (docs/pvm.md).
  *
  * @module
  */

@@ -27,6 +27,7 @@ import {
   kvm_msrs,
   kvm_pit_config,
   kvm_regs,
+  kvm_reinject_control,
   kvm_sregs,
   kvm_userspace_memory_region,
   kvm_vcpu_events,
@@ -213,6 +214,17 @@ export class VmFd extends IoctlFd {
   /** KVM_CREATE_PIT2: the in-kernel i8254 timer. */
   createPit2(flags = 0): void {
     this.ioctlBuffer(KVM.KVM_CREATE_PIT2, kvm_pit_config.toBytes({ flags }));
+  }
+
+  /**
+   * KVM_REINJECT_CONTROL: whether the in-kernel PIT (after {@link createPit2}) queues the ticks a guest has
+   * not taken and delivers them later (`true`, KVM's default) or drops them (`false`).
+   */
+  reinjectControl(pitReinject: boolean): void {
+    this.ioctlBuffer(
+      KVM.KVM_REINJECT_CONTROL,
+      kvm_reinject_control.toBytes({ pit_reinject: pitReinject ? 1 : 0 }),
+    );
   }
 
   /** KVM_IRQ_LINE: drives interrupt line `irq` (a GSI) to `level`. */

@@ -41,6 +41,7 @@ export type KvmIoctlName =
   | "KVM_IRQFD"
   | "KVM_SIGNAL_MSI"
   | "KVM_CREATE_PIT2"
+  | "KVM_REINJECT_CONTROL"
   | "KVM_IOEVENTFD"
   | "KVM_GET_CLOCK"
   | "KVM_SET_CLOCK"
@@ -77,6 +78,8 @@ export const KVM: Readonly<Record<KvmIoctlName, bigint>> = {
   KVM_IRQ_LINE: iow(0x61, 8),
   KVM_IRQFD: iow(0x76, 32),
   KVM_CREATE_PIT2: iow(0x77, 64),
+  // _IO although it takes a struct kvm_reinject_control pointer (as the kernel defines it)
+  KVM_REINJECT_CONTROL: io(0x71),
   KVM_IOEVENTFD: iow(0x79, 64),
   KVM_SET_CLOCK: iow(0x7b, 48),
   KVM_GET_CLOCK: ior(0x7c, 48),
@@ -158,6 +161,11 @@ export const KVM_INTERNAL_ERROR = {
   KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON: 4,
 } as const;
 
+/** `kvm_run.emulation_failure.flags`: bit 0 says `insn_size` and `insn_bytes` are valid. */
+export const KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES = 1n;
+/** The most instruction bytes `kvm_run.emulation_failure` carries (an x86 instruction's maximum length). */
+export const KVM_EMULATION_FAILURE_MAX_INSN = 15;
+
 /** KVM_CHECK_EXTENSION capability numbers used by vmd. */
 export const KVM_CAP = {
   KVM_CAP_IRQCHIP: 0,
@@ -169,6 +177,7 @@ export const KVM_CAP = {
   KVM_CAP_NR_MEMSLOTS: 10,
   KVM_CAP_PIT: 11,
   KVM_CAP_MP_STATE: 14,
+  KVM_CAP_REINJECT_CONTROL: 24,
   KVM_CAP_IRQ_ROUTING: 25,
   KVM_CAP_IRQFD: 32,
   KVM_CAP_SIGNAL_MSI: 77,
@@ -180,6 +189,7 @@ export const KVM_CAP = {
   KVM_CAP_MAX_VCPUS: 66,
   KVM_CAP_READONLY_MEM: 31,
   KVM_CAP_IMMEDIATE_EXIT: 136,
+  KVM_CAP_NESTED_STATE: 157,
 } as const;
 
 /** `kvm_userspace_memory_region.flags` bits. */

@@ -12,6 +12,10 @@
 import { lastError } from "./errno.ts";
 import type { Libc } from "./libc.ts";
 import { KVM_RUN_OFFSETS as O } from "./kvm_structs.ts";
+import {
+  KVM_EMULATION_FAILURE_MAX_INSN,
+  KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES,
+} from "./kvm_ioctls.ts";
 
 const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
@@ -179,6 +183,25 @@ export class KvmRun {
   internalData(): bigint[] {
     const n = Math.min(this.view.getUint32(O.internal_ndata, true), 16);
     return Array.from({ length: n }, (_, i) => this.view.getBigUint64(O.internal_data + 8 * i, true));
+  }
+  /**
+   * `emulation_failure.insn_bytes`: copies the bytes of the instruction KVM failed to emulate into `into`
+   * (at least 15 bytes long) and returns how many there are; 0 when KVM gave none (`ndata` too small for the
+   * flags and bytes, or flag bit 0 clear). KVM's `insn_size` is clamped to 15, never trusted further.
+   * Allocation-free.
+   */
+  emulationInsnBytes(into: Uint8Array): number {
+    // data[0] is the flags, data[1..2] the size and bytes: all three must be counted in ndata.
+    if (this.view.getUint32(O.internal_ndata, true) < 3) return 0;
+    const flags = this.view.getBigUint64(O.emulation_failure_flags, true);
+    if ((flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) === 0n) return 0;
+    const size = Math.min(
+      this.view.getUint8(O.emulation_failure_insn_size),
+      KVM_EMULATION_FAILURE_MAX_INSN,
+      into.length,
+    );
+    for (let i = 0; i < size; i++) into[i] = this.bytes[O.emulation_failure_insn_bytes + i];
+    return size;
   }
   /** `system_event.type`. */
   systemEventType(): number {

@@ -303,6 +303,12 @@ export const kvm_pit_config = new StructLayout("kvm_pit_config", 64, [
   ["pad", { of: "u32", length: 15 }],
 ]);
 
+/** struct kvm_reinject_control: whether the in-kernel PIT re-delivers ticks the guest has not taken yet. */
+export const kvm_reinject_control = new StructLayout("kvm_reinject_control", 32, [
+  ["pit_reinject", "u8"],
+  ["reserved", { of: "u8", length: 31 }],
+]);
+
 /** struct kvm_irq_level. */
 export const kvm_irq_level = new StructLayout("kvm_irq_level", 8, [
   ["irq", "u32"],
@@ -445,6 +451,11 @@ export const KVM_RUN_OFFSETS = {
   internal_suberror: 32,
   internal_ndata: 36,
   internal_data: 40,
+  // union: struct { __u32 suberror; __u32 ndata; __u64 flags; __u8 insn_size; __u8 insn_bytes[15]; }
+  // emulation_failure (KVM_EXIT_INTERNAL_ERROR with suberror KVM_INTERNAL_ERROR_EMULATION)
+  emulation_failure_flags: 40,
+  emulation_failure_insn_size: 48,
+  emulation_failure_insn_bytes: 49,
   // union: struct { __u32 type; __u32 ndata; __u64 data[16]; } system_event;
   system_event_type: 32,
   // union: struct { __u32 exception; __u32 error_code; } ex;

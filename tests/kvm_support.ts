@@ -129,7 +129,7 @@ export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): P
   }
 }
 
-/** Whether this host has hardware virtualisation (vmx/svm), which a stock Linux guest needs; and why not. */
+/** Whether this host has hardware virtualisation (vmx/svm), where a stock Linux boots in seconds; and why not. */
 export function hardwareKvm(): { present: boolean; why: string } {
   const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
   const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].split(" ") ?? [];
@@ -137,7 +137,7 @@ export function hardwareKvm(): { present: boolean; why: string } {
   return {
     present: false,
     why: "no vmx/svm in /proc/cpuinfo: this host's /dev/kvm is PVM (KVM without hardware virtualisation), " +
-      "where a stock kernel cannot boot to init under any VMM",
+      "where a stock kernel's boot to init takes minutes (docs/pvm.md)",
   };
 }
 

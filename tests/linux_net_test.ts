@@ -1,8 +1,9 @@
 /**
- * Real Linux on a local interface under the daemon (hardware KVM only; reported as ignored elsewhere): vmd
- * runs in a network namespace made by the test, `vmctl start -L` boots Debian's kernel with the test
- * initramfs (which loads virtio_net), busybox `udhcpc` leases 100.64.1.3 from the device's DHCP server, the
- * guest pings the host side (100.64.1.2) and the host pings the guest.
+ * Real Linux on a local interface under the daemon (hardware KVM only: on PVM a stock kernel's boot to the
+ * shell takes more than 30 minutes, docs/pvm.md): vmd runs in a network namespace made by the test, `vmctl
+ * start -L` boots Debian's kernel with the test initramfs (which loads virtio_net), busybox `udhcpc` leases
+ * 100.64.1.3 from the device's DHCP server, the guest pings the host side (100.64.1.2) and the host pings the
+ * guest.
  *
  * @module
  */

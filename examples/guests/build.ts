@@ -31,6 +31,9 @@ export const FLAT_GUESTS: Readonly<Record<string, GuestMode>> = {
   exits_bench: "real",
   memory_rw: "long",
   kbd_reset: "long",
+  emul_reject: "long",
+  int3_trap: "long",
+  ac_flag: "long",
 };
 
 /** Where real-mode guests load (segment 0x100) and long-mode guests load. */

@@ -71,8 +71,9 @@ export function vmSeccompProfile(pid: number): SeccompProfile {
       {
         name: "ioctl",
         action: { kind: "allow-if", tests: [{ arg: 1, op: "not-in", values: [TIOCSTI] }] },
-        reason:
-          "KVM_RUN and the other KVM ioctls on its VM/vCPU fds; terminal ioctls on its console (not TIOCSTI)",
+        reason: "KVM_RUN and the other KVM ioctls on its VM/vCPU fds (on PVM also KVM_REINJECT_CONTROL at " +
+          "set-up and KVM_GET_VCPU_EVENTS/KVM_SET_VCPU_EVENTS to inject #BP: docs/pvm.md); terminal ioctls on " +
+          "its console (not TIOCSTI)",
       },
       allow("futex", "Atomics.wait/notify, worker messages, every lock in V8 and Deno"),
       allow("read", "its fds: console pty, pipes from the daemon, taps, eventfds"),

@@ -7,9 +7,16 @@
  */
 import { EAGAIN, EINTR } from "../../ffi/errno.ts";
 import type { KvmRun, VcpuFd } from "../../ffi/kvm.ts";
-import { exitReasonName, KVM_EXIT, KVM_EXIT_IO_OUT } from "../../ffi/kvm_ioctls.ts";
+import {
+  exitReasonName,
+  KVM_EMULATION_FAILURE_MAX_INSN,
+  KVM_EXIT,
+  KVM_EXIT_IO_OUT,
+  KVM_INTERNAL_ERROR,
+} from "../../ffi/kvm_ioctls.ts";
 import type { Buses } from "../devices/device_spec.ts";
 import { type VcpuControl, VcpuRequest } from "./control_block.ts";
+import { completeOnPvm } from "./pvm_assist.ts";
 import { registerDump, type VcpuExit } from "./vcpu_exit.ts";
 import { VcpuState } from "./vcpu_state.ts";
 
@@ -24,6 +31,7 @@ const EXIT_SYSTEM_EVENT = KVM_EXIT.KVM_EXIT_SYSTEM_EVENT;
 const EXIT_IRQ_WINDOW_OPEN = KVM_EXIT.KVM_EXIT_IRQ_WINDOW_OPEN;
 const SYSTEM_EVENT_SHUTDOWN = 1;
 const SYSTEM_EVENT_RESET = 2;
+const EMULATION = KVM_INTERNAL_ERROR.KVM_INTERNAL_ERROR_EMULATION;
 
 /** Set by a device (the exit port, the keyboard controller's reset) to end the run after the current exit. */
 export class ExitLatch {
@@ -76,6 +84,8 @@ export interface RunLoopContext {
   readonly control: VcpuControl;
   /** The exit port's latch. */
   readonly latch: ExitLatch;
+  /** The host is PVM: complete the instructions its KVM cannot emulate (src/vcpu/pvm_assist.ts). */
+  readonly pvm?: boolean;
 }
 
 function dump(vcpu: VcpuFd) {
@@ -122,6 +132,7 @@ function dispatchMmio(ctx: RunLoopContext): void {
  */
 export function runLoop(ctx: RunLoopContext): VcpuExit {
   const { vcpu, run, control, latch } = ctx;
+  const insn = new Uint8Array(KVM_EMULATION_FAILURE_MAX_INSN);
   let exits = 0;
   const finish = (e: VcpuExit): VcpuExit => {
     control.setExits(exits);
@@ -182,13 +193,18 @@ export function runLoop(ctx: RunLoopContext): VcpuExit {
           reason: `0x${run.failEntryReason().toString(16)}`,
           dump: dump(vcpu),
         });
-      case EXIT_INTERNAL_ERROR:
+      case EXIT_INTERNAL_ERROR: {
+        const suberror = run.internalSuberror();
+        const length = suberror === EMULATION ? run.emulationInsnBytes(insn) : 0;
+        if (ctx.pvm && length > 0 && completeOnPvm(vcpu, insn, length) !== undefined) break;
         return finish({
           kind: "internal-error",
-          suberror: run.internalSuberror(),
+          suberror,
           data: run.internalData().map((d) => `0x${d.toString(16)}`),
+          insn: Array.from(insn.subarray(0, length), (b) => b.toString(16).padStart(2, "0")).join(" "),
           dump: dump(vcpu),
         });
+      }
       default:
         return finish({ kind: "unhandled", exitReason: exitReasonName(run.exitReason()), dump: dump(vcpu) });
     }

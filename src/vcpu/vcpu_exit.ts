@@ -28,6 +28,8 @@ export type VcpuExit =
     readonly kind: "internal-error";
     readonly suberror: number;
     readonly data: readonly string[];
+    /** For an emulation failure, the instruction's bytes as KVM gave them (hex, space-separated; may be empty). */
+    readonly insn?: string;
     readonly dump: RegisterDump;
   }
   /** VM entry failed; `reason` is the hardware's entry-failure code. */
@@ -72,6 +74,11 @@ export function describeVcpuExit(e: VcpuExit): string {
     case "reboot":
       return "guest requested a reboot";
     case "internal-error":
+      if (e.suberror === 1) {
+        return `KVM could not emulate the instruction at rip=${e.dump.regs.rip} (bytes: ${
+          e.insn ? e.insn : "none given"
+        }); vmd does not complete it either, so the VM was stopped (see docs/pvm.md)`;
+      }
       return `KVM internal error (suberror ${e.suberror}) at rip=${e.dump.regs.rip}`;
     case "fail-entry":
       return `VM entry failed (hardware reason ${e.reason}) at rip=${e.dump.regs.rip}`;

@@ -39,6 +39,8 @@ export interface VcpuSpawnOptions {
   readonly vmFd?: number;
   /** Policy facts (libc path). */
   readonly policy: PolicyContext;
+  /** The host's KVM is PVM: the worker completes the instructions PVM cannot emulate (docs/pvm.md). */
+  readonly pvm?: boolean;
 }
 
 const KICK_INTERVAL_MS = 10;
@@ -147,6 +149,7 @@ export class VcpuHandle {
       run: run.share(),
       control: control.sab,
       devices: o.devices,
+      pvm: o.pvm === true,
     });
     const failed = handle.ended.then((e) => {
       throw new Error(`vcpu ${o.id} ended before it was ready: ${JSON.stringify(e)}`);

@@ -27,6 +27,8 @@ export interface VcpuInitMessage {
   readonly control: SharedArrayBuffer;
   /** Devices for the buses. */
   readonly devices: readonly PioDeviceSpec[];
+  /** The host's KVM is PVM: complete the instructions it cannot emulate (src/vcpu/pvm_assist.ts). */
+  readonly pvm?: boolean;
 }
 
 /** Main → worker: try each forbidden power and report (between init and run); with libc too given `targets`. */
@@ -81,6 +83,7 @@ export function validateToVcpu(v: unknown): string | undefined {
         run.offset + run.size > run.sab.byteLength
       ) return "init: run must describe a kvm_run mapping inside its buffer";
       if (!(v.control instanceof SharedArrayBuffer)) return "init: control must be a SharedArrayBuffer";
+      if (v.pvm !== undefined && typeof v.pvm !== "boolean") return "init: pvm must be a boolean";
       if (!Array.isArray(v.devices)) return "init: devices must be an array";
       for (const [i, d] of v.devices.entries()) {
         const why = validatePioDeviceSpec(d);

@@ -47,7 +47,7 @@ function init(m: VcpuInitMessage): void {
   });
   const tid = gettid(libc);
   control.setTid(tid);
-  prepared = { vcpu, run, buses, control, latch };
+  prepared = { vcpu, run, buses, control, latch, pvm: m.pvm === true };
   // From here on this thread needs no file: Landlock takes them all away from it (a no-op report where the
   // kernel has no Landlock). Landlock is per thread, so the VM process's lock-down cannot do this for us;
   // see src/privsep/lockdown.ts.

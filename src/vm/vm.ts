@@ -24,6 +24,7 @@ import type { PolicyContext } from "../privsep/permission_table.ts";
 import { discardPrewarmedVcpuWorkers, prewarmVcpuWorkers, VcpuHandle } from "../vcpu/vcpu_handle.ts";
 import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { vcpuCpuid } from "./cpuid.ts";
+import { detectPvm, pvmCpuid, type PvmDetection } from "./pvm.ts";
 import { PciDevices, type VmCdrom, type VmDisk, type VmNic } from "./pci_devices.ts";
 import type { DeviceHandle } from "../virtio/device_handle.ts";
 import { type BiosPlacement, placeBios } from "../firmware/bios_image.ts";
@@ -86,6 +87,8 @@ export interface VmOptions {
   readonly bios?: VmBios;
   /** With a BIOS: what it boots (OpenBSD vmd's `-B`); none: the BIOS's own order. */
   readonly bootDevice?: BootDevice;
+  /** Whether the host's KVM is PVM (default: asked of KVM with {@link detectPvm}); see docs/pvm.md. */
+  readonly pvm?: PvmDetection;
 }
 
 /** How a VM's run ended: the first vCPU exit that ended it. */
@@ -125,6 +128,8 @@ export class Vm {
   readonly platform: "bare" | "pc";
   /** The ACPI RSDP's guest-physical address (`pc` platform), for the boot protocols. */
   readonly acpiRsdp: number | undefined;
+  /** Whether the host's KVM is PVM (and so whether the VM is adapted to it: docs/pvm.md). */
+  readonly pvm: PvmDetection;
   readonly #uartModel: Uart16550;
   readonly #rtc: SharedArrayBuffer;
   readonly #i8042 = createI8042State();
@@ -152,10 +157,12 @@ export class Vm {
     platform: "bare" | "pc",
     pci: PciDevices,
     acpiRsdp: number | undefined,
+    pvm: PvmDetection,
     firmware?: { rom: GuestRamBacking; fwCfg: SharedArrayBuffer },
   ) {
     this.platform = platform;
     this.acpiRsdp = acpiRsdp;
+    this.pvm = pvm;
     this.#rom = firmware?.rom;
     this.#fwCfg = firmware === undefined ? undefined : { image: firmware.fwCfg, state: createFwCfgState() };
     this.firmwareLog = firmware === undefined ? undefined : ByteRing.create(1 << 16);
@@ -209,6 +216,7 @@ export class Vm {
     prewarmVcpuWorkers(vcpus, { libcPath });
     let fd: VmFd | undefined;
     try {
+      const pvm = options.pvm ?? detectPvm(kvm);
       for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR"] as const) {
         if (kvm.checkExtension(KVM_CAP[cap]) === 0) throw new Error(`KVM lacks ${cap}`);
       }
@@ -235,6 +243,9 @@ export class Vm {
         }
         fd.createIrqchip();
         fd.createPit2(KVM_PIT_SPEAKER_DUMMY);
+        // On PVM a tick can take the guest longer than the tick period: queued ticks would then be all it
+        // runs (docs/pvm.md). Dropped ticks cost nothing: Linux keeps time with kvmclock, not by counting them.
+        if (pvm.pvm && kvm.checkExtension(KVM_CAP.KVM_CAP_REINJECT_CONTROL) !== 0) fd.reinjectControl(false);
       }
       const backing = allocateGuestRam(options.memory);
       const memory = new GuestMemory({
@@ -246,7 +257,8 @@ export class Vm {
         const host = hostAddressOf(memory.bytes.subarray(r.offset, r.offset + r.size));
         fd!.setUserMemoryRegion(slot, BigInt(r.gpa), BigInt(r.size), host);
       });
-      const cpuid = kvm.supportedCpuid();
+      const supported = kvm.supportedCpuid();
+      const cpuid = pvm.pvm ? pvmCpuid(supported) : supported;
       const vcpuFds: VcpuFd[] = [];
       for (let id = 0; id < vcpus; id++) {
         const v = fd.createVcpu(id);
@@ -269,7 +281,18 @@ export class Vm {
           com1: { port: COM1_PORT, irq: COM1_IRQ },
         });
       }
-      return new Vm(kvm, fd, memory, vcpuFds, kvm.vcpuMmapSize(), pc ? "pc" : "bare", pci, rsdp, firmware);
+      return new Vm(
+        kvm,
+        fd,
+        memory,
+        vcpuFds,
+        kvm.vcpuMmapSize(),
+        pc ? "pc" : "bare",
+        pci,
+        rsdp,
+        pvm,
+        firmware,
+      );
     } catch (e) {
       discardPrewarmedVcpuWorkers();
       fd?.close();
@@ -388,6 +411,7 @@ export class Vm {
           devices,
           policy: this.policy,
           vmFd: this.platform === "pc" ? this.fd.fd : undefined,
+          pvm: this.pvm.pvm,
         })
       ),
     );
