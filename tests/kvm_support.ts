@@ -141,6 +141,25 @@ export function hardwareKvm(): { present: boolean; why: string } {
   };
 }
 
+/**
+ * Registers a test that needs hardware KVM (a stock Linux booting in seconds): on a host without it (PVM) it
+ * is reported as ignored with the reason printed, in CI too (CI machines are PVM); elsewhere a
+ * {@link kvmTest} with `missing` as its other prerequisite.
+ */
+export function hardwareKvmTest(
+  name: string,
+  fn: () => Promise<void> | void,
+  missing: string | null = null,
+): void {
+  const hw = hardwareKvm();
+  if (!hw.present) {
+    console.error(`("${name}" is not run here: ${hw.why})`);
+    Deno.test({ name, ignore: true, fn });
+    return;
+  }
+  kvmTest(name, fn, missing);
+}
+
 /** What a `cli.ts` subprocess printed and returned. */
 export interface CliRun {
   /** Exit status. */
