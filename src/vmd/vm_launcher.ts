@@ -42,7 +42,12 @@ export function vmProcessArgs(channelFd: number): string[] {
  * Environment variables a VM process must not inherit: certificate bundles Deno would load lazily (after the
  * lock-down, which refuses the open and prints a warning). A VM process makes no TLS connection.
  */
-const NOT_INHERITED = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "DENO_CERT"];
+export const NOT_INHERITED: readonly string[] = [
+  "NODE_EXTRA_CA_CERTS",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "DENO_CERT",
+];
 
 /** The environment a VM process (or a test's stand-in for one) is started with: vmd's, minus NOT_INHERITED. */
 export function vmProcessEnv(): Record<string, string> {
