@@ -14,6 +14,7 @@ import { prepareGuests } from "../scripts/prepare_guests.ts";
 import { hardwareKvm } from "./kvm_support.ts";
 import { pingFrom, sh, withNetns } from "./net_support.ts";
 import { ConsoleSession, TestDaemon } from "./vmd_support.ts";
+import { helloExt4Image } from "./virtio_support.ts";
 
 const hw = hardwareKvm();
 /** How long a boot to the shell may take (seconds on hardware KVM). */
@@ -54,13 +55,7 @@ Deno.test({
     const g = await prepareGuests({ log: () => {} });
     const dir = await Deno.makeTempDir();
     try {
-      await Deno.mkdir(`${dir}/root`);
-      const content = "vmd virtio-blk test file\n".repeat(1000);
-      await Deno.writeTextFile(`${dir}/root/hello.txt`, content);
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(content)));
-      const sha = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-      const img = `${dir}/disk.img`;
-      await sh("mkfs.ext4", "-q", "-d", `${dir}/root`, img, "16M");
+      const { img, sha } = await helloExt4Image(dir);
       await withNetns(async (ns) => {
         const d = await TestDaemon.start("", {}, ["ip", "netns", "exec", ns]);
         try {

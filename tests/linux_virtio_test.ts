@@ -7,14 +7,8 @@
 import assert from "node:assert/strict";
 import { prepareGuests } from "../scripts/prepare_guests.ts";
 import { runKernel } from "./kvm_support.ts";
-import { hardwareKvm } from "./virtio_support.ts";
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  const d = new TextDecoder();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed: ${d.decode(out.stderr)}`);
-  return d.decode(out.stdout);
-}
+import { sh } from "./net_support.ts";
+import { hardwareKvm, helloExt4Image } from "./virtio_support.ts";
 
 const hw = hardwareKvm();
 if (!hw.present) console.log(`linux_virtio_test: the ext4-on-virtio test does not run here: ${hw.why}`);
@@ -28,13 +22,7 @@ Deno.test({
     const g = await prepareGuests({ log: () => {} });
     const dir = await Deno.makeTempDir();
     try {
-      await Deno.mkdir(`${dir}/root`);
-      const content = "vmd virtio-blk test file\n".repeat(1000);
-      await Deno.writeTextFile(`${dir}/root/hello.txt`, content);
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(content)));
-      const sha = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-      const img = `${dir}/disk.img`;
-      await sh("mkfs.ext4", ["-q", "-d", `${dir}/root`, img, "16M"]);
+      const { img, sha } = await helloExt4Image(dir);
       const script = [
         "mkdir -p /mnt",
         "mount -t ext4 /dev/vda /mnt",
@@ -65,7 +53,7 @@ Deno.test({
       assert.match(run.output, /rng-bytes-64/);
       assert.match(run.output, /all-2-done/);
       assert.deepEqual(run.result.exit, { kind: "reboot" });
-      assert.equal((await sh("debugfs", ["-R", "cat /out.txt", img])).trim(), "written-by-guest");
+      assert.equal((await sh("debugfs", "-R", "cat /out.txt", img)).trim(), "written-by-guest");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { sh } from "./net_support.ts";
 
 /** The pattern byte at disk offset `o`: (o >> 9) ^ (o & 0xff), so every sector differs. */
 export function patternByte(o: number): number {
@@ -17,6 +18,21 @@ export async function patternImage(path: string, size = 1 << 20): Promise<void> 
 }
 
 export { hardwareKvm } from "./kvm_support.ts";
+
+/**
+ * A 16 MiB ext4 image `disk.img` in `dir` holding `hello.txt` (a known text), for Linux's own virtio-blk
+ * driver to read; returns its path and the text's sha256 (hex), as `sha256sum` prints it.
+ */
+export async function helloExt4Image(dir: string): Promise<{ img: string; sha: string }> {
+  await Deno.mkdir(`${dir}/root`);
+  const content = "vmd virtio-blk test file\n".repeat(1000);
+  await Deno.writeTextFile(`${dir}/root/hello.txt`, content);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(content)));
+  const sha = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  const img = `${dir}/disk.img`;
+  await sh("mkfs.ext4", "-q", "-d", `${dir}/root`, img, "16M");
+  return { img, sha };
+}
 
 /** What a device worker's confinement probe must report: every power denied. */
 export const DENIED: Readonly<Record<string, string>> = {
