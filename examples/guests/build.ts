@@ -55,16 +55,24 @@ export function cacheDir(): string {
   return `${Deno.env.get("VMD_CACHE") ?? new URL("../../.cache", import.meta.url).pathname}/guests`;
 }
 
-async function run(cmd: string, args: string[]): Promise<void> {
+/**
+ * Runs a build tool; a tool that cannot be started is a {@link GuestBuildError} naming `packages` (what to
+ * install), a failed one carries its stderr.
+ */
+export async function runBuildTool(cmd: string, args: string[], packages: string): Promise<void> {
   let out;
   try {
     out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   } catch (e) {
-    throw new GuestBuildError(`cannot run ${cmd} (install gcc and binutils): ${(e as Error).message}`);
+    throw new GuestBuildError(`cannot run ${cmd} (install ${packages}): ${(e as Error).message}`);
   }
   if (!out.success) {
     throw new GuestBuildError(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
   }
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return runBuildTool(cmd, args, "gcc and binutils");
 }
 
 /** The first 8 bytes of the SHA-256 of `parts` concatenated, as hex: the cache key of a guest build. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { cacheDir, GuestBuildError, shortHash } from "../build.ts";
+import { cacheDir, GuestBuildError, runBuildTool, shortHash } from "../build.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 /** What the disk's sector 1 says (the boot sector reads it back through the BIOS and prints it). */
@@ -23,18 +23,8 @@ export const ACPI_PROBE_EXIT_STATUS = 0x31;
 /** Bytes of the ACPI probe its boot sector loads (itself and the 7 sectors after it). */
 const ACPI_PROBE_MAX = 8 * 512;
 
-async function run(cmd: string, args: string[]): Promise<void> {
-  let out;
-  try {
-    out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  } catch (e) {
-    throw new GuestBuildError(
-      `cannot run ${cmd} (install gcc, binutils and xorriso): ${(e as Error).message}`,
-    );
-  }
-  if (!out.success) {
-    throw new GuestBuildError(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  }
+function run(cmd: string, args: string[]): Promise<void> {
+  return runBuildTool(cmd, args, "gcc, binutils and xorriso");
 }
 
 /** Assembles `source` (in this directory) into a flat binary linked at 0x7c00. */

@@ -6,23 +6,13 @@
  *
  * @module
  */
-import { cacheDir, GuestBuildError, shortHash } from "../build.ts";
+import { cacheDir, runBuildTool, shortHash } from "../build.ts";
 
 /** The banner line the boot loader prints first (its version, then its build date and copyright). */
 export const EXTLINUX_BANNER = /(?:SYS|EXT)LINUX \d+\.\d+ EDD \d+ Copyright \(C\) [^\r\n]*/;
 
-async function run(cmd: string, args: string[]): Promise<void> {
-  let out;
-  try {
-    out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  } catch (e) {
-    throw new GuestBuildError(
-      `cannot run ${cmd} (install extlinux, syslinux-common and e2fsprogs): ${(e as Error).message}`,
-    );
-  }
-  if (!out.success) {
-    throw new GuestBuildError(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  }
+function run(cmd: string, args: string[]): Promise<void> {
+  return runBuildTool(cmd, args, "extlinux, syslinux-common and e2fsprogs");
 }
 
 /** Why this host cannot build the disk (not root, a tool missing), or undefined. */
