@@ -117,9 +117,7 @@ vm "g1" {
       assert.match(c.stderr, /permission denied on .*socket owner/);
     } catch (e) {
       if (d !== undefined) {
-        console.error(
-          d.log.split("\n").filter((l) => !l.includes("control: status")).join("\n"),
-        );
+        console.error(d.logWithoutPolling);
       }
       throw e;
     } finally {

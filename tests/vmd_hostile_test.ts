@@ -140,7 +140,7 @@ kvmTest(
       await c.expect("FINE\r\n");
       assert.equal(await c.detach(), 0);
     } catch (e) {
-      console.error(d.log.split("\n").filter((l) => !l.includes("control: status")).join("\n"));
+      console.error(d.logWithoutPolling);
       throw e;
     } finally {
       await d.cleanup();

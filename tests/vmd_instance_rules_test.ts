@@ -99,9 +99,7 @@ kvmTest(
       );
     } catch (e) {
       if (d !== undefined) {
-        console.error(
-          d.log.split("\n").filter((l) => !l.includes("control: status")).join("\n"),
-        );
+        console.error(d.logWithoutPolling);
       }
       throw e;
     } finally {

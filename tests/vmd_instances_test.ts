@@ -136,7 +136,7 @@ kvmTest(
       assert.equal(rootVm.code, 0, rootVm.stderr);
     } catch (e) {
       if (d !== undefined) {
-        console.error(d.log.split("\n").filter((l) => !l.includes("control: status")).join("\n"));
+        console.error(d.logWithoutPolling);
       }
       throw e;
     } finally {

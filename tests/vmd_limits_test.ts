@@ -119,7 +119,7 @@ kvmTest("vmd limits: 600 idle connections of one user leave root's vmctl status 
     assert.equal(again.code, 0, again.stderr);
   } catch (e) {
     if (d !== undefined) {
-      console.error(d.log.split("\n").filter((l) => !l.includes("control: status")).join("\n"));
+      console.error(d.logWithoutPolling);
     }
     throw e;
   } finally {

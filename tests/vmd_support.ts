@@ -176,6 +176,11 @@ export class TestDaemon {
     return this.#log;
   }
 
+  /** The log without the `control: status` lines a test's polling adds: what a failure message shows. */
+  get logWithoutPolling(): string {
+    return this.#log.split("\n").filter((l) => !l.includes("control: status")).join("\n");
+  }
+
   /** One request over the socket. */
   request(req: Request): Promise<Reply> {
     return sendRequest(req, this.socket);
