@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { describeErrno, errno, ErrnoError, lastError } from "./errno.ts";
+import { describeErrno, EINTR, errno, ErrnoError, lastError } from "./errno.ts";
 import { closeFd, cString } from "./fd.ts";
 import { StructLayout } from "./struct.ts";
 import { openedLibcPath, resolveLibcPath } from "./libc.ts";
@@ -310,7 +310,7 @@ export function preadFd(fd: number, buf: Uint8Array, pos: number): number {
     // Safe: pread writes at most buf.length - done bytes into our own buffer at that offset.
     const n = Number(sym().pread(fd, buf.subarray(done), BigInt(buf.length - done), BigInt(pos + done)));
     if (n < 0) {
-      if (errno() === 4 /* EINTR */) continue;
+      if (errno() === EINTR) continue;
       throw lastError(`pread(${fd})`);
     }
     if (n === 0) break;
@@ -326,7 +326,7 @@ export function pwriteFd(fd: number, data: Uint8Array, pos: number): void {
     // Safe: pwrite reads at most data.length - done bytes from our own buffer.
     const n = Number(sym().pwrite(fd, data.subarray(done), BigInt(data.length - done), BigInt(pos + done)));
     if (n < 0) {
-      if (errno() === 4 /* EINTR */) continue;
+      if (errno() === EINTR) continue;
       throw lastError(`pwrite(${fd})`);
     }
     done += n;
