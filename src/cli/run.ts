@@ -39,7 +39,6 @@ import { scanScaled } from "../config/size.ts";
 import { describeVcpuExit, formatRegisterDump, type VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { parseDiskSpec } from "../disk/open.ts";
 import { describeLockdown, lockDown, MAX_VM_ID, vmIdentity } from "../privsep/lockdown.ts";
-import { NOT_INHERITED } from "../vmd/vm_launcher.ts";
 import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { Vm, type VmDisk } from "../vm/vm.ts";
@@ -343,13 +342,6 @@ function lockDownRun(bridges: readonly string[]): void {
   if (bridges.length > 0) {
     console.error(`vmd run: not locked down: bridge ${bridges.join(", ")} must be removed at the end`);
     return;
-  }
-  // as for a VM process under the daemon: no certificate bundle for Deno to load lazily after the lock-down
-  // (it refused the open with a warning, seen while a Linux guest booted)
-  for (const name of NOT_INHERITED) {
-    try {
-      Deno.env.delete(name);
-    } catch { /* no env permission: nothing to forget */ }
   }
   console.error(`vmd run: ${describeLockdown(lockDown({ identity: vmIdentity(RUN_VM_ID) }))}`);
 }

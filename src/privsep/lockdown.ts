@@ -4,7 +4,8 @@
  * can only use what it holds.
  *
  * The steps, in this order (after setting up Deno's signal handling, which Deno would otherwise do lazily,
- * with a socket pair the filter refuses, on the first signal listener):
+ * with a socket pair the filter refuses, on the first signal listener, and forgetting the environment
+ * variables of files Deno would open lazily):
  *
  * 1. **Identity** — leave root for the VM's own uid and gid (`setgroups(0)`, `setresgid`, `setresuid`, all
  *    through glibc, which applies them to every thread). First, because it needs CAP_SETUID/CAP_SETGID and
@@ -104,6 +105,30 @@ export interface LockdownReport {
 }
 
 /**
+ * Environment variables naming files Deno opens lazily (certificate bundles, loaded the first time something
+ * asks for TLS roots): after the lock-down that open is refused and Deno prints a warning. Nothing under
+ * lock-down makes a TLS connection.
+ */
+export const LAZILY_READ_ENV: readonly string[] = [
+  "NODE_EXTRA_CA_CERTS",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "DENO_CERT",
+];
+
+/**
+ * Forgets {@link LAZILY_READ_ENV} in this process, when it may (a VM process has no env permission: vmd starts
+ * it without them instead). Measured: `vmd run` of a Linux guest warned that the bundle could not be opened.
+ */
+function forgetLazilyReadEnv(): void {
+  for (const name of LAZILY_READ_ENV) {
+    try {
+      Deno.env.delete(name);
+    } catch { /* no env permission: the process was started without them */ }
+  }
+}
+
+/**
  * Sets up Deno's signal handling now. Deno does it on the first signal listener of the process, with a socket
  * pair and a thread, and panics if that fails: after the filter (no `socketpair`) a first listener would
  * bring the process down (measured: `Deno.addSignalListener` after `lockDown` panicked in ext/signals).
@@ -130,6 +155,7 @@ export function lockDown(opts: LockdownOptions): LockdownReport {
   // untouched and report a programming error, not a half-locked process.
   const program = opts.program ?? step("seccomp profile", () => compileVmFilter(libc));
   step("signal handling", primeSignalHandling);
+  step("environment", forgetLazilyReadEnv);
   step("identity", () => dropIdentity(uid, gid, libc));
   const caps = step("capabilities", () => effectiveCapabilities(libc));
   if (caps.effective !== 0n || caps.permitted !== 0n) {

@@ -13,6 +13,7 @@ import { seqpacketPair } from "../../ffi/fd_passing.ts";
 import { closeFd } from "../../ffi/fd.ts";
 import { spawnInheriting } from "../../ffi/fd_inherit.ts";
 import { resolveLibcPath } from "../../ffi/libc.ts";
+import { LAZILY_READ_ENV } from "../privsep/lockdown.ts";
 import { processFlags } from "../privsep/permission_table.ts";
 import { v8FlagsArg } from "./v8_flags.ts";
 import { VM_PROCESS_COMMAND } from "./vm_process_command.ts";
@@ -39,19 +40,13 @@ export function vmProcessArgs(channelFd: number): string[] {
 }
 
 /**
- * Environment variables a VM process must not inherit: certificate bundles Deno would load lazily (after the
- * lock-down, which refuses the open and prints a warning). A VM process makes no TLS connection.
+ * The environment a VM process (or a test's stand-in for one) is started with: vmd's, minus the variables
+ * Deno reads lazily ({@link LAZILY_READ_ENV}; a VM process has no env permission to forget them itself).
  */
-export const NOT_INHERITED: readonly string[] = [
-  "NODE_EXTRA_CA_CERTS",
-  "SSL_CERT_FILE",
-  "SSL_CERT_DIR",
-  "DENO_CERT",
-];
-
-/** The environment a VM process (or a test's stand-in for one) is started with: vmd's, minus NOT_INHERITED. */
 export function vmProcessEnv(): Record<string, string> {
-  return Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => !NOT_INHERITED.includes(k)));
+  return Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([k]) => !LAZILY_READ_ENV.includes(k)),
+  );
 }
 
 /** A started VM process without a VM yet: the child and the daemon's end of its descriptor channel. */
