@@ -137,7 +137,7 @@ export function hardwareKvm(): { present: boolean; why: string } {
   return {
     present: false,
     why: "no vmx/svm in /proc/cpuinfo: this host's /dev/kvm is PVM (KVM without hardware virtualisation), " +
-      "where a stock kernel's boot to init takes minutes (docs/pvm.md)",
+      "where a stock kernel's boot to the shell takes more than 30 minutes (docs/pvm.md)",
   };
 }
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { prepareGuests } from "../scripts/prepare_guests.ts";
 import { withPvmSwitches } from "../src/vm/pvm.ts";
 import { inflateInitrd } from "../src/boot/initrd_gunzip.ts";
-import { hardwareKvm, kvmTest, runKernel } from "./kvm_support.ts";
+import { hardwareKvm, hardwareKvmTest, kvmTest, runKernel } from "./kvm_support.ts";
 
 const hw = hardwareKvm();
 
@@ -61,19 +61,9 @@ kvmTest(
   },
 );
 
-if (!hw.present) {
-  console.log(
-    `linux_boot_test: the boot-to-init test does not run here (${hw.why}); ` +
-      "a boot to the shell takes more than 30 minutes there (docs/pvm.md)",
-  );
-}
-Deno.test({
-  name:
-    "Linux boots the initramfs to its marker, answers a command on the console, and reboots (hardware KVM)",
-  ignore: !hw.present,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
+hardwareKvmTest(
+  "Linux boots the initramfs to its marker, answers a command on the console, and reboots (hardware KVM)",
+  async () => {
     const g = await prepareGuests({ log: () => {} });
     let typed = false;
     let rebooting = false;
@@ -97,16 +87,12 @@ Deno.test({
     assert.match(run.output, /\nanswer-42\r?\n/);
     assert.deepEqual(run.result.exit, { kind: "reboot" });
   },
-});
+);
 
-Deno.test({
-  name:
-    "Linux finds 4 vCPUs through ACPI (nproc says 4) and `poweroff -f` ends the VM powered off through S5 " +
+hardwareKvmTest(
+  "Linux finds 4 vCPUs through ACPI (nproc says 4) and `poweroff -f` ends the VM powered off through S5 " +
     "(hardware KVM)",
-  ignore: !hw.present,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
+  async () => {
     const g = await prepareGuests({ log: () => {} });
     let typed = false;
     let off = false;
@@ -131,4 +117,4 @@ Deno.test({
     assert.match(run.output, /\ncpus-4\r?\n/, run.output);
     assert.deepEqual(run.result.exit, { kind: "shutdown" }, run.output);
   },
-});
+);

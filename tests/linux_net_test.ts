@@ -9,21 +9,14 @@
  */
 import assert from "node:assert/strict";
 import { prepareGuests } from "../scripts/prepare_guests.ts";
-import { hardwareKvm } from "./kvm_support.ts";
+import { hardwareKvmTest } from "./kvm_support.ts";
 import { pingFrom, withNetns } from "./net_support.ts";
 import { ConsoleSession, TestDaemon } from "./vmd_support.ts";
 
-const hw = hardwareKvm();
-if (!hw.present) {
-  console.log(`linux_net_test: the udhcpc-on-a-local-interface test does not run here: ${hw.why}`);
-}
-Deno.test({
-  name: "Linux's busybox udhcpc leases its address on a local interface under vmd and pings the host " +
+hardwareKvmTest(
+  "Linux's busybox udhcpc leases its address on a local interface under vmd and pings the host " +
     "(hardware KVM)",
-  ignore: !hw.present,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
+  async () => {
     const g = await prepareGuests({ log: () => {} });
     await withNetns(async (ns) => {
       const d = await TestDaemon.start("", {}, ["ip", "netns", "exec", ns]);
@@ -65,4 +58,4 @@ Deno.test({
       }
     });
   },
-});
+);

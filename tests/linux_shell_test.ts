@@ -11,17 +11,15 @@
  */
 import assert from "node:assert/strict";
 import { prepareGuests } from "../scripts/prepare_guests.ts";
-import { hardwareKvm } from "./kvm_support.ts";
+import { hardwareKvmTest } from "./kvm_support.ts";
 import { pingFrom, sh, withNetns } from "./net_support.ts";
 import { ConsoleSession, TestDaemon } from "./vmd_support.ts";
 import { helloExt4Image } from "./virtio_support.ts";
 
-const hw = hardwareKvm();
 /** How long a boot to the shell may take (seconds on hardware KVM). */
 const BOOT_MS = 120_000;
 /** How long one batch of shell commands may take. */
 const STEP_MS = 60_000;
-const PVM_TOO_SLOW = "on PVM a stock kernel's boot to the shell takes more than 30 minutes (docs/pvm.md)";
 
 /** Waits for `text` on the console, failing at once (with the daemon's account) if the VM stops first. */
 async function expectWhileRunning(
@@ -45,13 +43,9 @@ async function expectWhileRunning(
   }
 }
 
-if (!hw.present) console.log(`linux_shell_test: not run here: ${PVM_TOO_SLOW}`);
-Deno.test({
-  name: "Linux under vmd, one boot: shell, ext4 on virtio-blk, hwrng, udhcpc, pings both ways, graceful stop",
-  ignore: !hw.present,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
+hardwareKvmTest(
+  "Linux under vmd, one boot: shell, ext4 on virtio-blk, hwrng, udhcpc, pings both ways, graceful stop",
+  async () => {
     const g = await prepareGuests({ log: () => {} });
     const dir = await Deno.makeTempDir();
     try {
@@ -142,4 +136,4 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);

@@ -6,19 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { prepareGuests } from "../scripts/prepare_guests.ts";
-import { runKernel } from "./kvm_support.ts";
+import { hardwareKvmTest, runKernel } from "./kvm_support.ts";
 import { sh } from "./net_support.ts";
-import { hardwareKvm, helloExt4Image } from "./virtio_support.ts";
+import { helloExt4Image } from "./virtio_support.ts";
 
-const hw = hardwareKvm();
-if (!hw.present) console.log(`linux_virtio_test: the ext4-on-virtio test does not run here: ${hw.why}`);
-Deno.test({
-  name: "Linux mounts an ext4 virtio disk, checks a file's sha256, writes one back and reads virtio-rng " +
+hardwareKvmTest(
+  "Linux mounts an ext4 virtio disk, checks a file's sha256, writes one back and reads virtio-rng " +
     "(hardware KVM)",
-  ignore: !hw.present,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
+  async () => {
     const g = await prepareGuests({ log: () => {} });
     const dir = await Deno.makeTempDir();
     try {
@@ -58,4 +53,4 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);

@@ -17,8 +17,6 @@ export async function patternImage(path: string, size = 1 << 20): Promise<void> 
   await Deno.writeFile(path, b);
 }
 
-export { hardwareKvm } from "./kvm_support.ts";
-
 /**
  * A 16 MiB ext4 image `disk.img` in `dir` holding `hello.txt` (a known text), for Linux's own virtio-blk
  * driver to read; returns its path and the text's sha256 (hex), as `sha256sum` prints it.
