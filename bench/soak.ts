@@ -34,7 +34,7 @@ try {
   try {
     const t0 = performance.now();
     await soak.cycle();
-    const base = await soak.settle(await soak.footprint(), 3_000);
+    const base = await soak.baseline();
     console.log(describeFootprint("start", base));
     const rows: [string, Footprint][] = [["start", base]];
     for (let i = 1; i <= cycles; i++) {

@@ -305,6 +305,20 @@ export class Soak {
   }
 
   /**
+   * The baseline footprint after a warm-up cycle: once the warm pool is full again (a start took a waiting
+   * process and its replacement comes shortly after; a snapshot in between would count one child short) and
+   * the daemon has settled.
+   */
+  async baseline(): Promise<Footprint> {
+    await until(
+      "the warm pool to be full",
+      10_000,
+      () => childrenOf(this.pid).length === SOAK_POOL_SIZE ? true : undefined,
+    );
+    return await this.settle(await this.footprint(), 3_000);
+  }
+
+  /**
    * Polls until the footprint's descriptors, children, taps and bridges equal `base`'s (the daemon closes
    * dropped connections between polls, and releases a VM's things once its exit is handled); returns the last
    * reading after `ms` either way.

@@ -30,7 +30,7 @@ kvmTest(
       const soak = await Soak.start(ns, 4);
       try {
         await soak.cycle(); // warm-up: lazily opened things (libc, caches, the bridge module) belong to the baseline
-        const base = await soak.settle(await soak.footprint(), 3_000);
+        const base = await soak.baseline();
         console.log(describeFootprint("start", base));
         // the baseline's children are the warm pool's waiting processes, counted here on purpose: no VM runs
         const running = (await soak.d.status()).filter((v) => v.pid !== null);
