@@ -78,6 +78,16 @@ export abstract class IoctlFd {
     }
   }
 
+  /**
+   * ioctl with a pointer to `buf`, run on a thread of Deno's blocking pool while this thread goes on: for
+   * ioctls that sleep in the kernel. errno belongs to that other thread, so a failure is retried here
+   * synchronously, which reports the real error (or, if it now succeeds, returns that result).
+   */
+  protected async ioctlBufferInBackground(request: bigint, buf: Uint8Array<ArrayBuffer>): Promise<number> {
+    const r = await this.libc.ioctl_ptr_blocking(this.fd, request, buf);
+    return r >= 0 ? r : this.ioctlBuffer(request, buf);
+  }
+
   /** Closes the fd (idempotent). */
   close(): void {
     if (this.#closed) return;
@@ -218,10 +228,12 @@ export class VmFd extends IoctlFd {
 
   /**
    * KVM_REINJECT_CONTROL: whether the in-kernel PIT (after {@link createPit2}) queues the ticks a guest has
-   * not taken and delivers them later (`true`, KVM's default) or drops them (`false`).
+   * not taken and delivers them later (`true`, KVM's default) or drops them (`false`). Turning it off waits
+   * for an SRCU grace period in the kernel (~15 ms measured), so the call runs in the background: the caller
+   * awaits it before the first KVM_RUN.
    */
-  reinjectControl(pitReinject: boolean): void {
-    this.ioctlBuffer(
+  async reinjectControl(pitReinject: boolean): Promise<void> {
+    await this.ioctlBufferInBackground(
       KVM.KVM_REINJECT_CONTROL,
       kvm_reinject_control.toBytes({ pit_reinject: pitReinject ? 1 : 0 }),
     );

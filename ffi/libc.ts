@@ -27,6 +27,14 @@ export const LIBC_SYMBOLS = {
   ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   // int ioctl(int fd, unsigned long request, void *argp);
   ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  // int ioctl(int fd, unsigned long request, void *argp);  — on one of Deno's blocking threads (the call
+  // returns a promise), for ioctls that sleep in the kernel; errno is that thread's, so not read after it
+  ioctl_ptr_blocking: {
+    name: "ioctl",
+    parameters: ["i32", "u64", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
   // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
   // (addresses travel as integers: a worker whose ffi grant is scoped to libc may call libc but may not
   // build or read Deno pointer objects)

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ErrnoError } from "../ffi/errno.ts";
 import { Kvm } from "../ffi/kvm.ts";
-import { KVM, KVM_CAP } from "../ffi/kvm_ioctls.ts";
+import { KVM, KVM_CAP, KVM_PIT_SPEAKER_DUMMY } from "../ffi/kvm_ioctls.ts";
 import { kvm_regs, kvm_sregs } from "../ffi/kvm_structs.ts";
 import { kvmTest } from "./kvm_support.ts";
 
@@ -57,4 +57,37 @@ kvmTest("a failing ioctl surfaces as ErrnoError with errno and the call's name",
     kvm.close();
   }
   assert.throws(() => Kvm.open("/dev/null-not-kvm"), (e) => e instanceof ErrnoError && e.code === "ENOENT");
+});
+
+kvmTest("KVM_REINJECT_CONTROL runs in the background and reports the kernel's own errno", async () => {
+  const kvm = Kvm.open();
+  const vm = kvm.createVm();
+  try {
+    vm.createIrqchip();
+    // without a PIT the kernel refuses it (ENXIO): the error is the call's, not another thread's errno
+    await assert.rejects(vm.reinjectControl(false), (e) => {
+      assert.ok(e instanceof ErrnoError);
+      assert.equal(e.call, "ioctl(KVM_REINJECT_CONTROL)");
+      assert.equal(e.code, "ENXIO");
+      return true;
+    });
+    vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
+    // turning re-injection off waits for the kernel (an SRCU grace period); this thread goes on meanwhile
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = performance.now();
+    try {
+      await vm.reinjectControl(false);
+    } finally {
+      clearInterval(timer);
+    }
+    const ms = performance.now() - t0;
+    console.log(`KVM_REINJECT_CONTROL took ${ms.toFixed(1)} ms; timer callbacks meanwhile: ${ticks}`);
+    // a synchronous call would have held this thread for all of it: no callback could have run
+    if (ms >= 5) assert.ok(ticks >= 1, "the event loop stood still while the ioctl ran");
+    await vm.reinjectControl(true);
+  } finally {
+    vm.close();
+    kvm.close();
+  }
 });

@@ -144,6 +144,8 @@ export class Vm {
   readonly #fwCfg: { image: SharedArrayBuffer; state: SharedArrayBuffer } | undefined;
   // keeps the read-only BIOS mapping's backing alive as long as the VM
   readonly #rom: GuestRamBacking | undefined;
+  /** The in-kernel PIT's set-up still running in the background (its error, if it failed). */
+  readonly #pitSetUp: Promise<Error | undefined>;
   #vcpus: VcpuHandle[] = [];
   #result: Promise<VmResult> | undefined;
   #closed = false;
@@ -158,8 +160,10 @@ export class Vm {
     pci: PciDevices,
     acpiRsdp: number | undefined,
     pvm: PvmDetection,
+    pitSetUp: Promise<Error | undefined>,
     firmware?: { rom: GuestRamBacking; fwCfg: SharedArrayBuffer },
   ) {
+    this.#pitSetUp = pitSetUp;
     this.platform = platform;
     this.acpiRsdp = acpiRsdp;
     this.pvm = pvm;
@@ -224,6 +228,7 @@ export class Vm {
       fd.setTssAddr(KVM_TSS_ADDR);
       fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
       const pc = options.platform === "pc";
+      let pitSetUp: Promise<Error | undefined> = Promise.resolve(undefined);
       const bios = options.bios === undefined ? undefined : placeBios(options.bios.image, options.bios.name);
       if (bios !== undefined) checkBiosVm(kvm, options, pc);
       const pci = new PciDevices(
@@ -245,7 +250,10 @@ export class Vm {
         fd.createPit2(KVM_PIT_SPEAKER_DUMMY);
         // On PVM a tick can take the guest longer than the tick period: queued ticks would then be all it
         // runs (docs/pvm.md). Dropped ticks cost nothing: Linux keeps time with kvmclock, not by counting them.
-        if (pvm.pvm && kvm.checkExtension(KVM_CAP.KVM_CAP_REINJECT_CONTROL) !== 0) fd.reinjectControl(false);
+        // The call sleeps in the kernel for ~15 ms: it runs in the background, spawn() awaits it.
+        if (pvm.pvm && kvm.checkExtension(KVM_CAP.KVM_CAP_REINJECT_CONTROL) !== 0) {
+          pitSetUp = fd.reinjectControl(false).then(() => undefined, (e: Error) => e);
+        }
       }
       const backing = allocateGuestRam(options.memory);
       const memory = new GuestMemory({
@@ -291,6 +299,7 @@ export class Vm {
         pci,
         rsdp,
         pvm,
+        pitSetUp,
         firmware,
       );
     } catch (e) {
@@ -416,11 +425,14 @@ export class Vm {
       ),
     );
     const [devicesDone, vcpusDone] = await Promise.allSettled([devicesReady, vcpusReady]);
-    if (devicesDone.status === "rejected" || vcpusDone.status === "rejected") {
+    const pitError = await this.#pitSetUp; // before any vCPU runs
+    if (devicesDone.status === "rejected" || vcpusDone.status === "rejected" || pitError !== undefined) {
       if (vcpusDone.status === "fulfilled") await Promise.all(vcpusDone.value.map((h) => h.stop()));
       throw devicesDone.status === "rejected"
         ? devicesDone.reason
-        : (vcpusDone as PromiseRejectedResult).reason;
+        : vcpusDone.status === "rejected"
+        ? vcpusDone.reason
+        : pitError;
     }
     this.#vcpus = vcpusDone.value;
     this.#result = Promise.race(this.#vcpus.map((h) => h.ended.then((exit) => ({ vcpu: h.id, exit }))))
