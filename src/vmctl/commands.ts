@@ -205,8 +205,11 @@ async function start(args: string[]): Promise<number> {
   const reply = await ask({ v: 1, type: "start", target, options: any ? options : null });
   if (reply === null) return 1;
   if (reply.type === "ok") console.error(`vmctl: ${shown(reply.message)}`);
-  if (v.console) return await consoleOf(target);
-  return 0;
+  if (!v.console) return 0;
+  // the reply names the running VM's tty (the same answer a console request would give, one round trip
+  // sooner); a reply without one (the VM already ended) falls back to asking
+  const tty = reply.type === "ok" ? reply.vm?.tty ?? null : null;
+  return tty !== null ? await attachConsole(tty) : await consoleOf(target);
 }
 
 async function stop(args: string[]): Promise<number> {
