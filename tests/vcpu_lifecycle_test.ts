@@ -3,6 +3,7 @@ import { buildFlatGuest } from "../examples/guests/build.ts";
 import { loadFlatGuest } from "../src/vm/flat_guest.ts";
 import { Vm } from "../src/vm/vm.ts";
 import { VcpuState } from "../src/vcpu/vcpu_state.ts";
+import { validateToVcpu } from "../src/vcpu/vcpu_messages.ts";
 import { kvmTest } from "./kvm_support.ts";
 
 /** The scheduler state letter of thread `tid` of this process (R running, S sleeping, ...), or undefined. */
@@ -114,4 +115,10 @@ kvmTest("stop a vCPU that was spawned but never started: it ends at once with re
   } finally {
     vm.close();
   }
+});
+
+Deno.test("a pre-warmed vCPU worker's warm message must name libc by an absolute path", () => {
+  assert.equal(validateToVcpu({ type: "warm", libcPath: "/lib/x86_64-linux-gnu/libc.so.6" }), undefined);
+  assert.equal(validateToVcpu({ type: "warm", libcPath: "libc.so.6" }), "warm: libcPath must be absolute");
+  assert.equal(validateToVcpu({ type: "warm" }), "warm: libcPath must be absolute");
 });

@@ -13,7 +13,12 @@ import type { ProbeTargets } from "../privsep/libc_probe.ts";
 import { entryUrl, type PolicyContext, workerOptions } from "../privsep/permission_table.ts";
 import { VcpuControl, VcpuRequest } from "./control_block.ts";
 import type { VcpuExit } from "./vcpu_exit.ts";
-import { type FromVcpuMessage, validateFromVcpu, type VcpuProbeResult } from "./vcpu_messages.ts";
+import {
+  type FromVcpuMessage,
+  type ToVcpuMessage,
+  validateFromVcpu,
+  type VcpuProbeResult,
+} from "./vcpu_messages.ts";
 import { nextVcpuState, VcpuState, vcpuStateName } from "./vcpu_state.ts";
 
 /** A vCPU that did not reach the requested state in time. */
@@ -69,7 +74,12 @@ function newVcpuWorker(id: number, policy: PolicyContext): Worker {
  * their init message, so a pre-warmed worker carries no VM state.
  */
 export function prewarmVcpuWorkers(count: number, policy: PolicyContext): void {
-  for (let id = 0; id < count; id++) if (!prewarmed.has(id)) prewarmed.set(id, newVcpuWorker(id, policy));
+  for (let id = 0; id < count; id++) {
+    if (prewarmed.has(id)) continue;
+    const worker = newVcpuWorker(id, policy);
+    worker.postMessage({ type: "warm", libcPath: policy.libcPath } satisfies ToVcpuMessage);
+    prewarmed.set(id, worker);
+  }
 }
 
 /** Terminates pre-warmed workers that were never used (e.g. VM creation failed). */

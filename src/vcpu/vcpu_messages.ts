@@ -46,8 +46,18 @@ export interface VcpuRunMessage {
   readonly type: "run";
 }
 
+/**
+ * Main → worker, to a pre-warmed worker that has no vCPU yet: open libc (its only ffi grant) and arm the
+ * kick signal now, so that {@link VcpuInitMessage} finds them done.
+ */
+export interface VcpuWarmMessage {
+  readonly type: "warm";
+  /** libc's path (the same one init will name). */
+  readonly libcPath: string;
+}
+
 /** Main → worker messages. */
-export type ToVcpuMessage = VcpuInitMessage | VcpuProbeMessage | VcpuRunMessage;
+export type ToVcpuMessage = VcpuWarmMessage | VcpuInitMessage | VcpuProbeMessage | VcpuRunMessage;
 
 /** Worker → main messages. */
 export type FromVcpuMessage =
@@ -69,6 +79,10 @@ export function validateToVcpu(v: unknown): string | undefined {
         : "probe: targets are malformed";
     case "run":
       return undefined;
+    case "warm":
+      return typeof v.libcPath === "string" && v.libcPath.startsWith("/")
+        ? undefined
+        : "warm: libcPath must be absolute";
     case "init": {
       if (typeof v.libcPath !== "string" || !v.libcPath.startsWith("/")) {
         return "init: libcPath must be absolute";
