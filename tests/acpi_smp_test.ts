@@ -71,3 +71,49 @@ kvmTest(
     assert.throws(() => Vm.create({ memory: 32 << 20, vcpus: 255, platform: "pc" }), /bad vCPU count 255/);
   },
 );
+
+kvmTest(
+  "a pc platform prepared ahead (the warm pool's) is what the next pc VM runs on, and only that one",
+  async () => {
+    const { Vm } = await import("../src/vm/vm.ts");
+    const { prepareVmPlatform } = await import("../src/vm/pc_platform.ts");
+    const { bootKernel } = await import("../src/vm/boot_kernel.ts");
+    const guest = await buildKitGuest("echo");
+    const preparedFd = prepareVmPlatform();
+    assert.equal(prepareVmPlatform(), preparedFd, "preparing twice keeps the one prepared");
+    const run = async (expectFd: (fd: number) => void) => {
+      const vm = Vm.create({ memory: 32 << 20, vcpus: 2, platform: "pc", rng: true });
+      try {
+        expectFd(vm.fd.fd);
+        bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "console=ttyS0", initrdName: "none" });
+        await vm.start();
+        const decoder = new TextDecoder();
+        let out = "";
+        const deadline = Date.now() + 10_000;
+        while (!out.includes("\n") && Date.now() < deadline) {
+          await vm.consoleOut.waitForData(100);
+          out += decoder.decode(vm.consoleOut.drain());
+        }
+        assert.equal(out, "echo: ready console=ttyS0\n");
+        assert.deepEqual((await vm.stop()).exit, { kind: "stopped" });
+      } finally {
+        vm.close();
+      }
+    };
+    await run((fd) => assert.equal(fd, preparedFd, "the VM took the prepared platform"));
+    const again = prepareVmPlatform();
+    const vm = Vm.create({ memory: 16 << 20, platform: "pc", pvm: { pvm: false, why: "test override" } });
+    try {
+      // the prepared fd is still open, so the VM's own fd has another number
+      assert.notEqual(vm.fd.fd, again, "a VM with its own PVM choice does not take the prepared platform");
+    } finally {
+      vm.close();
+    }
+    const taker = Vm.create({ memory: 16 << 20, platform: "pc" });
+    try {
+      assert.equal(taker.fd.fd, again, "the prepared platform waited for a VM that can take it");
+    } finally {
+      taker.close();
+    }
+  },
+);

@@ -6,7 +6,7 @@
  * @module
  */
 import { Kvm, type VcpuFd, type VmFd } from "../../ffi/kvm.ts";
-import { KVM_CAP, KVM_MEM, KVM_PIT_SPEAKER_DUMMY } from "../../ffi/kvm_ioctls.ts";
+import { KVM_CAP, KVM_MEM } from "../../ffi/kvm_ioctls.ts";
 import { allocateGuestRam, type GuestRamBacking, hostAddressOf, PAGE_SIZE } from "../../ffi/guest_ram.ts";
 import { openLibc, resolveLibcPath } from "../../ffi/libc.ts";
 import { ByteRing } from "../console/byte_ring.ts";
@@ -25,6 +25,13 @@ import { discardPrewarmedVcpuWorkers, prewarmVcpuWorkers, VcpuHandle } from "../
 import type { VcpuExit } from "../vcpu/vcpu_exit.ts";
 import { vcpuCpuid } from "./cpuid.ts";
 import { detectPvm, pvmCpuid, type PvmDetection } from "./pvm.ts";
+import {
+  createPcDevices,
+  createVmFd,
+  KVM_IDENTITY_MAP_ADDR,
+  KVM_TSS_ADDR,
+  takePreparedPlatform,
+} from "./pc_platform.ts";
 import { PciDevices, type VmCdrom, type VmDisk, type VmNic } from "./pci_devices.ts";
 import type { DeviceHandle } from "../virtio/device_handle.ts";
 import { type BiosPlacement, placeBios } from "../firmware/bios_image.ts";
@@ -41,10 +48,7 @@ export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;
 /** Start of the 32-bit PCI hole: RAM above this goes above 4 GiB. */
 export const PCI_HOLE_START = 0xc000_0000;
-/** KVM's TSS pages (Intel), just below the BIOS area as QEMU and Firecracker place them. */
-export const KVM_TSS_ADDR = 0xfffb_d000;
-/** KVM's identity-map page (Intel). */
-export const KVM_IDENTITY_MAP_ADDR = 0xfffb_c000n;
+export { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR } from "./pc_platform.ts";
 /** The least RAM a VM booting through a BIOS gets (the BIOS runs in the first MiB and allocates above it). */
 export const BIOS_MIN_MEMORY = 4 << 20;
 
@@ -208,9 +212,13 @@ export class Vm {
     }
     const libcPath = resolveLibcPath();
     const libc = openLibc(libcPath);
-    const kvm = Kvm.open(options.kvmPath, libc);
+    const prepared = options.platform === "pc" && options.pvm === undefined
+      ? takePreparedPlatform(options.kvmPath)
+      : undefined;
+    const kvm = prepared?.kvm ?? Kvm.open(options.kvmPath, libc);
     const maxVcpus = kvmMaxVcpus(kvm);
     if (vcpus > maxVcpus) {
+      prepared?.fd.close();
       kvm.close();
       throw new RangeError(
         `${vcpus} vCPUs: this host's KVM allows at most ${maxVcpus} per VM; give it fewer`,
@@ -218,17 +226,11 @@ export class Vm {
     }
     // the workers' isolates load while the VM is created and the kernel loaded
     prewarmVcpuWorkers(vcpus, { libcPath });
-    let fd: VmFd | undefined;
+    let fd: VmFd | undefined = prepared?.fd;
     try {
-      const pvm = options.pvm ?? detectPvm(kvm);
-      for (const cap of ["KVM_CAP_USER_MEMORY", "KVM_CAP_SET_TSS_ADDR"] as const) {
-        if (kvm.checkExtension(KVM_CAP[cap]) === 0) throw new Error(`KVM lacks ${cap}`);
-      }
-      fd = kvm.createVm();
-      fd.setTssAddr(KVM_TSS_ADDR);
-      fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+      const pvm = prepared?.pvm ?? options.pvm ?? detectPvm(kvm);
+      fd ??= createVmFd(kvm);
       const pc = options.platform === "pc";
-      let pitSetUp: Promise<Error | undefined> = Promise.resolve(undefined);
       const bios = options.bios === undefined ? undefined : placeBios(options.bios.image, options.bios.name);
       if (bios !== undefined) checkBiosVm(kvm, options, pc);
       const pci = new PciDevices(
@@ -242,19 +244,8 @@ export class Vm {
           "disks, the CD-ROM and virtio-rng need the pc platform (its PCI bus and interrupt controller)",
         );
       }
-      if (pc) {
-        for (const cap of ["KVM_CAP_IRQCHIP", "KVM_CAP_PIT2"] as const) {
-          if (kvm.checkExtension(KVM_CAP[cap]) === 0) throw new Error(`KVM lacks ${cap}`);
-        }
-        fd.createIrqchip();
-        fd.createPit2(KVM_PIT_SPEAKER_DUMMY);
-        // On PVM a tick can take the guest longer than the tick period: queued ticks would then be all it
-        // runs (docs/pvm.md). Dropped ticks cost nothing: Linux keeps time with kvmclock, not by counting them.
-        // The call sleeps in the kernel for ~15 ms: it runs in the background, spawn() awaits it.
-        if (pvm.pvm && kvm.checkExtension(KVM_CAP.KVM_CAP_REINJECT_CONTROL) !== 0) {
-          pitSetUp = fd.reinjectControl(false).then(() => undefined, (e: Error) => e);
-        }
-      }
+      // RAM is registered before the in-kernel devices: each of those waits for an SRCU grace period in the
+      // kernel, and a memory slot registered while one is pending waits for it too (3-10 ms measured)
       const backing = allocateGuestRam(options.memory);
       const memory = new GuestMemory({
         sab: backing.sab,
@@ -265,6 +256,8 @@ export class Vm {
         const host = hostAddressOf(memory.bytes.subarray(r.offset, r.offset + r.size));
         fd!.setUserMemoryRegion(slot, BigInt(r.gpa), BigInt(r.size), host);
       });
+      const pitSetUp = prepared?.pitSetUp ??
+        (pc ? createPcDevices(kvm, fd, pvm) : Promise.resolve(undefined));
       const supported = kvm.supportedCpuid();
       const cpuid = pvm.pvm ? pvmCpuid(supported) : supported;
       const vcpuFds: VcpuFd[] = [];

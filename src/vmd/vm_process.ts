@@ -25,6 +25,7 @@ import { readBootFile } from "../vm/boot_file.ts";
 import { bootKernel } from "../vm/boot_kernel.ts";
 import { isKernelImage } from "../firmware/bios_image.ts";
 import { Vm } from "../vm/vm.ts";
+import { prepareVmPlatform } from "../vm/pc_platform.ts";
 import { encodeFrame, FrameDecoder } from "./framing.ts";
 import { pauseKeepingClock, resumeKeepingClock } from "./guest_clock.ts";
 import { checkSender, receiveSpecFds } from "./spec_fds.ts";
@@ -130,11 +131,17 @@ export async function vmProcessMain(args: readonly string[]): Promise<number> {
     return 1;
   }
   // While it waits for a VM (nothing here depends on which): the isolates of a vCPU worker (most VMs have
-  // one) and of the virtio-rng worker (every VM has one) load their modules; the channel's sender is
-  // checked, the libc bindings are opened and the seccomp program is compiled.
+  // one) and of the virtio-rng worker (every VM has one) load their modules; the KVM VM with its irqchip
+  // and PIT is created (prepareVmPlatform); the channel's sender is checked, the libc bindings are opened
+  // and the seccomp program is compiled.
   const policy = { libcPath: resolveLibcPath() };
   prewarmVcpuWorkers(1, policy);
   prewarmDeviceWorker("virtio-rng", policy);
+  try {
+    prepareVmPlatform();
+  } catch {
+    // nothing prepared: Vm.create meets the same problem and reports it for the VM
+  }
   let filter: readonly BpfInstruction[];
   try {
     checkSender(channel);
