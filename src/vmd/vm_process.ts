@@ -1,7 +1,8 @@
 /**
  * The VM process: one per running VM, started by the daemon as `cli.ts vm-process <channel fd>` with only
  * the permissions its permission-table row grants, possibly before its VM exists (the daemon's warm pool).
- * While it waits it starts a vCPU worker's isolate. It reads its boot spec from stdin, takes the VM's
+ * While it waits it starts a vCPU worker's and the virtio-rng worker's isolates and creates the KVM VM with its
+ * irqchip and PIT (`pc_platform.ts`). It reads its boot spec from stdin, takes the VM's
  * descriptors from its descriptor channel (`spec_fds.ts`: checked, then the channel is closed), creates the
  * VM (its virtio-net devices on the tap fds the daemon opened), locks down (`lockdown.ts`), reports `ready`,
  * copies between COM1 and the console pty's master (an fd the daemon opened and sent), obeys
