@@ -7,6 +7,19 @@ import assert from "node:assert/strict";
 import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { kvmTest, runKernel } from "./kvm_support.ts";
 import { runUnderQemu } from "./qemu_support.ts";
+import type { Vm } from "../src/vm/vm.ts";
+
+/** The guest's console up to its first newline (or what came within 10 s). */
+async function firstConsoleLine(vm: Vm): Promise<string> {
+  const decoder = new TextDecoder();
+  let out = "";
+  const deadline = Date.now() + 10_000;
+  while (!out.includes("\n") && Date.now() < deadline) {
+    await vm.consoleOut.waitForData(100);
+    out += decoder.decode(vm.consoleOut.drain());
+  }
+  return out;
+}
 
 for (const cpus of [1, 4]) {
   kvmTest(
@@ -48,14 +61,11 @@ kvmTest(
       assert.ok(kvmMaxVcpus(vm.kvm) >= 4, "KVM reports its vCPU limit");
       bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "console=ttyS0", initrdName: "none" });
       await vm.start();
-      const decoder = new TextDecoder();
-      let out = "";
-      const deadline = Date.now() + 10_000;
-      while (!out.includes("\n") && Date.now() < deadline) {
-        await vm.consoleOut.waitForData(100);
-        out += decoder.decode(vm.consoleOut.drain());
-      }
-      assert.equal(out, "echo: ready console=ttyS0\n", "the BSP runs while the APs wait for their SIPI");
+      assert.equal(
+        await firstConsoleLine(vm),
+        "echo: ready console=ttyS0\n",
+        "the BSP runs while the APs wait for their SIPI",
+      );
       assert.equal(vm.vcpus.length, 4);
       await vm.pause();
       assert.deepEqual(vm.vcpus.map((h) => h.workerState), Array(4).fill(VcpuState.Paused));
@@ -81,33 +91,23 @@ kvmTest(
     const guest = await buildKitGuest("echo");
     const preparedFd = prepareVmPlatform();
     assert.equal(prepareVmPlatform(), preparedFd, "preparing twice keeps the one prepared");
-    const run = async (expectFd: (fd: number) => void) => {
-      const vm = Vm.create({ memory: 32 << 20, vcpus: 2, platform: "pc", rng: true });
-      try {
-        expectFd(vm.fd.fd);
-        bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "console=ttyS0", initrdName: "none" });
-        await vm.start();
-        const decoder = new TextDecoder();
-        let out = "";
-        const deadline = Date.now() + 10_000;
-        while (!out.includes("\n") && Date.now() < deadline) {
-          await vm.consoleOut.waitForData(100);
-          out += decoder.decode(vm.consoleOut.drain());
-        }
-        assert.equal(out, "echo: ready console=ttyS0\n");
-        assert.deepEqual((await vm.stop()).exit, { kind: "stopped" });
-      } finally {
-        vm.close();
-      }
-    };
-    await run((fd) => assert.equal(fd, preparedFd, "the VM took the prepared platform"));
-    const again = prepareVmPlatform();
-    const vm = Vm.create({ memory: 16 << 20, platform: "pc", pvm: { pvm: false, why: "test override" } });
+    const vm = Vm.create({ memory: 32 << 20, vcpus: 2, platform: "pc", rng: true });
     try {
-      // the prepared fd is still open, so the VM's own fd has another number
-      assert.notEqual(vm.fd.fd, again, "a VM with its own PVM choice does not take the prepared platform");
+      assert.equal(vm.fd.fd, preparedFd, "the VM took the prepared platform");
+      bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "console=ttyS0", initrdName: "none" });
+      await vm.start();
+      assert.equal(await firstConsoleLine(vm), "echo: ready console=ttyS0\n");
+      assert.deepEqual((await vm.stop()).exit, { kind: "stopped" });
     } finally {
       vm.close();
+    }
+    const again = prepareVmPlatform();
+    const own = Vm.create({ memory: 16 << 20, platform: "pc", pvm: { pvm: false, why: "test override" } });
+    try {
+      // the prepared fd is still open, so the VM's own fd has another number
+      assert.notEqual(own.fd.fd, again, "a VM with its own PVM choice does not take the prepared platform");
+    } finally {
+      own.close();
     }
     const taker = Vm.create({ memory: 16 << 20, platform: "pc" });
     try {
