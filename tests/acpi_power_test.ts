@@ -110,7 +110,7 @@ kvmTest(
   async () => {
     const guest = (await buildKitGuest("acpi_power")).path;
     const d = await TestDaemon.start(`vm "acpi" {\n  boot "${guest}"\n  memory 16M\n}\n`);
-    try {
+    await d.run(async () => {
       await d.waitState("acpi", "running");
       const c = new ConsoleSession(d, "acpi");
       await c.expect("acpi_power: waiting for the power button\n");
@@ -126,11 +126,6 @@ kvmTest(
       assert.match(vm.lastExit ?? "", /guest powered off \(asked to shut down\)/);
       assert.match(d.log, /vm acpi: pressed the ACPI power button/);
       assert.doesNotMatch(d.log, /Ctrl-Alt-Del/);
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );

@@ -41,7 +41,7 @@ kvmTest(
     const { echo } = await kitPaths();
     const vm = (name: string, memory: string) => `vm "${name}" {\n  boot "${echo}"\n  memory ${memory}\n}\n`;
     const d = await TestDaemon.start(vm("keep", "16M"));
-    try {
+    await d.run(async () => {
       const conf = `${d.dir}/vm.conf`;
       const first = await d.waitState("keep", "running");
       // a broken file: a changed VM, a new one, and an error on line 4
@@ -83,12 +83,7 @@ kvmTest(
       const good = await d.vmctl(["reload"]);
       assert.equal(good.code, 0, good.stderr);
       assert.deepEqual((await d.status()).map((v) => v.name), ["keep", "added"]);
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );
 

@@ -27,7 +27,7 @@ kvmTest(
   async () => {
     const { echo, hello } = await kitPaths();
     const d = await TestDaemon.start(`vm "base" {\n  disable\n  boot "${echo}"\n  memory 16M\n}\n`);
-    try {
+    await d.run(async () => {
       // nothing running: status -r lists nothing and exits 1; an unknown id shows the header only, exit 0
       const r = await d.vmctl(["status", "-r"]);
       assert.equal(r.code, 1);
@@ -81,12 +81,7 @@ kvmTest(
       assert.deepEqual((await d.status()).map((v) => v.name), ["base"]);
       assert.equal((await d.vmctl(["log", "VERBOSE"])).code, 0);
       assert.equal((await d.vmctl(["reset", "Switches"])).code, 0);
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );
 
@@ -99,7 +94,7 @@ kvmTest(
         `vm "wired" {\n  boot "${echo}"\n  memory 16M\n  interface { switch "nowhere" }\n}\n` +
         `vm "plain" {\n  boot "${echo}"\n  memory 16M\n}\n`,
     );
-    try {
+    await d.run(async () => {
       // vm.conf(5): an interface on an undefined switch is not attached; the VM starts without it
       await d.waitState("wired", "running");
       const plain = await d.waitState("plain", "running");
@@ -124,11 +119,6 @@ kvmTest(
         d.log,
         new RegExp(`starting 2 vm\\(s\\), ${navigator.hardwareConcurrency} at a time, 30 s apart`),
       );
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );

@@ -42,7 +42,7 @@ kvmTest(
     const { echo } = await kitPaths();
     const d = await TestDaemon.start(twoVmConfig(echo));
     const pids: number[] = [];
-    try {
+    await d.run(async () => {
       // both enabled VMs run, each in its own VM process with real memory; the disabled one does not
       const one = await d.waitState("one", "running");
       const two = await d.waitState("two", "running");
@@ -181,12 +181,7 @@ kvmTest(
       assert.equal(await d.terminate(), 0);
       for (const pid of pids) assert.ok(!alive(pid), `VM process ${pid} is gone`);
       assert.ok(!(await Deno.stat(d.socket).then(() => true, () => false)), "the socket is removed");
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );
 
@@ -195,7 +190,7 @@ kvmTest(
   async () => {
     const { echo, hello } = await kitPaths();
     const d = await TestDaemon.start(`vm "base" {\n  disable\n  boot "${echo}"\n  memory 16M\n}\n`);
-    try {
+    await d.run(async () => {
       // an ad hoc VM with our Linux extensions, attached at once with -c; it keeps running after ~.
       const c = new ConsoleSession(d, [
         "start",
@@ -271,12 +266,7 @@ kvmTest(
       assert.deepEqual(await d.status(), []);
       assert.equal((await d.vmctl(["reload"])).code, 0);
       assert.deepEqual((await d.status()).map((v) => [v.id, v.name]), [[1, "base"], [2, "hup"]]);
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );
 
@@ -345,7 +335,7 @@ kvmTest(
   async () => {
     const kbd = (await buildKitGuest("kbd")).path;
     const d = await TestDaemon.start(`vm "kbd" {\n  boot "${kbd}"\n  memory 16M\n}\n`);
-    try {
+    await d.run(async () => {
       const first = await d.waitState("kbd", "running");
       const c = new ConsoleSession(d, "kbd");
       await c.expect("kbd: ready, id 0xab 0x41\n");
@@ -383,11 +373,6 @@ kvmTest(
       assert.match(killed.lastExit ?? "", /signal/);
       assert.ok(again.pid !== null && !alive(again.pid));
       assert.equal(d.log.match(/sent Ctrl-Alt-Del/g)?.length, 1);
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );

@@ -49,7 +49,7 @@ kvmTest(
     const d = await TestDaemon.start(
       `vm "calm" {\n  boot "${echo}" { cmdline "vm=calm" }\n  memory 16M\n}\n`,
     );
-    try {
+    await d.run(async () => {
       const before = await d.waitState("calm", "running");
 
       // garbage: its first four bytes read as a length far over the limit
@@ -139,11 +139,6 @@ kvmTest(
       await c.send("fine\r");
       await c.expect("FINE\r\n");
       assert.equal(await c.detach(), 0);
-    } catch (e) {
-      console.error(d.logWithoutPolling);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );

@@ -55,7 +55,7 @@ kvmTest(
     const d = await TestDaemon.start(
       vm("bystander", echo.path) + vm("crash", crash.path) + vm("triple", triple.path),
     );
-    try {
+    await d.run(async () => {
       const bystander = await d.waitState("bystander", "running", 20_000);
       const crashed = await until("crash stopped", 30_000, async () => {
         const v = await d.vm("crash");
@@ -105,11 +105,6 @@ kvmTest(
       const st = await d.vmctl(["status"]);
       assert.equal(st.code, 0, st.stderr);
       assert.match(st.stdout, /\bstopped\s+crash\n/);
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );

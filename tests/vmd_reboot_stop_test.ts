@@ -50,7 +50,7 @@ kvmTest(
         vm("deaf", kbd.path, "kbd.deaf") +
         vm("deaf2", kbd.path, "kbd.deaf"),
     );
-    try {
+    await d.run(async () => {
       const fastLoop = async (name: string) => {
         const v = await until(`${name} left stopped`, 40_000, async () => {
           const s = await d.vm(name);
@@ -123,11 +123,6 @@ kvmTest(
       const quick = rebootDelays(d.log, "quick");
       assert.ok(quick.every((s) => s >= 1.5 && s < 6), `quick's reboots came after ${quick} s`);
       assert.equal((await d.vm("looper")).state, "stopped", "a VM left stopped stays stopped");
-    } catch (e) {
-      console.error(d.log);
-      throw e;
-    } finally {
-      await d.cleanup();
-    }
+    });
   },
 );

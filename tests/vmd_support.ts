@@ -250,6 +250,21 @@ export class TestDaemon {
     return s.code;
   }
 
+  /**
+   * Runs `body` against this daemon and then cleans up; when `body` fails, the daemon's log (without the
+   * status polls) is printed before the failure is passed on.
+   */
+  async run(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (e) {
+      console.error(this.logWithoutPolling);
+      throw e;
+    } finally {
+      await this.cleanup();
+    }
+  }
+
   /** Terminates (if running) and removes the folder. */
   async cleanup(): Promise<void> {
     await this.terminate();
