@@ -72,20 +72,25 @@ kvmTest("KVM_REINJECT_CONTROL runs in the background and reports the kernel's ow
       return true;
     });
     vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
-    // turning re-injection off waits for the kernel (an SRCU grace period); this thread goes on meanwhile
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 1);
-    const t0 = performance.now();
-    try {
-      await vm.reinjectControl(false);
-    } finally {
-      clearInterval(timer);
+    // Turning re-injection off waits for the kernel (an SRCU grace period, usually 15-20 ms here, now and
+    // then under 1 ms); this thread goes on meanwhile. A synchronous call would hold it for all of it, so no
+    // timer callback could run during a slow call. Up to 8 tries for slow calls; every slow one is checked.
+    const slow: { ms: number; ticks: number }[] = [];
+    for (let i = 0; i < 8 && slow.length < 2; i++) {
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 1);
+      const t0 = performance.now();
+      try {
+        await vm.reinjectControl(false);
+      } finally {
+        clearInterval(timer);
+      }
+      const ms = performance.now() - t0;
+      if (ms >= 5) slow.push({ ms, ticks });
+      await vm.reinjectControl(true); // back on: the next call off waits again
     }
-    const ms = performance.now() - t0;
-    console.log(`KVM_REINJECT_CONTROL took ${ms.toFixed(1)} ms; timer callbacks meanwhile: ${ticks}`);
-    // a synchronous call would have held this thread for all of it: no callback could have run
-    if (ms >= 5) assert.ok(ticks >= 1, "the event loop stood still while the ioctl ran");
-    await vm.reinjectControl(true);
+    console.log(`slow KVM_REINJECT_CONTROL calls (ms, timer callbacks meanwhile): ${JSON.stringify(slow)}`);
+    for (const c of slow) assert.ok(c.ticks >= 1, `the event loop stood still for ${c.ms.toFixed(1)} ms`);
   } finally {
     vm.close();
     kvm.close();
