@@ -8,7 +8,7 @@
  */
 import { Kvm, type VmFd } from "../../ffi/kvm.ts";
 import { KVM_CAP, KVM_PIT_SPEAKER_DUMMY } from "../../ffi/kvm_ioctls.ts";
-import { openLibc, resolveLibcPath } from "../../ffi/libc.ts";
+import { openLibc } from "../../ffi/libc.ts";
 import { detectPvm, type PvmDetection } from "./pvm.ts";
 
 /** KVM's TSS pages (Intel), just below the BIOS area as QEMU and Firecracker place them. */
@@ -76,7 +76,7 @@ let preparedPlatform: PreparedPlatform | undefined;
  */
 export function prepareVmPlatform(kvmPath?: string): number {
   if (preparedPlatform !== undefined) return preparedPlatform.fd.fd;
-  const libc = openLibc(resolveLibcPath());
+  const libc = openLibc();
   const kvm = Kvm.open(kvmPath, libc);
   try {
     const pvm = detectPvm(kvm);
