@@ -51,3 +51,24 @@ export async function createUsers(
   }
   return as;
 }
+
+/**
+ * Runs `body` with test users: `group` and `users` created as {@link createUsers} does (those in `outside`
+ * not in `group`), sharing a new DENO_DIR (world-writable, sticky). The users, the group and the DENO_DIR
+ * are removed after it, whatever happened.
+ */
+export async function withUsers(
+  group: string,
+  users: readonly string[],
+  body: (as: Record<string, AsUser>) => Promise<void>,
+  outside: readonly string[] = [],
+): Promise<void> {
+  const denoDir = await Deno.makeTempDir({ prefix: "vmd-test-deno-" });
+  try {
+    await Deno.chmod(denoDir, 0o1777);
+    await body(await createUsers(group, users, denoDir, outside));
+  } finally {
+    await removeUsers(group, users);
+    await Deno.remove(denoDir, { recursive: true }).catch(() => {});
+  }
+}

@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { ControlServer } from "../src/vmd/control_server.ts";
 import { sendRequest } from "../src/vmctl/client.ts";
 import { kvmTest } from "./kvm_support.ts";
-import { cannotCreateUsers, createUsers, removeUsers } from "./user_support.ts";
+import { cannotCreateUsers, withUsers } from "./user_support.ts";
 import { type AsUser, kitPaths, stagedForOtherUsers, TestDaemon } from "./vmd_support.ts";
 
 const GROUP = "vmdlimgrp";
@@ -83,50 +83,39 @@ kvmTest("vmd limits: 600 idle connections of one user leave root's vmctl status 
   assert.equal(missing, null, `this test needs root and useradd/setpriv: ${missing}`);
   const { echo } = await kitPaths();
   await stagedForOtherUsers();
-  const denoDir = await Deno.makeTempDir({ prefix: "vmd-test-deno-" });
-  await Deno.chmod(denoDir, 0o1777);
-  let d: TestDaemon | undefined;
-  try {
-    const as = await createUsers(GROUP, USERS, denoDir);
+  await withUsers(GROUP, USERS, async (as) => {
     const u = as.vmdlimusr;
-    d = await TestDaemon.start(
+    const d = await TestDaemon.start(
       `socket owner :${GROUP}\nvm "limcalm" {\n  boot "${echo}"\n  memory 16M\n}\n`,
     );
-    await d.waitState("limcalm", "running");
-    const hold = await holdConnections(u, d.socket, 600);
-    try {
-      assert.equal(hold.held.opened, 600, JSON.stringify(hold.held));
-      assert.equal(hold.held.held, 32, "32 connections per user");
-      assert.equal(hold.held.refused, 568);
-      assert.deepEqual(hold.held.messages, [
-        `too many control connections from uid ${u.uid} (at most 32 per user); close some and try again`,
-      ]);
-      // root is not locked out: vmctl status answers, as does a raw request
-      for (let i = 0; i < 3; i++) {
-        const st = await d.vmctl(["status"]);
-        assert.equal(st.code, 0, st.stderr);
-        assert.match(st.stdout, /running limcalm/);
+    await d.run(async () => {
+      await d.waitState("limcalm", "running");
+      const hold = await holdConnections(u, d.socket, 600);
+      try {
+        assert.equal(hold.held.opened, 600, JSON.stringify(hold.held));
+        assert.equal(hold.held.held, 32, "32 connections per user");
+        assert.equal(hold.held.refused, 568);
+        assert.deepEqual(hold.held.messages, [
+          `too many control connections from uid ${u.uid} (at most 32 per user); close some and try again`,
+        ]);
+        // root is not locked out: vmctl status answers, as does a raw request
+        for (let i = 0; i < 3; i++) {
+          const st = await d.vmctl(["status"]);
+          assert.equal(st.code, 0, st.stderr);
+          assert.match(st.stdout, /running limcalm/);
+        }
+        // the user's own vmctl gets the clear error
+        const mine = await d.vmctl(["status"], { as: u });
+        assert.equal(mine.code, 1);
+        assert.match(mine.stderr, /vmctl: too many control connections from uid \d+ \(at most 32 per user\)/);
+      } finally {
+        await hold.release();
       }
-      // the user's own vmctl gets the clear error
-      const mine = await d.vmctl(["status"], { as: u });
-      assert.equal(mine.code, 1);
-      assert.match(mine.stderr, /vmctl: too many control connections from uid \d+ \(at most 32 per user\)/);
-    } finally {
-      await hold.release();
-    }
-    // once the user lets go, it is served again
-    const again = await d.vmctl(["status"], { as: u });
-    assert.equal(again.code, 0, again.stderr);
-  } catch (e) {
-    if (d !== undefined) {
-      console.error(d.logWithoutPolling);
-    }
-    throw e;
-  } finally {
-    await d?.cleanup();
-    await removeUsers(GROUP, USERS);
-    await Deno.remove(denoDir, { recursive: true }).catch(() => {});
-  }
+      // once the user lets go, it is served again
+      const again = await d.vmctl(["status"], { as: u });
+      assert.equal(again.code, 0, again.stderr);
+    });
+  });
 });
 
 Deno.test("control server: users together cannot take the connections kept for root", async () => {
@@ -134,51 +123,48 @@ Deno.test("control server: users together cannot take the connections kept for r
   if (missing !== null && Deno.env.get("CI") === "true") throw new Error(`cannot run: ${missing}`);
   assert.equal(missing, null, `this test needs root and useradd/setpriv: ${missing}`);
   await stagedForOtherUsers();
-  const denoDir = await Deno.makeTempDir({ prefix: "vmd-test-deno-" });
-  await Deno.chmod(denoDir, 0o1777);
-  const dir = await Deno.makeTempDir({ prefix: "vmd-reserve-" });
-  await Deno.chmod(dir, 0o755);
-  const path = `${dir}/s.sock`;
-  const limits = {
-    maxConnections: 6,
-    rootReserve: 2,
-    perUserConnections: 3,
-    partialTimeoutMs: 10_000,
-    idleTimeoutMs: 60_000,
-  };
-  const server = ControlServer.listen(
-    path,
-    () => Promise.resolve({ v: 1, type: "ok", message: "served", vm: null }),
-    () => {},
-    limits,
-  );
-  await Deno.chmod(path, 0o666);
-  const releases: (() => Promise<void>)[] = [];
-  try {
-    const as = await createUsers(GROUP, USERS, denoDir);
-    const a = await holdConnections(as.vmdlimusr, path, 10);
-    releases.push(a.release);
-    assert.equal(a.held.held, 3, JSON.stringify(a.held));
-    assert.deepEqual(a.held.messages, [
-      `too many control connections from uid ${as.vmdlimusr.uid} (at most 3 per user); close some and try again`,
-    ]);
-    const b = await holdConnections(as.vmdlimusr2, path, 10);
-    releases.push(b.release);
-    assert.equal(b.held.held, 1, "users together hold at most 6 - 2");
-    assert.deepEqual(b.held.messages, ["vmd has too many control connections from users; try again later"]);
-    // root still gets in, twice at once
-    const held = await Deno.connect({ transport: "unix", path });
+  await withUsers(GROUP, USERS, async (as) => {
+    const dir = await Deno.makeTempDir({ prefix: "vmd-reserve-" });
+    await Deno.chmod(dir, 0o755);
+    const path = `${dir}/s.sock`;
+    const limits = {
+      maxConnections: 6,
+      rootReserve: 2,
+      perUserConnections: 3,
+      partialTimeoutMs: 10_000,
+      idleTimeoutMs: 60_000,
+    };
+    const server = ControlServer.listen(
+      path,
+      () => Promise.resolve({ v: 1, type: "ok", message: "served", vm: null }),
+      () => {},
+      limits,
+    );
+    await Deno.chmod(path, 0o666);
+    const releases: (() => Promise<void>)[] = [];
     try {
-      const r = await sendRequest({ v: 1, type: "reload" }, path);
-      assert.deepEqual(r, { v: 1, type: "ok", message: "served", vm: null });
+      const a = await holdConnections(as.vmdlimusr, path, 10);
+      releases.push(a.release);
+      assert.equal(a.held.held, 3, JSON.stringify(a.held));
+      assert.deepEqual(a.held.messages, [
+        `too many control connections from uid ${as.vmdlimusr.uid} (at most 3 per user); close some and try again`,
+      ]);
+      const b = await holdConnections(as.vmdlimusr2, path, 10);
+      releases.push(b.release);
+      assert.equal(b.held.held, 1, "users together hold at most 6 - 2");
+      assert.deepEqual(b.held.messages, ["vmd has too many control connections from users; try again later"]);
+      // root still gets in, twice at once
+      const held = await Deno.connect({ transport: "unix", path });
+      try {
+        const r = await sendRequest({ v: 1, type: "reload" }, path);
+        assert.deepEqual(r, { v: 1, type: "ok", message: "served", vm: null });
+      } finally {
+        held.close();
+      }
     } finally {
-      held.close();
+      for (const release of releases) await release();
+      await server.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
-  } finally {
-    for (const release of releases) await release();
-    await server.close();
-    await removeUsers(GROUP, USERS);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    await Deno.remove(denoDir, { recursive: true }).catch(() => {});
-  }
+  });
 });
