@@ -62,13 +62,20 @@ async function stopVm(): Promise<void> {
   await waitState("stopped");
 }
 
-/** `vmctl start -c s` from spawn to the marker on its stdout. */
-async function vmctlStart(): Promise<number> {
+/**
+ * Spawns `command` with `args`; resolves to the ms from the spawn to {@link MARKER} on its stdout, then kills
+ * it. A piped stdin stays open meanwhile (`vmctl start -c` would detach at its end).
+ */
+async function spawnToMarker(
+  command: string,
+  args: string[],
+  o: { env?: Record<string, string>; stdin: "piped" | "null" },
+): Promise<number> {
   const t0 = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cli, "vmctl", "start", "-c", "s"],
-    env: { VMD_SOCKET: socket },
-    stdin: "piped",
+  const child = new Deno.Command(command, {
+    args,
+    env: o.env,
+    stdin: o.stdin,
     stdout: "piped",
     stderr: "null",
   }).spawn();
@@ -77,7 +84,18 @@ async function vmctlStart(): Promise<number> {
   } finally {
     child.kill("SIGKILL");
     await child.status;
-    await child.stdin.close().catch(() => {});
+    if (o.stdin === "piped") await child.stdin.close().catch(() => {});
+  }
+}
+
+/** `vmctl start -c s` from spawn to the marker on its stdout. */
+async function vmctlStart(): Promise<number> {
+  try {
+    return await spawnToMarker(Deno.execPath(), ["run", "-A", cli, "vmctl", "start", "-c", "s"], {
+      env: { VMD_SOCKET: socket },
+      stdin: "piped",
+    });
+  } finally {
     await stopVm();
   }
 }
@@ -104,19 +122,9 @@ async function requestStart(): Promise<number> {
 
 /** QEMU microvm from spawn to the marker. */
 async function qemuCold(): Promise<number> {
-  const t0 = performance.now();
-  const child = new Deno.Command(QEMU, {
-    args: await qemuArgs(guest, { machine: "microvm", memory: 16 * 2 ** 20 }),
+  return await spawnToMarker(QEMU, await qemuArgs(guest, { machine: "microvm", memory: 16 * 2 ** 20 }), {
     stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  try {
-    return await markerAt(child.stdout, MARKER) - t0;
-  } finally {
-    child.kill("SIGKILL");
-    await child.status;
-  }
+  });
 }
 
 const cases: [string, () => Promise<number>][] = [
