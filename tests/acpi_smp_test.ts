@@ -59,7 +59,11 @@ kvmTest(
     const vm = Vm.create({ memory: 32 << 20, vcpus: 4, platform: "pc" });
     try {
       assert.ok(kvmMaxVcpus(vm.kvm) >= 4, "KVM reports its vCPU limit");
-      bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "console=ttyS0", initrdName: "none" });
+      await bootKernel(vm, guest.bytes, {
+        kernelName: guest.path,
+        cmdline: "console=ttyS0",
+        initrdName: "none",
+      });
       await vm.start();
       assert.equal(
         await firstConsoleLine(vm),
@@ -94,7 +98,11 @@ kvmTest(
     const vm = Vm.create({ memory: 32 << 20, vcpus: 2, platform: "pc", rng: true });
     try {
       assert.equal(vm.fd.fd, preparedFd, "the VM took the prepared platform");
-      bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "console=ttyS0", initrdName: "none" });
+      await bootKernel(vm, guest.bytes, {
+        kernelName: guest.path,
+        cmdline: "console=ttyS0",
+        initrdName: "none",
+      });
       await vm.start();
       assert.equal(await firstConsoleLine(vm), "echo: ready console=ttyS0\n");
       assert.deepEqual((await vm.stop()).exit, { kind: "stopped" });

@@ -103,7 +103,7 @@ export async function runKernel(kernelPath: string, o: KernelRunOptions = {}): P
     nics: o.nics,
   });
   try {
-    bootKernel(vm, await Deno.readFile(kernelPath), {
+    await bootKernel(vm, await Deno.readFile(kernelPath), {
       kernelName: kernelPath,
       cmdline: o.cmdline ?? "console=ttyS0",
       initrd: o.initrd === undefined ? undefined : await Deno.readFile(o.initrd),

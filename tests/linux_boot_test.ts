@@ -39,7 +39,7 @@ async function bootToFirstLines(kernel: string, timeoutMs: number): Promise<void
   assert.match(out, /BIOS-e820: \[mem 0x0000000000100000-0x000000000fffffff\] usable/);
   // on PVM vmd hands the kernel the initramfs inflated (docs/pvm.md)
   const initrd = await Deno.readFile(g.initrd);
-  const size = hw.present ? initrd.length : inflateInitrd(initrd, 256 << 20).length;
+  const size = hw.present ? initrd.length : (await inflateInitrd(initrd, 256 << 20)).length;
   const rd = /RAMDISK: \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\]/.exec(out);
   assert.ok(rd, "the kernel found the initrd");
   assert.equal(parseInt(rd[2], 16) - parseInt(rd[1], 16) + 1, Math.ceil(size / 4096) * 4096);

@@ -6,7 +6,8 @@
  * vmctl's own working directory.
  */
 import assert from "node:assert/strict";
-import { argProblem, repeatedOption } from "../src/cli/arg_problem.ts";
+import { repeatedOption } from "../src/cli/repeated_option.ts";
+import { getopt } from "../src/cli/getopt.ts";
 import { absolutePath, logLevel, memoryArg, resetWhat, VmctlUsageError } from "../src/vmctl/commands.ts";
 
 const cli = new URL("../cli.ts", import.meta.url).pathname;
@@ -97,20 +98,52 @@ Deno.test("vmctl's parsing: sizes round down with a warning, log/reset words in 
   assert.throws(() => absolutePath("", "-b", "/"), /empty path/);
 });
 
-Deno.test("argProblem and repeatedOption word parseArgs's errors and spot repeats as getopt users expect", async () => {
-  const { parseArgs } = await import("node:util");
-  const problem = (args: string[]) => {
+Deno.test("getopt reads clusters, attached and separate values, long options and operands as getopt_long", () => {
+  const opts = {
+    console: { type: "boolean", short: "c" },
+    local: { type: "boolean", short: "L", multiple: true },
+    memory: { type: "string", short: "m" },
+    disk: { type: "string", short: "d", multiple: true },
+    cmdline: { type: "string" },
+  } as const;
+  const r = getopt(
+    ["-cLm1G", "vm1", "-d", "a.img", "--disk=b.img", "--cmdline", "-x y", "-L", "-", "--", "-m"],
+    opts,
+    true,
+  );
+  assert.deepEqual(r.values, {
+    console: true,
+    local: [true, true],
+    memory: "1G",
+    disk: ["a.img", "b.img"],
+    cmdline: "-x y",
+  });
+  assert.deepEqual(r.positionals, ["vm1", "-", "-m"]);
+  assert.deepEqual(getopt(["-m", "-c"], opts).values, { memory: "-c" }, "a value may start with a dash");
+  assert.deepEqual(getopt([], opts), { values: {}, positionals: [] });
+  assert.deepEqual(getopt(["--memory=", "--"], opts).values, { memory: "" });
+  const problem = (args: string[], positionals = false) => {
     try {
-      parseArgs({ args, options: { c: { type: "boolean", short: "c" }, m: { type: "string", short: "m" } } });
+      getopt(args, opts, positionals);
       return null;
     } catch (e) {
-      return argProblem(e);
+      return (e as Error).message;
     }
   };
   assert.equal(problem(["-x"]), "unknown option -x");
+  assert.equal(problem(["-cx"]), "unknown option -x");
+  assert.equal(problem(["--mem", "1G"]), "unknown option --mem");
+  assert.equal(problem(["--constructor"]), "unknown option --constructor", "only the options' own names");
   assert.equal(problem(["-m"]), "option -m needs a value");
-  assert.equal(problem(["--c=1"]), "option -c takes no value");
+  assert.equal(problem(["-cm"]), "option -m needs a value");
+  assert.equal(problem(["--memory"]), "option --memory needs a value");
+  assert.equal(problem(["--console=1"]), "option --console takes no value");
   assert.equal(problem(["word"]), "unexpected argument word");
+  assert.equal(problem(["--", "-c"]), "unexpected argument -c");
+  assert.equal(problem(["word"], true), null);
+});
+
+Deno.test("repeatedOption spots options given twice as getopt users expect", () => {
   const once = { "-m": "memory", "--memory": "memory", "-b": "boot image" };
   const takes = (f: string) => f === "-m" || f === "-b" || f === "--memory";
   assert.equal(

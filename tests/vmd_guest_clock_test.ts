@@ -10,7 +10,7 @@ kvmTest("pause/unpause: the guest's kvmclock does not count the time spent pause
   const guest = await buildKitGuest("echo");
   const vm = Vm.create({ memory: 16 << 20, platform: "pc" });
   try {
-    bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "clock", initrdName: "initrd" });
+    await bootKernel(vm, guest.bytes, { kernelName: guest.path, cmdline: "clock", initrdName: "initrd" });
     await vm.start();
     const before = vm.fd.getClock();
     const saved = await pauseKeepingClock(vm);

@@ -13,8 +13,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { argProblem } from "./arg_problem.ts";
+import { ArgError, getopt } from "./getopt.ts";
 import { closeFd } from "../../ffi/fd.ts";
 import { openFileOnce } from "../../ffi/open_file.ts";
 import { validateInterfaceName } from "../../ffi/tap.ts";
@@ -113,31 +112,27 @@ export function parseRunArgs(args: string[]): RunOptions {
       : [a]
   );
   try {
-    parsed = parseArgs({
-      args,
-      options: {
-        memory: { type: "string", short: "m" },
-        boot: { type: "string", short: "b" },
-        "boot-device": { type: "string", short: "B" },
-        "bios-log": { type: "string" },
-        initrd: { type: "string" },
-        cmdline: { type: "string" },
-        cpus: { type: "string" },
-        disk: { type: "string", short: "d", multiple: true },
-        cdrom: { type: "string", short: "r", multiple: true },
-        local: { type: "boolean", short: "L" },
-        interfaces: { type: "string", short: "i" },
-        switch: { type: "string", short: "n", multiple: true },
-        lladdr: { type: "string" },
-        "locked-lladdr": { type: "boolean" },
-        id: { type: "string" },
-        "local-prefix": { type: "string" },
-        "local-inet6": { type: "string" },
-      },
-      allowPositionals: false,
+    parsed = getopt(args, {
+      memory: { type: "string", short: "m" },
+      boot: { type: "string", short: "b" },
+      "boot-device": { type: "string", short: "B" },
+      "bios-log": { type: "string" },
+      initrd: { type: "string" },
+      cmdline: { type: "string" },
+      cpus: { type: "string" },
+      disk: { type: "string", short: "d", multiple: true },
+      cdrom: { type: "string", short: "r", multiple: true },
+      local: { type: "boolean", short: "L" },
+      interfaces: { type: "string", short: "i" },
+      switch: { type: "string", short: "n", multiple: true },
+      lladdr: { type: "string" },
+      "locked-lladdr": { type: "boolean" },
+      id: { type: "string" },
+      "local-prefix": { type: "string" },
+      "local-inet6": { type: "string" },
     });
   } catch (e) {
-    throw new RunUsageError(argProblem(e));
+    throw e instanceof ArgError ? new RunUsageError(e.message) : e;
   }
   const v = parsed.values;
   const bootDevice = v["boot-device"];
@@ -388,7 +383,7 @@ export async function runMain(args: string[]): Promise<number> {
       bootDevice: o.bootDevice,
     });
     if (kernel !== undefined) {
-      bootKernel(vm, kernel, {
+      await bootKernel(vm, kernel, {
         kernelName: bootPath,
         cmdline: o.cmdline ?? "console=ttyS0",
         initrd,

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { argProblem } from "./arg_problem.ts";
+import { ArgError, getopt } from "./getopt.ts";
 import { VM_PROCESS_COMMAND } from "../vmd/vm_process_command.ts";
 
 /** Prints vmd's usage to stderr. */
@@ -30,20 +29,17 @@ export async function vmdMain(args: string[]): Promise<number> {
   if (sub === VM_PROCESS_COMMAND) return await (await import("../vmd/vm_process.ts")).vmProcessMain(rest);
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
-      options: {
-        debug: { type: "boolean", short: "d" },
-        noaction: { type: "boolean", short: "n" },
-        verbose: { type: "boolean", short: "v", multiple: true },
-        define: { type: "string", short: "D", multiple: true },
-        file: { type: "string", short: "f" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: false,
+    parsed = getopt(args, {
+      debug: { type: "boolean", short: "d" },
+      noaction: { type: "boolean", short: "n" },
+      verbose: { type: "boolean", short: "v", multiple: true },
+      define: { type: "string", short: "D", multiple: true },
+      file: { type: "string", short: "f" },
+      help: { type: "boolean", short: "h" },
     });
   } catch (e) {
-    console.error(`vmd: ${argProblem(e)}`);
+    if (!(e instanceof ArgError)) throw e;
+    console.error(`vmd: ${e.message}`);
     vmdUsage();
     return 1;
   }

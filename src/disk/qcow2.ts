@@ -11,13 +11,18 @@
  *
  * @module
  */
-import { inflateRawSync } from "node:zlib";
 import { type BlockStatus, checkRange, type Disk, DiskError, type DiskFormat } from "./disk.ts";
 import { FileIO } from "./file_io.ts";
 import { AUTOCLEAR_OFFSET, type Qcow2Header, readHeader } from "./qcow2_header.ts";
 import { Qcow2Error } from "./qcow2_error.ts";
 import { Refcounts } from "./qcow2_refcount.ts";
 import { type Mapping, Qcow2Tables } from "./qcow2_tables.ts";
+
+// node:zlib is imported when a qcow2 image is opened, not with this module: loading it costs an isolate ~20 ms
+// and ~3 MiB, which the VM process (it only reads images' headers) and a VM on raw disks should not pay. Not
+// later either: a locked-down process cannot start Node compatibility (it reads /proc/self/exe, which seccomp
+// refuses, and Deno aborts), and the first compressed cluster may be read after lock-down.
+let inflateRawSync: typeof import("node:zlib").inflateRawSync | undefined;
 
 /** Opens a backing image (read-only) given its resolved path and the format the header names, if any. */
 export type BackingOpener = (path: string, format: DiskFormat | undefined) => Promise<Disk>;
@@ -77,6 +82,7 @@ export class Qcow2Disk implements Disk {
 
   /** Opens the qcow2 image at `path` and, through `opts.openBacking`, its backing image. */
   static async open(file: string, opts: Qcow2OpenOptions = {}): Promise<Qcow2Disk> {
+    inflateRawSync ??= (await import("node:zlib")).inflateRawSync;
     const io = opts.io ?? FileIO.open(file, !opts.readOnly);
     const path = io.path;
     let backing: Disk | undefined;
@@ -324,7 +330,7 @@ export class Qcow2Disk implements Disk {
     this.#io.readAt(m.host, packed);
     let data: Uint8Array;
     try {
-      data = inflateRawSync(packed, {
+      data = inflateRawSync!(packed, { // set by open(), which made this disk
         finishFlush: 2, /* Z_SYNC_FLUSH: tolerate the padding after the stream */
         maxOutputLength: this.#cs, // a hostile stream costs at most one cluster, not gigabytes
       });

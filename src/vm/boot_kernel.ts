@@ -33,14 +33,14 @@ export const MAX_DECOMPRESSED_KERNEL = 512 << 20;
  * (at most half the guest's memory; docs/pvm.md). The VM's ACPI tables, if it has them, are handed to the
  * kernel.
  */
-export function bootKernel(vm: Vm, kernel: Uint8Array, options: LoadOptions): BootPlan {
+export async function bootKernel(vm: Vm, kernel: Uint8Array, options: LoadOptions): Promise<BootPlan> {
   const pvmLinux = vm.pvm.pvm && isLinuxKernel(kernel, options.kernelName);
   const cmdline = pvmLinux ? withPvmSwitches(options.cmdline) : options.cmdline;
   const direct = pvmLinux && isBzImage(kernel)
     ? pvhKernelInBzImage(kernel, options.kernelName, MAX_DECOMPRESSED_KERNEL)
     : undefined;
   const initrd = pvmLinux && options.initrd !== undefined
-    ? inflateInitrd(options.initrd, Math.floor(vm.memory.size / 2))
+    ? await inflateInitrd(options.initrd, Math.floor(vm.memory.size / 2))
     : options.initrd;
   const plan = loadKernel(vm.memory, direct ?? kernel, {
     ...options,

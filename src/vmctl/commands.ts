@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import { parseArgs } from "node:util";
-import { argProblem, repeatedOption } from "../cli/arg_problem.ts";
+import { resolveFrom } from "../config/path.ts";
+import { repeatedOption } from "../cli/repeated_option.ts";
+import { ArgError, getopt, type OptionSpecs } from "../cli/getopt.ts";
 import { MAX_MEMORY_BYTES } from "../config/limits.ts";
 import { scanScaled } from "../config/size.ts";
 import { parseDiskSpec } from "../disk/disk_spec.ts";
@@ -45,20 +45,16 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
   wait: "wait id",
 };
 
-function parse(
-  args: string[],
-  options: NonNullable<Parameters<typeof parseArgs>[0]>["options"],
-  positionals: [number, number],
-) {
+function parse<const T extends OptionSpecs>(args: string[], options: T, positionals: [number, number]) {
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = getopt(args, options, true);
   } catch (e) {
-    throw new VmctlUsageError(argProblem(e));
+    throw e instanceof ArgError ? new VmctlUsageError(e.message) : e;
   }
   const n = parsed.positionals.length;
   if (n < positionals[0] || n > positionals[1]) throw new VmctlUsageError("wrong number of arguments");
-  return parsed as { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+  return parsed;
 }
 
 /** Sends a request; on an error reply prints it and returns null. */
@@ -103,7 +99,7 @@ export function memoryArg(text: string, warn: (line: string) => void = (l) => co
 export function absolutePath(text: string, what: string, cwd: string = Deno.cwd()): string {
   if (text === "") throw new VmctlUsageError(`${what}: empty path`);
   const spec = parseDiskSpec(text);
-  const abs = resolve(cwd, spec.path);
+  const abs = resolveFrom(cwd, spec.path);
   if (abs.length > MAX_TEXT) throw new VmctlUsageError(`${what} ${text}: path too long`);
   return spec.format === undefined ? abs : `${spec.format}:${abs}`;
 }

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { argProblem } from "../cli/arg_problem.ts";
+import { ArgError, getopt } from "../cli/getopt.ts";
 import { copyDisk } from "../disk/convert.ts";
 import { createImage } from "../disk/create.ts";
 import { type Disk, DiskError, type DiskFormat } from "../disk/disk.ts";
@@ -88,17 +87,13 @@ function usage(message: string): CreateError {
 async function create(args: string[], out: CreateOutput): Promise<void> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
-      options: {
-        base: { type: "string", short: "b" },
-        input: { type: "string", short: "i" },
-        size: { type: "string", short: "s" },
-      },
-      allowPositionals: true,
-    });
+    parsed = getopt(args, {
+      base: { type: "string", short: "b" },
+      input: { type: "string", short: "i" },
+      size: { type: "string", short: "s" },
+    }, true);
   } catch (e) {
-    throw usage(argProblem(e));
+    throw e instanceof ArgError ? usage(e.message) : e;
   }
   const { base, input } = parsed.values;
   if (parsed.positionals.length !== 1) throw usage("create: exactly one disk argument is needed");

@@ -74,7 +74,7 @@ async function pumpPtyInput(vm: Vm, fd: number, done: () => boolean): Promise<vo
   }
 }
 
-function boot(spec: VmSpec): Vm {
+async function boot(spec: VmSpec): Promise<Vm> {
   // vmd opened these files; this process reads the descriptors it inherited, sizes checked first
   const boot = readBootFile(spec.kernel.fd, spec.kernel.name, "kernel or BIOS", spec.memory);
   // as vmd(8): a file that is not a kernel is a BIOS image, which boots the VM's disks
@@ -108,7 +108,7 @@ function boot(spec: VmSpec): Vm {
   });
   try {
     if (kernel === undefined) return vm;
-    bootKernel(vm, kernel, {
+    await bootKernel(vm, kernel, {
       kernelName: spec.kernel.name,
       cmdline: spec.cmdline,
       initrd,
@@ -167,7 +167,7 @@ export async function vmProcessMain(args: readonly string[]): Promise<number> {
     } finally {
       closeFd(channel);
     }
-    vm = boot(spec);
+    vm = await boot(spec);
   } catch (e) {
     await send({ type: "failed", message: e instanceof Error ? e.message : String(e) });
     return 1;
