@@ -147,6 +147,14 @@ kvmTest(
       const other = await d.vm("two");
       assert.equal(other.state, "running");
       assert.equal(other.pid, pids[1]);
+      // a console reply names the tty and carries the row without CURMEM (not measured: it would slow every
+      // `vmctl start -c` and `vmctl console`); a status request measures it
+      const con = await d.request({ v: 1, type: "console", target: "two" });
+      assert.ok(con.type === "console", JSON.stringify(con));
+      assert.equal(con.tty, other.tty);
+      assert.deepEqual({ ...con.vm, curmem: other.curmem }, other);
+      assert.equal(con.vm.curmem, null);
+      assert.ok(other.curmem !== null && other.curmem > 0);
       const c2 = new ConsoleSession(d, "two");
       await c2.send("still\r");
       await c2.expect("STILL\r\n");

@@ -15,8 +15,10 @@ export async function attachConsole(tty: string): Promise<number> {
   let reader: Deno.FsFile;
   let file: Deno.FsFile;
   try {
-    reader = await Deno.open(tty, { read: true });
-    file = await Deno.open(tty, { write: true });
+    // opened synchronously: a tty opens at once, and a round trip through Deno's thread pool per file is
+    // time `vmctl start -c` spends before the first byte
+    reader = Deno.openSync(tty, { read: true });
+    file = Deno.openSync(tty, { write: true });
   } catch (e) {
     console.error(`vmctl: cannot open ${tty}: ${(e as Error).message}`);
     return 1;

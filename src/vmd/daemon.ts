@@ -304,7 +304,7 @@ export class Daemon {
         }
         if (req.type === "console") {
           if (e.tty === null) return errorReply("state", `vm ${e.def.name} is not running`);
-          return { v: 1, type: "console", tty: e.tty, vm: e.status() };
+          return { v: 1, type: "console", tty: e.tty, vm: e.status(false) };
         }
         if (e.state === "stopped") return errorReply("state", `vm ${e.def.name} is not running`);
         await e.waitStopped(gone);
@@ -454,7 +454,7 @@ export class Daemon {
       throw err;
     }
     if (wasStopped) this.#whenStopped(e);
-    return ok(`started vm ${e.id} successfully, tty ${tty}`, e.status());
+    return ok(`started vm ${e.id} successfully, tty ${tty}`, e.status(false));
   }
 
   /** The status row of `e`; a vm.conf VM the daemon cannot start shows why as its last exit. */

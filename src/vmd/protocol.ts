@@ -100,7 +100,10 @@ export interface VmStatus {
   readonly vcpus: number;
   /** Guest memory in bytes. */
   readonly maxmem: number;
-  /** Resident guest RAM in bytes (what the guest has touched, at most `maxmem`), or null when stopped. */
+  /**
+   * Resident guest RAM in bytes (what the guest has touched, at most `maxmem`), or null when stopped. Null
+   * also in the row of a start or console reply, which does not measure it (a status request does).
+   */
   readonly curmem: number | null;
   /** The console's pty, or null. */
   readonly tty: string | null;
