@@ -7,6 +7,7 @@
  * @module
  */
 import { Kvm, type VmFd } from "../../ffi/kvm.ts";
+import type { KvmCpuidEntry2 } from "../../ffi/kvm_structs.ts";
 import { KVM_CAP, KVM_PIT_SPEAKER_DUMMY } from "../../ffi/kvm_ioctls.ts";
 import { openLibc } from "../../ffi/libc.ts";
 import { detectPvm, type PvmDetection } from "./pvm.ts";
@@ -63,13 +64,16 @@ export interface PreparedPlatform {
   readonly pvm: PvmDetection;
   /** The PIT's set-up running in the background: resolves to its error, or undefined. */
   readonly pitSetUp: Promise<Error | undefined>;
+  /** KVM's supported CPUID (host-wide; 2 ms to ask and decode in a fresh process, measured). */
+  readonly supportedCpuid: KvmCpuidEntry2[];
 }
 
 let preparedPlatform: PreparedPlatform | undefined;
 
 /**
  * Creates, ahead of a VM, what every pc VM of this host has: the KVM VM (TSS and identity map), its irqchip
- * and PIT, and PVM's PIT set-up, whose kernel-side waits are then over before a VM is asked for. The next
+ * and PIT, and PVM's PIT set-up, whose kernel-side waits are then over before a VM is asked for; and asks
+ * KVM for its supported CPUID. The next
  * `Vm.create` of a pc VM (without a `pvm` override) takes it; a VM process of the daemon's warm pool
  * calls this while it waits. It holds no guest memory, vCPU or device of any VM. Returns the prepared VM
  * fd's number (the fd the next such VM gets as `Vm.fd`).
@@ -82,7 +86,8 @@ export function prepareVmPlatform(kvmPath?: string): number {
     const pvm = detectPvm(kvm);
     const fd = createVmFd(kvm);
     try {
-      preparedPlatform = { kvmPath, kvm, fd, pvm, pitSetUp: createPcDevices(kvm, fd, pvm) };
+      const pitSetUp = createPcDevices(kvm, fd, pvm);
+      preparedPlatform = { kvmPath, kvm, fd, pvm, pitSetUp, supportedCpuid: kvm.supportedCpuid() };
       return fd.fd;
     } catch (e) {
       fd.close();

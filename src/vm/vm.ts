@@ -258,7 +258,7 @@ export class Vm {
       });
       const pitSetUp = prepared?.pitSetUp ??
         (pc ? createPcDevices(kvm, fd, pvm) : Promise.resolve(undefined));
-      const supported = kvm.supportedCpuid();
+      const supported = prepared?.supportedCpuid ?? kvm.supportedCpuid();
       const cpuid = pvm.pvm ? pvmCpuid(supported) : supported;
       const vcpuFds: VcpuFd[] = [];
       for (let id = 0; id < vcpus; id++) {
