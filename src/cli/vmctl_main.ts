@@ -3,6 +3,12 @@
  *
  * @module
  */
+import { lazyImport } from "./lazy_import.ts";
+
+// imported when used, not read by Deno before the program starts (lazy_import.ts)
+const commands = () =>
+  lazyImport<typeof import("../vmctl/commands.ts")>("../vmctl/commands.ts", import.meta.url);
+const create = () => lazyImport<typeof import("../vmctl/create.ts")>("../vmctl/create.ts", import.meta.url);
 
 /** The commands of vmctl(8), in the order its manual lists them. */
 export const VMCTL_COMMANDS = [
@@ -25,8 +31,8 @@ export const VMCTL_COMMANDS = [
 
 /** Prints vmctl's usage (every command with its arguments) to stderr. */
 export async function vmctlUsage(): Promise<void> {
-  const { COMMAND_USAGE } = await import("../vmctl/commands.ts");
-  const { CREATE_USAGE } = await import("../vmctl/create.ts");
+  const { COMMAND_USAGE } = await commands();
+  const { CREATE_USAGE } = await create();
   const lines = VMCTL_COMMANDS.map((c) =>
     c === "create"
       ? CREATE_USAGE.replace("usage: vmctl ", "")
@@ -62,10 +68,10 @@ export async function vmctlMain(args: string[]): Promise<number> {
   }
   const resolved = matches.includes(command as typeof VMCTL_COMMANDS[number]) ? command : matches[0];
   // commands are imported when used (see main.ts): `create` needs the disk code, the rest the client
-  if (resolved === "create") return await (await import("../vmctl/create.ts")).vmctlCreate(args.slice(1));
+  if (resolved === "create") return await (await create()).vmctlCreate(args.slice(1));
   if (resolved === "send" || resolved === "receive") {
     console.error(`vmctl: ${resolved}: not available in this build (VM snapshots are not implemented)`);
     return 1;
   }
-  return await (await import("../vmctl/commands.ts")).runDaemonCommand(resolved, args.slice(1));
+  return await (await commands()).runDaemonCommand(resolved, args.slice(1));
 }
