@@ -173,11 +173,11 @@ Deno.test("the VM process's flags: ffi, read on /dev/kvm and its modules, write 
   const read = flags.find((f) => f.startsWith("--allow-read="))!.slice(13).split(",");
   const write = flags.find((f) => f.startsWith("--allow-write="))!.slice(14).split(",");
   for (
-    const p of ["/dev/kvm", libcPath, "/opt/vmd/src", "/opt/vmd/ffi"]
+    const p of ["/dev/kvm", libcPath, "/opt/vmd/src", "/opt/vmd/ffi", "/opt/vmd/build/bundles"]
   ) {
     assert.ok(read.includes(p), p);
   }
-  assert.equal(read.length, 3 + LIBC_CANDIDATES.length, "kernels, initrds and disks arrive as descriptors");
+  assert.equal(read.length, 4 + LIBC_CANDIDATES.length, "kernels, initrds and disks arrive as descriptors");
   assert.deepEqual(write, ["/dev/kvm"]);
   assert.ok(!read.includes("/dev/ptmx") && !read.includes("/dev/pts"), "vmd opens the console, not the VM");
   assert.equal(flags.length, 3, "no env, net, run or sys");

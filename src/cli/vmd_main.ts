@@ -6,6 +6,23 @@
  */
 import { ArgError, getopt } from "./getopt.ts";
 import { VM_PROCESS_COMMAND } from "../vmd/vm_process_command.ts";
+import { lazyImport } from "./lazy_import.ts";
+
+// Each imported when used, not read by Deno before the program starts (lazy_import.ts).
+const demo = () => lazyImport<typeof import("./demo.ts")>("./demo.ts", import.meta.url);
+const policy = () => lazyImport<typeof import("./policy.ts")>("./policy.ts", import.meta.url);
+const vmProcess = () =>
+  lazyImport<typeof import("../vmd/vm_process.ts")>("../vmd/vm_process.ts", import.meta.url);
+const checkCommand = () =>
+  lazyImport<typeof import("../config/check_command.ts")>("../config/check_command.ts", import.meta.url);
+const configLoad = () => lazyImport<typeof import("../config/load.ts")>("../config/load.ts", import.meta.url);
+const configLimits = () =>
+  lazyImport<typeof import("../config/limits.ts")>("../config/limits.ts", import.meta.url);
+const daemon = () =>
+  lazyImport<typeof import("../vmd/daemon_main.ts")>("../vmd/daemon_main.ts", import.meta.url);
+const bundles = () =>
+  lazyImport<typeof import("../build/bundles.ts")>("../build/bundles.ts", import.meta.url);
+const runSources = () => lazyImport<typeof import("./run_entry.ts")>("./run_entry.ts", import.meta.url);
 
 /** Prints vmd's usage to stderr. */
 export function vmdUsage(): void {
@@ -23,10 +40,10 @@ export function vmdUsage(): void {
 export async function vmdMain(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   // subcommands are imported when used (see main.ts)
-  if (sub === "demo") return await (await import("./demo.ts")).demoMain(rest);
-  if (sub === "policy") return await (await import("./policy.ts")).policyMain(rest);
-  if (sub === "run") return await (await import("./run.ts")).runMain(rest);
-  if (sub === VM_PROCESS_COMMAND) return await (await import("../vmd/vm_process.ts")).vmProcessMain(rest);
+  if (sub === "demo") return await (await demo()).demoMain(rest);
+  if (sub === "policy") return await (await policy()).policyMain(rest);
+  if (sub === "run") return await (await runModule()).runMain(rest);
+  if (sub === VM_PROCESS_COMMAND) return await (await vmProcess()).vmProcessMain(rest);
   let parsed;
   try {
     parsed = getopt(args, {
@@ -48,16 +65,16 @@ export async function vmdMain(args: string[]): Promise<number> {
     return 0;
   }
   if (parsed.values.noaction) {
-    const { runConfigCheck } = await import("../config/check_command.ts");
+    const { runConfigCheck } = await checkCommand();
     return runConfigCheck({
       file: parsed.values.file,
       defines: parsed.values.define ?? [],
       verbose: (parsed.values.verbose ?? []).length > 0,
     });
   }
-  const { parseDefine } = await import("../config/load.ts");
-  const { DEFAULT_CONFIG_PATH } = await import("../config/limits.ts");
-  const { daemonMain } = await import("../vmd/daemon_main.ts");
+  const { parseDefine } = await configLoad();
+  const { DEFAULT_CONFIG_PATH } = await configLimits();
+  const { daemonMain } = await daemon();
   const defines: Record<string, string> = {};
   for (const d of parsed.values.define ?? []) {
     const kv = parseDefine(d);
@@ -72,4 +89,11 @@ export async function vmdMain(args: string[]): Promise<number> {
     defines,
     verbose: (parsed.values.verbose ?? []).length > 0,
   });
+}
+
+/** `vmd run`'s module: its bundle while the bundles are fresh (src/build/bundles.ts), else the sources. */
+async function runModule(): Promise<typeof import("./run_entry.ts")> {
+  const { bundleProblem, bundleUrl } = await bundles();
+  if (bundleProblem() === null) return await import(bundleUrl("run").href);
+  return await runSources();
 }

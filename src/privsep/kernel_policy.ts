@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isVmProcessArgv } from "../vmd/vm_process_command.ts";
 import { POLICY } from "./permission_table.ts";
 import { MAX_VM_ID, VM_UID_BASE } from "./lockdown.ts";
 import { vmSeccompProfile } from "./vm_seccomp_profile.ts";
@@ -132,7 +133,7 @@ function statusFields(text: string): Map<string, string> {
 }
 
 /**
- * Every running VM process (a process whose command line holds `vm-process`) with each thread's
+ * Every running VM process (its command line is `cli.ts vm-process` or the VM process's bundle) with each thread's
  * confinement, read from `/proc`. Needs root (a locked VM process's /proc entries belong to root). Processes
  * and threads that end while being read are skipped.
  */
@@ -146,7 +147,7 @@ export function liveVmProcesses(proc = "/proc"): LiveVmProcess[] {
     } catch {
       continue; // gone
     }
-    if (!argv.includes("vm-process")) continue;
+    if (!isVmProcessArgv(argv)) continue;
     const threads: LiveThread[] = [];
     try {
       for (const t of Deno.readDirSync(`${proc}/${e.name}/task`)) {

@@ -6,6 +6,7 @@
  * @module
  */
 import { LIBC_CANDIDATES } from "../../ffi/libc.ts";
+import { bundleUrl, isBundleName, PROGRAM_ROOT, RUNNING_BUNDLED } from "../build/bundles.ts";
 
 /** A Deno permission name. */
 export type PermissionName = "read" | "write" | "net" | "env" | "run" | "ffi" | "sys" | "import";
@@ -77,7 +78,8 @@ export const POLICY: readonly PolicyRow[] = [
     name: "vm",
     kind: "process",
     entry: "cli.ts",
-    role: "one per running VM (cli.ts vm-process): guest RAM, vCPU workers, devices; its console, taps, " +
+    role:
+      "one per running VM (cli.ts vm-process, or its bundle): guest RAM, vCPU workers, devices; its console, taps, " +
       "kernel, initrd and disks are descriptors vmd opened and it inherited (it opens no user path)",
     grants: (ctx) => [
       {
@@ -91,10 +93,13 @@ export const POLICY: readonly PolicyRow[] = [
         scope: [
           ...VM_DEVICES,
           ...LIBC_CANDIDATES,
-          ...(ctx.programRoot === undefined ? [] : [`${ctx.programRoot}/src`, `${ctx.programRoot}/ffi`]),
+          ...(ctx.programRoot === undefined
+            ? []
+            : [`${ctx.programRoot}/src`, `${ctx.programRoot}/ffi`, `${ctx.programRoot}/build/bundles`]),
         ],
-        reason: "/dev/kvm, libc's path (to find it), the program's modules (its workers are loaded from " +
-          "files); no user file: those arrive as descriptors",
+        reason:
+          "/dev/kvm, libc's path (to find it), the program's modules or their bundles (its workers are " +
+          "loaded from files); no user file: those arrive as descriptors",
       },
       {
         permission: "write",
@@ -206,7 +211,13 @@ export function permissionsFor(name: string, ctx: PolicyContext): Deno.Permissio
 
 /** The URL of a row's entry module. */
 export function entryUrl(name: string): URL {
-  return new URL(`../../${policyRow(name).entry}`, import.meta.url);
+  const row = policyRow(name);
+  // a process running from a bundle starts its workers from the bundles built with it (src/build/bundles.ts)
+  if (RUNNING_BUNDLED && row.kind === "worker") {
+    if (!isBundleName(name)) throw new PolicyError(`worker ${name} has no bundle; add it to BUNDLE_ENTRIES`);
+    return bundleUrl(name);
+  }
+  return new URL(row.entry, PROGRAM_ROOT);
 }
 
 /** `new Worker` options for a worker row, permissions from the table. */

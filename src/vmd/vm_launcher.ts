@@ -17,11 +17,15 @@ import { LAZILY_READ_ENV } from "../privsep/lockdown.ts";
 import { processFlags } from "../privsep/permission_table.ts";
 import { v8FlagsArg } from "./v8_flags.ts";
 import { VM_PROCESS_COMMAND } from "./vm_process_command.ts";
+import { bundleProblem, bundleUrl, PROGRAM_ROOT } from "../build/bundles.ts";
 
-const root = new URL("../../", import.meta.url);
+const root = PROGRAM_ROOT;
 
-/** The `deno` arguments that start a VM process whose descriptor channel is fd `channelFd`. */
-export function vmProcessArgs(channelFd: number): string[] {
+/**
+ * The `deno` arguments that start a VM process whose descriptor channel is fd `channelFd`: its bundle while
+ * the bundles are fresh (src/build/bundles.ts), else `cli.ts vm-process`.
+ */
+export function vmProcessArgs(channelFd: number, bundled: boolean = bundleProblem() === null): string[] {
   const flags = processFlags("vm", {
     libcPath: resolveLibcPath(),
     programRoot: root.pathname.replace(/\/$/, ""),
@@ -33,8 +37,9 @@ export function vmProcessArgs(channelFd: number): string[] {
     new URL("deno.json", root).pathname,
     ...flags,
     v8FlagsArg(), // see v8_flags.ts
-    new URL("cli.ts", root).pathname,
-    VM_PROCESS_COMMAND,
+    ...(bundled
+      ? [bundleUrl("vm-process").pathname]
+      : [new URL("cli.ts", root).pathname, VM_PROCESS_COMMAND]),
     String(channelFd),
   ];
 }
