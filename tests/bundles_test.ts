@@ -13,6 +13,7 @@ import {
   MANIFEST_NAME,
 } from "../src/build/bundles.ts";
 import { kvmTest } from "./kvm_support.ts";
+import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { isVmProcessArgv } from "../src/vmd/vm_process_command.ts";
 import { ConsoleSession, kitPaths, TestDaemon } from "./vmd_support.ts";
 
@@ -114,4 +115,42 @@ kvmTest(
       await c.detach();
     });
   },
+);
+
+Deno.test("a VM process is known by its command line, from the sources or from its bundle", () => {
+  assert.ok(isVmProcessArgv(["deno", "run", "--allow-ffi", "/opt/vmd/cli.ts", "vm-process", "3"]));
+  assert.ok(isVmProcessArgv(["deno", "run", "--allow-ffi", "/opt/vmd/build/bundles/vm-process.js", "3"]));
+  assert.ok(!isVmProcessArgv(["deno", "run", "-A", "/opt/vmd/cli.ts", "-d"]));
+  assert.ok(!isVmProcessArgv(["deno", "run", "/opt/vmd/build/bundles/run.js"]));
+});
+
+// vmd run from stale bundles would run the sources, where the worker starts with the VM
+const stale = bundleProblem();
+kvmTest(
+  "vmd run from the bundles: virtio-rng's worker starts at the driver's DRIVER_OK and serves",
+  async () => {
+    const guest = await buildKitGuest("virtio_rng");
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../cli.ts", import.meta.url).pathname,
+        "run",
+        "-m",
+        "32M",
+        "-b",
+        guest.path,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.equal(
+      stdout,
+      "virtio_rng: status 0xf\nvirtio_rng: 4096 bytes, not constant\n",
+      new TextDecoder().decode(out.stderr),
+    );
+    assert.equal(out.code, 0x21, "the guest's exit-port value");
+  },
+  stale === null ? null : `bundles ${stale} (deno task bundle builds them)`,
 );

@@ -71,6 +71,34 @@ export interface DeviceCounters {
   wakeups: number;
 }
 
+/** What the transport publishes of a device before its driver starts: a backend's shape, not its work. */
+export type TransportShape = Pick<
+  VirtioBackend,
+  "numQueues" | "maxQueueSize" | "features" | "configLength" | "writeConfig"
+>;
+
+/**
+ * Publishes `shape`'s features, queue sizes and config into the transport state `state`, which the driver
+ * reads before DRIVER_OK. A device worker does it when it starts; for a worker started only at DRIVER_OK
+ * (device_handle.ts), the main thread does it first.
+ */
+export function publishTransport(state: SharedArrayBuffer, shape: TransportShape): void {
+  const w = new Int32Array(state, 0, DEVICE_CONFIG_OFFSET / 4);
+  const f = shape.features | (1n << BigInt(FEATURE.VERSION_1)) | (1n << BigInt(FEATURE.EVENT_IDX)) |
+    (1n << BigInt(FEATURE.INDIRECT_DESC));
+  Atomics.store(w, W.DEVICE_FEATURES_LO, Number(f & 0xffffffffn) | 0);
+  Atomics.store(w, W.DEVICE_FEATURES_HI, Number(f >> 32n) | 0);
+  Atomics.store(w, W.NUM_QUEUES, shape.numQueues);
+  for (let q = 0; q < shape.numQueues; q++) {
+    Atomics.store(w, queueWord(q, Q.MAX_SIZE), shape.maxQueueSize);
+    Atomics.store(w, queueWord(q, Q.SIZE), shape.maxQueueSize);
+  }
+  const config = new Uint8Array(state, DEVICE_CONFIG_OFFSET, DEVICE_CONFIG_SIZE);
+  shape.writeConfig(config);
+  Atomics.store(w, W.CONFIG_LENGTH, Math.min(shape.configLength, DEVICE_CONFIG_SIZE));
+  Atomics.store(w, W.READY, 1);
+}
+
 /** The device loop over one function's transport state. */
 export class VirtioDevice {
   readonly #w: Int32Array;
@@ -86,26 +114,17 @@ export class VirtioDevice {
   /** What happened so far. */
   readonly counters: DeviceCounters = { served: 0, failed: 0, needsReset: 0, wakeups: 0 };
 
-  /** Publishes the backend's features, queue sizes and config into `state`. */
-  constructor(mem: GuestMemory, state: SharedArrayBuffer, backend: VirtioBackend) {
+  /**
+   * Publishes the backend's features, queue sizes and config into `state`, unless `published` (the main
+   * thread did, and the driver may already have negotiated and set DRIVER_OK: the first pass then builds
+   * the queues it set up).
+   */
+  constructor(mem: GuestMemory, state: SharedArrayBuffer, backend: VirtioBackend, published = false) {
     this.#w = new Int32Array(state, 0, DEVICE_CONFIG_OFFSET / 4);
     this.#mem = mem;
     this.#backend = backend;
-    const w = this.#w;
-    const f = backend.features | (1n << BigInt(FEATURE.VERSION_1)) | (1n << BigInt(FEATURE.EVENT_IDX)) |
-      (1n << BigInt(FEATURE.INDIRECT_DESC));
-    Atomics.store(w, W.DEVICE_FEATURES_LO, Number(f & 0xffffffffn) | 0);
-    Atomics.store(w, W.DEVICE_FEATURES_HI, Number(f >> 32n) | 0);
-    Atomics.store(w, W.NUM_QUEUES, backend.numQueues);
-    for (let q = 0; q < backend.numQueues; q++) {
-      Atomics.store(w, queueWord(q, Q.MAX_SIZE), backend.maxQueueSize);
-      Atomics.store(w, queueWord(q, Q.SIZE), backend.maxQueueSize);
-    }
-    const config = new Uint8Array(state, DEVICE_CONFIG_OFFSET, DEVICE_CONFIG_SIZE);
-    backend.writeConfig(config);
-    Atomics.store(w, W.CONFIG_LENGTH, Math.min(backend.configLength, DEVICE_CONFIG_SIZE));
+    if (!published) publishTransport(state, backend);
     this.#chains = Array.from({ length: backend.numQueues }, () => new Chain(backend.maxQueueSize));
-    Atomics.store(w, W.READY, 1);
   }
 
   /** Serves the queues until the stop doorbell rings. */

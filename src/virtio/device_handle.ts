@@ -1,7 +1,8 @@
 /**
  * The main thread's side of a virtio device: spawns its worker from the permission table, waits until the
  * device is ready, turns its interrupt doorbell into the INTx line (the main thread holds the VM fd), and
- * stops it.
+ * stops it. A device may instead start its worker late, when the driver sets DRIVER_OK (late_worker.ts): the
+ * main thread then publishes the transport itself and watches the doorbell until then.
  *
  * @module
  */
@@ -24,9 +25,11 @@ import {
   MSIX_VECTORS,
   msixWord,
   NOTIFY_STOP,
+  STATUS,
   unlockIrq,
   W,
 } from "./transport_state.ts";
+import { publishTransport, type TransportShape } from "./device_core.ts";
 
 /** MSI-X message control bits (as in the capability). */
 const MSIX_ENABLE = 0x8000;
@@ -93,7 +96,9 @@ export function prewarmDeviceWorker(row: DeviceSpawnOptions["row"], policy: Poli
 export class DeviceHandle {
   /** Its label. */
   readonly label: string;
-  readonly #worker: Worker;
+  readonly #o: DeviceSpawnOptions;
+  #worker: Worker | undefined;
+  #late: { readonly url: string; started?: Promise<void> } | undefined;
   readonly #w: Int32Array;
   readonly #gsi: number;
   readonly #irqLine: (gsi: number, level: 0 | 1) => void;
@@ -104,14 +109,18 @@ export class DeviceHandle {
   #stopped = false;
   #pump: Promise<void> | undefined;
 
-  private constructor(o: DeviceSpawnOptions, worker: Worker) {
+  private constructor(o: DeviceSpawnOptions) {
     this.label = o.label;
-    this.#worker = worker;
+    this.#o = o;
     this.#w = new Int32Array(o.state, 0, DEVICE_CONFIG_OFFSET / 4);
     this.#gsi = o.gsi;
     this.#irqLine = o.irqLine;
     this.#msix = o.msix;
     this.#msixCtrl = o.msix === undefined ? undefined : new Uint8Array(o.msix.config, o.msix.cap + 2, 2);
+  }
+
+  #attach(worker: Worker): void {
+    this.#worker = worker;
     worker.onmessage = (e: MessageEvent<unknown>) => {
       const why = validateFromDevice(e.data);
       const m: FromDeviceMessage = why === undefined
@@ -134,7 +143,20 @@ export class DeviceHandle {
   #ask(m: ToDeviceMessage): Promise<FromDeviceMessage> {
     return new Promise((resolve) => {
       this.#pending = resolve;
-      this.#worker.postMessage(m);
+      this.#worker!.postMessage(m);
+    });
+  }
+
+  #init(published: boolean): Promise<FromDeviceMessage> {
+    const o = this.#o;
+    return this.#ask({
+      type: "init",
+      memory: o.memory,
+      state: o.state,
+      disk: o.disk,
+      net: o.net,
+      cdrom: o.cdrom,
+      published,
     });
   }
 
@@ -143,15 +165,9 @@ export class DeviceHandle {
     const worker = prewarmed.get(o.row) ??
       new Worker(entryUrl(o.row), workerOptions(o.row, o.policy, o.label));
     prewarmed.delete(o.row);
-    const h = new DeviceHandle(o, worker);
-    const r = await h.#ask({
-      type: "init",
-      memory: o.memory,
-      state: o.state,
-      disk: o.disk,
-      net: o.net,
-      cdrom: o.cdrom,
-    });
+    const h = new DeviceHandle(o);
+    h.#attach(worker);
+    const r = await h.#init(false);
     if (r.type !== "ready") {
       worker.terminate();
       throw new DeviceWorkerError(
@@ -169,6 +185,67 @@ export class DeviceHandle {
     return h;
   }
 
+  /**
+   * A device whose worker starts when the driver sets DRIVER_OK (or a probe asks for it), from `url` (a
+   * `blob:` module, late_worker.ts): the transport is published from `shape` now, and the interrupt doorbell
+   * is served meanwhile. A worker that fails to start is reported on stderr and as {@link failure}; the
+   * guest's requests then go unanswered, as with a worker that failed later.
+   */
+  static spawnLate(o: DeviceSpawnOptions, url: string, shape: TransportShape): DeviceHandle {
+    publishTransport(o.state, shape);
+    const h = new DeviceHandle(o);
+    h.#late = { url };
+    h.#pump = h.#interruptPump();
+    h.#pump.catch(() => {});
+    h.#watchForDriver().catch(() => {});
+    return h;
+  }
+
+  /** Whether the worker is running (a late device's starts at DRIVER_OK). */
+  get started(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  /**
+   * Waits on the notify doorbell (resets and DRIVER_OK ring it) until the driver has set DRIVER_OK. A reset
+   * meanwhile is complete at once (there are no queues to drop): device_status reads 0 again, as the driver
+   * waits for. The doorbell's bits are left for the worker, whose first pass then builds the queues.
+   */
+  async #watchForDriver(): Promise<void> {
+    const w = this.#w;
+    for (;;) {
+      if (Atomics.load(w, W.RESET_PENDING) !== 0) {
+        Atomics.store(w, W.RESET_PENDING, 0);
+        Atomics.notify(w, W.RESET_PENDING);
+      }
+      if (this.#stopped || (Atomics.load(w, W.STATUS) & STATUS.DRIVER_OK) !== 0) break;
+      const r = Atomics.waitAsync(w, W.NOTIFY, Atomics.load(w, W.NOTIFY));
+      if (r.async) await r.value;
+    }
+    if (!this.#stopped) await this.#startLate();
+  }
+
+  /** Starts a late device's worker once; resolves when it is serving (or has failed, see {@link failure}). */
+  #startLate(): Promise<void> {
+    const late = this.#late;
+    if (late === undefined || this.#stopped) return Promise.resolve();
+    late.started ??= (async () => {
+      const o = this.#o;
+      try {
+        this.#attach(new Worker(late.url, workerOptions(o.row, o.policy, o.label)));
+        const r = await this.#init(true);
+        if (r.type !== "ready") {
+          throw new DeviceWorkerError(r.type === "failed" ? r.message : "unexpected answer");
+        }
+      } catch (e) {
+        this.#failure ??= `${this.label}: late start failed: ${(e as Error).message}`;
+        console.error(`vm: ${this.#failure}`);
+      }
+      if (this.#stopped) this.#worker?.terminate();
+    })();
+    return late.started;
+  }
+
   /** The worker's last reported failure, if any. */
   get failure(): string | undefined {
     return this.#failure;
@@ -176,6 +253,8 @@ export class DeviceHandle {
 
   /** Asks the running worker to try forbidden powers (reading `otherFile` among them). */
   async probe(otherFile: string, targets?: ProbeTargets): Promise<DeviceProbeResult> {
+    await this.#startLate();
+    if (this.#worker === undefined) throw new DeviceWorkerError(`${this.label}: not running`);
     const r = await this.#ask({ type: "probe", otherFile, targets });
     if (r.type !== "probe-result") throw new DeviceWorkerError(`${this.label}: probe failed`);
     return r.result;
@@ -183,6 +262,10 @@ export class DeviceHandle {
 
   /** The device's counters (the loop's, and the device type's: virtio-net's frames and drops). */
   async stats(): Promise<Readonly<Record<string, number>>> {
+    // a late device whose driver has not started it has served nothing; one that is starting, soon
+    if (this.#late !== undefined && this.#late.started === undefined) return {};
+    await this.#late?.started;
+    if (this.#worker === undefined) return {};
     const r = await this.#ask({ type: "stats" });
     if (r.type !== "stats") throw new DeviceWorkerError(`${this.label}: stats failed`);
     return r.counters;
@@ -246,6 +329,6 @@ export class DeviceHandle {
     Atomics.notify(this.#w, W.NOTIFY);
     Atomics.add(this.#w, W.IRQ_SEQ, 1);
     Atomics.notify(this.#w, W.IRQ_SEQ);
-    this.#worker.terminate();
+    this.#worker?.terminate();
   }
 }

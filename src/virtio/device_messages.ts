@@ -61,6 +61,8 @@ export interface DeviceInitMessage {
   readonly net?: NetInit;
   /** virtio-scsi only: its CD-ROM image. */
   readonly cdrom?: CdromInit;
+  /** The main thread published the transport; the worker starts late, maybe after DRIVER_OK. */
+  readonly published?: boolean;
 }
 
 /** Main → worker: try forbidden powers and report; `otherFile` is a file the worker must not read. */
@@ -113,6 +115,9 @@ export function validateToDevice(v: unknown): string | undefined {
         return "init: memory must carry the guest RAM buffer";
       }
       if (!Array.isArray(m.regions)) return "init: memory.regions must be an array";
+      if (v.published !== undefined && typeof v.published !== "boolean") {
+        return "init: published must be a boolean";
+      }
       if (!(v.state instanceof SharedArrayBuffer) || v.state.byteLength < TRANSPORT_STATE_SIZE) {
         return "init: state must be the transport's shared buffer";
       }

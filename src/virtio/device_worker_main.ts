@@ -59,7 +59,7 @@ export function serveDeviceWorker(makeBackend: (m: DeviceInitMessage) => Promise
       started = true;
       libcPath = m.disk?.libcPath ?? m.net?.libcPath ?? m.cdrom?.libcPath;
       const memory = new GuestMemory(m.memory);
-      device = new VirtioDevice(memory, m.state, await makeBackend(m));
+      device = new VirtioDevice(memory, m.state, await makeBackend(m), m.published === true);
       send({ type: "ready" });
       await device.run();
     } catch (e) {

@@ -24,7 +24,9 @@ import type { CdromInit, NetInit } from "../virtio/device_messages.ts";
 import { NET_CONFIG_LENGTH } from "../virtio/net.ts";
 import { SCSI_CONFIG_LENGTH } from "../virtio/scsi.ts";
 import { cdromImageProblem } from "../virtio/scsi_cdrom.ts";
-import { DeviceHandle } from "../virtio/device_handle.ts";
+import { DeviceHandle, type DeviceSpawnOptions } from "../virtio/device_handle.ts";
+import { lateWorkerUrl } from "../virtio/late_worker.ts";
+import { RngBackend } from "../virtio/rng.ts";
 import { createTransportState } from "../virtio/transport_state.ts";
 
 /**
@@ -251,22 +253,27 @@ export class PciDevices {
             dhcp: p.nic.local === undefined ? undefined : { ...p.nic.local, hostMac: [...tap.hostMac] },
           };
         }
+        const late = p.row === "virtio-rng" ? lateWorkerUrl("virtio-rng") : undefined;
+        const options: DeviceSpawnOptions = {
+          row: p.row,
+          label: p.label,
+          policy: base,
+          memory,
+          state: p.state,
+          disk: p.disk === undefined
+            ? undefined
+            : { files, readOnly: p.disk.readOnly ?? false, id: p.disk.id, libcPath: base.libcPath },
+          net,
+          cdrom,
+          gsi: p.gsi,
+          irqLine,
+          msix: { config: p.config!, cap: msixCap(p.config!), signal: signalMsi },
+        };
+        // virtio-rng's worker starts at DRIVER_OK when this process can start it then (late_worker.ts)
         spawning.push(
-          DeviceHandle.spawn({
-            row: p.row,
-            label: p.label,
-            policy: base,
-            memory,
-            state: p.state,
-            disk: p.disk === undefined
-              ? undefined
-              : { files, readOnly: p.disk.readOnly ?? false, id: p.disk.id, libcPath: base.libcPath },
-            net,
-            cdrom,
-            gsi: p.gsi,
-            irqLine,
-            msix: { config: p.config!, cap: msixCap(p.config!), signal: signalMsi },
-          }),
+          late === undefined
+            ? DeviceHandle.spawn(options)
+            : Promise.resolve(DeviceHandle.spawnLate(options, late, new RngBackend())),
         );
       }
     } catch (e) {

@@ -20,6 +20,7 @@ import { fstatFd } from "../../ffi/open_file.ts";
 import type { BpfInstruction } from "../../ffi/seccomp.ts";
 import { compileVmFilter, describeLockdown, lockDown, vmIdentity } from "../privsep/lockdown.ts";
 import { prewarmDeviceWorker } from "../virtio/device_handle.ts";
+import { lateWorkerUrl } from "../virtio/late_worker.ts";
 import { prewarmVcpuWorkers } from "../vcpu/vcpu_handle.ts";
 import { describeVcpuExit, formatRegisterDump } from "../vcpu/vcpu_exit.ts";
 import { readBootFile } from "../vm/boot_file.ts";
@@ -132,12 +133,13 @@ export async function vmProcessMain(args: readonly string[]): Promise<number> {
     return 1;
   }
   // While it waits for a VM (nothing here depends on which): the isolates of a vCPU worker (most VMs have
-  // one) and of the virtio-rng worker (every VM has one) load their modules; the KVM VM with its irqchip
+  // one) and, from sources, of the virtio-rng worker (every VM has one) load their modules; the KVM VM with its irqchip
   // and PIT is created (prepareVmPlatform); the channel's sender is checked, the libc bindings are opened
   // and the seccomp program is compiled.
   const policy = { libcPath: resolveLibcPath() };
   prewarmVcpuWorkers(1, policy);
-  prewarmDeviceWorker("virtio-rng", policy);
+  // virtio-rng starts at DRIVER_OK from its bundle, read now, when this process runs from bundles
+  if (lateWorkerUrl("virtio-rng") === undefined) prewarmDeviceWorker("virtio-rng", policy);
   try {
     prepareVmPlatform();
   } catch {
