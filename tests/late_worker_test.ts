@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { bundleProblem } from "../src/build/bundles.ts";
 import { vmIdentity } from "../src/privsep/lockdown.ts";
-import { vmProcessEnv } from "../src/vmd/vm_launcher.ts";
+import { probeTargets, spawnLikeVmProcess, threadStatuses } from "./vm_process_fixture.ts";
 
 const FIXTURE = new URL("./fixtures/lockdown/late_worker.ts", import.meta.url).pathname;
 const VM_ID = 4244;
@@ -20,37 +20,11 @@ const why = !IS_ROOT
   : null;
 if (why !== null) console.error(`(late worker test not run: ${why})`);
 
-type Threads = Map<string, Record<string, string>>;
-
-function threadsOf(pid: number): Threads {
-  const out: Threads = new Map();
-  for (const e of Deno.readDirSync(`/proc/${pid}/task`)) {
-    const status: Record<string, string> = {};
-    for (const line of Deno.readTextFileSync(`/proc/${pid}/task/${e.name}/status`).split("\n")) {
-      const i = line.indexOf(":");
-      if (i > 0) status[line.slice(0, i)] = line.slice(i + 1).trim();
-    }
-    out.set(e.name, status);
-  }
-  return out;
-}
-
 async function runFixture(mode: "lock" | "control") {
   const dir = await Deno.makeTempDir();
   try {
-    await Deno.chmod(dir, 0o755);
-    const secret = `${dir}/secret.json`;
-    await Deno.writeTextFile(secret, "{}\n", { mode: 0o600 });
-    const libDir = "/lib/x86_64-linux-gnu";
-    const targets = { secret, module: `file://${secret}`, otherLibrary: `${libDir}/libz.so.1` };
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-ffi", "--allow-read", FIXTURE, String(VM_ID), JSON.stringify(targets), mode],
-      clearEnv: true,
-      env: vmProcessEnv(),
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const targets = await probeTargets(dir);
+    const child = spawnLikeVmProcess(FIXTURE, [String(VM_ID), JSON.stringify(targets), mode]);
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
     const line = async () => {
@@ -66,10 +40,10 @@ async function runFixture(mode: "lock" | "control") {
     const writer = child.stdin.getWriter();
     try {
       const locked = await line();
-      const before = threadsOf(locked.pid);
+      const before = threadStatuses(locked.pid);
       await writer.write(new TextEncoder().encode("go\n"));
       const started = await line();
-      const after = threadsOf(locked.pid);
+      const after = threadStatuses(locked.pid);
       return { locked, started, before, after };
     } finally {
       await writer.close().catch(() => {});

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
-import { resolveLibcPath } from "../ffi/libc.ts";
 import { KVM_AVAILABLE } from "./kvm_support.ts";
 import { patternImage } from "./virtio_support.ts";
 import { kitPaths, TestDaemon, until } from "./vmd_support.ts";
 import { formatLiveCheck, liveVmProcesses } from "../src/privsep/kernel_policy.ts";
-import type { ProbeOutcome, ProbeTargets } from "./fixtures/lockdown/probes.ts";
+import type { ProbeOutcome } from "./fixtures/lockdown/probes.ts";
 import { VM_UID_BASE, vmIdentity } from "../src/privsep/lockdown.ts";
-import { vmProcessEnv } from "../src/vmd/vm_launcher.ts";
+import { probeTargets, spawnLikeVmProcess, threadStatuses } from "./vm_process_fixture.ts";
 import { bundleProblem } from "../src/build/bundles.ts";
 
 // Lock-down runs in a real Deno process started as a VM process is (unscoped ffi), with a worker holding the
@@ -38,39 +37,11 @@ interface Run {
   threads: Record<string, Record<string, string>>;
 }
 
-async function targets(dir: string): Promise<ProbeTargets> {
-  await Deno.chmod(dir, 0o755);
-  const secret = `${dir}/secret.json`;
-  await Deno.writeTextFile(secret, '{"secret": 1}\n', { mode: 0o600 });
-  await Deno.chmod(secret, 0o600);
-  const module = `${dir}/module.js`;
-  await Deno.writeTextFile(module, "export const x = 1;\n");
-  await Deno.chmod(module, 0o644);
-  const libDir = resolveLibcPath().replace(/\/[^/]+$/, "");
-  return { secret, module: `file://${module}`, otherLibrary: `${libDir}/libz.so.1` };
-}
-
-function statusOf(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const i = line.indexOf(":");
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
-  }
-  return out;
-}
-
 async function runFixture(mode: string): Promise<Run> {
   const dir = await Deno.makeTempDir();
   try {
-    const t = await targets(dir);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-ffi", "--allow-read", FIXTURE, mode, String(VM_ID), JSON.stringify(t)],
-      clearEnv: true,
-      env: vmProcessEnv(), // as vmd starts a VM process: no certificate bundle for Deno to load lazily
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const t = await probeTargets(dir);
+    const child = spawnLikeVmProcess(FIXTURE, [mode, String(VM_ID), JSON.stringify(t)]);
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
     while (!text.includes("\n")) {
@@ -78,13 +49,9 @@ async function runFixture(mode: string): Promise<Run> {
       if (done) break;
       text += value;
     }
-    const threads: Record<string, Record<string, string>> = {};
-    if (text.includes("\n")) {
-      const pid = JSON.parse(text.slice(0, text.indexOf("\n"))).pid;
-      for await (const e of Deno.readDir(`/proc/${pid}/task`)) {
-        threads[e.name] = statusOf(await Deno.readTextFile(`/proc/${pid}/task/${e.name}/status`));
-      }
-    }
+    const threads: Record<string, Record<string, string>> = text.includes("\n")
+      ? Object.fromEntries(threadStatuses(JSON.parse(text.slice(0, text.indexOf("\n"))).pid))
+      : {};
     await child.stdin.close();
     await reader.cancel();
     const status = await child.status;
