@@ -19,6 +19,7 @@ import {
   CDROM_BOOT_PREFIX,
   DISK_BOOT_LINE,
 } from "../examples/guests/boot/build.ts";
+import { bundleSummary } from "../src/build/bundles.ts";
 
 const runs = Number(Deno.args[0] ?? 10);
 const MARKER = "kit hello: ok";
@@ -111,7 +112,9 @@ const stats = (xs: number[]) => {
   return { min: s[0], median: s[Math.floor(s.length / 2)], max: s[s.length - 1] };
 };
 const f = (n: number) => n.toFixed(1).padStart(7);
-console.log(`${runs} runs each; times in ms from spawn (min / median / max); peak RSS in MiB (median)`);
+console.log(
+  `vmd runs ${bundleSummary()}; ${runs} runs each; times in ms from spawn (min / median / max); peak RSS in MiB (median)`,
+);
 console.log(`${"".padEnd(20)} ${"to marker".padEnd(27)} ${"to exit".padEnd(27)} RSS`);
 const medians = new Map<string, { marker: number; exit: number; rss: number }>();
 for (const [name] of cases) {

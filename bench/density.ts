@@ -14,6 +14,7 @@ import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { fetchAllStatus } from "../src/vmctl/client.ts";
 import { childrenOf } from "../tests/soak_support.ts";
 import { type MemorySum, processMemory, sumMemory } from "./memory.ts";
+import { bundleSummary } from "../src/build/bundles.ts";
 
 const MARKER = "echo: ready";
 const MEMORY_MIB = 16;
@@ -134,6 +135,7 @@ if (import.meta.main) {
   const kernel = (await buildKitGuest("echo")).path;
   const mib = (bytes: number, n: number) => (bytes / n / 2 ** 20).toFixed(1).padStart(8);
   const ratio = (a: number, b: number) => (a / b).toFixed(2).padStart(6);
+  console.log(`vmd runs ${bundleSummary()}`); // the figures depend on it (docs/vmd.md, "Bundles")
   console.log(
     "    N  VMs/s: vmd   qemu  ratio   PSS MiB/VM: vmd   qemu  ratio   RSS MiB/VM: vmd   qemu  ratio" +
       "   vmd daemon PSS MiB",

@@ -13,6 +13,7 @@ import { buildKitGuest } from "../examples/guests/kit/build.ts";
 import { fetchAllStatus, sendRequest } from "../src/vmctl/client.ts";
 import { NO_START_OPTIONS } from "../src/vmd/protocol.ts";
 import { QEMU, qemuArgs } from "../tests/qemu_support.ts";
+import { bundleSummary } from "../src/build/bundles.ts";
 
 const runs = Number(Deno.args[0] ?? 10);
 const poolSize = Deno.args[1];
@@ -143,7 +144,11 @@ try {
     }
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  console.log(`${runs} runs each, pool size ${poolSize ?? "default"}; ms from spawn/request to the marker`);
+  console.log(
+    `vmd runs ${bundleSummary()}; ${runs} runs each, pool size ${
+      poolSize ?? "default"
+    }; ms from spawn/request to the marker`,
+  );
   for (const [name] of cases) {
     const xs = times.get(name)!;
     console.log(

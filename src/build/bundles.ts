@@ -107,3 +107,10 @@ export function bundleProblem(
   }
   return null;
 }
+
+/** Where vmd's VM processes and `vmd run` load their code from, in words, for logs and benchmarks. */
+export function bundleSummary(problem: string | null = bundleProblem()): string {
+  return problem === null
+    ? "from the bundles in build/bundles"
+    : `from the TypeScript sources: bundles ${problem} (\`deno task bundle\` builds them)`;
+}

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { bundleProblem } from "../build/bundles.ts";
+import { bundleSummary } from "../build/bundles.ts";
 import { removeCreatedBridges } from "./vm_nics.ts";
 import { ConfigError } from "../config/config_error.ts";
 import { formatDiagnostic } from "../config/diagnostic.ts";
@@ -125,12 +125,7 @@ export async function daemonMain(o: DaemonMainOptions): Promise<number> {
     return 1;
   }
   log.info(`listening on ${path} (pid ${Deno.pid})`);
-  const stale = bundleProblem();
-  log.info(
-    stale === null
-      ? "VM processes run from the bundles in build/bundles"
-      : `VM processes run from the TypeScript sources: bundles ${stale} (\`deno task bundle\` builds them)`,
-  );
+  log.info(`VM processes run ${bundleSummary()}`);
 
   let finish: () => void = () => {};
   const finished = new Promise<void>((r) => finish = r);
