@@ -134,7 +134,7 @@ async function holdInChild(path: string, mode: ImageLockMode): Promise<Deno.Chil
     const fd = openImageFd(${JSON.stringify(path)}, ${JSON.stringify(mode)});
     lockImage(fd, ${JSON.stringify(mode)});
     console.log("locked");
-    await new Promise(() => {});`;
+    setInterval(() => {}, 1 << 30); // alive until killed (a bare pending promise would let Deno exit)`;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["eval", code],
     stdout: "piped",
