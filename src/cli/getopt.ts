@@ -19,6 +19,11 @@ export interface OptionSpec {
   readonly short?: string;
   /** Whether each occurrence is kept (values in order) rather than the last. */
   readonly multiple?: boolean;
+  /**
+   * May be given only once, and is named so in the error: vmctl(8) refuses `-m 1G -m 2G` ("memory specified
+   * multiple times") rather than take the last.
+   */
+  readonly once?: string;
 }
 
 /** Options by their long name (spelled `--name`). */
@@ -47,7 +52,8 @@ export class ArgError extends Error {
 
 /**
  * Reads `args` against `options`. Operands are refused unless `allowPositionals`. Throws {@linkcode ArgError}
- * for an unknown option, a missing value, a value given to a flag (`--flag=x`) or an unexpected operand.
+ * for an unknown option, a missing value, a value given to a flag (`--flag=x`), an unexpected operand or an
+ * option marked `once` given again.
  */
 export function getopt<const T extends OptionSpecs>(
   args: readonly string[],
@@ -61,6 +67,10 @@ export function getopt<const T extends OptionSpecs>(
     if (spec.short !== undefined) byShort.set(spec.short, name);
   }
   const set = (name: string, value: string | boolean) => {
+    const once = options[name].once;
+    if (once !== undefined && Object.hasOwn(values, name)) {
+      throw new ArgError(`${once} specified multiple times`);
+    }
     if (options[name].multiple) {
       const list = values[name];
       values[name] = Array.isArray(list) ? [...list, value] : [value];

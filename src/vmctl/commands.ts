@@ -7,7 +7,6 @@
  * @module
  */
 import { resolveFrom } from "../config/path.ts";
-import { repeatedOption } from "../cli/repeated_option.ts";
 import { ArgError, getopt, type OptionSpecs } from "../cli/getopt.ts";
 import { MAX_MEMORY_BYTES } from "../config/limits.ts";
 import { scanScaled } from "../config/size.ts";
@@ -104,47 +103,22 @@ export function absolutePath(text: string, what: string, cwd: string = Deno.cwd(
   return spec.format === undefined ? abs : `${spec.format}:${abs}`;
 }
 
-/** Options of `vmctl start` that may be given once (vmctl(8): "memory specified multiple times"). */
-const START_ONCE: Readonly<Record<string, string>> = {
-  "-b": "boot image",
-  "--boot": "boot image",
-  "-B": "boot device",
-  "--bootdev": "boot device",
-  "-m": "memory",
-  "--memory": "memory",
-  "-i": "interfaces",
-  "--interfaces": "interfaces",
-  "-r": "iso image",
-  "--cdrom": "iso image",
-  "-t": "template",
-  "--template": "template",
-  "--initrd": "initrd",
-  "--cmdline": "kernel command line",
-  "--cpus": "cpus",
-};
-const START_VALUES = new Set(["-B", "-b", "-d", "-i", "-m", "-n", "-r", "-t"]);
-
 async function start(args: string[]): Promise<number> {
-  const repeated = repeatedOption(
-    args,
-    START_ONCE,
-    (f) => START_VALUES.has(f) || (f.startsWith("--") && !["--console", "--local"].includes(f)),
-  );
-  if (repeated !== null) throw new VmctlUsageError(repeated);
+  // `once`: vmctl(8) refuses these given twice ("memory specified multiple times")
   const { values: v, positionals } = parse(args, {
     console: { type: "boolean", short: "c" },
     local: { type: "boolean", short: "L", multiple: true },
-    bootdev: { type: "string", short: "B" },
-    boot: { type: "string", short: "b" },
+    bootdev: { type: "string", short: "B", once: "boot device" },
+    boot: { type: "string", short: "b", once: "boot image" },
     disk: { type: "string", short: "d", multiple: true },
-    interfaces: { type: "string", short: "i" },
-    memory: { type: "string", short: "m" },
+    interfaces: { type: "string", short: "i", once: "interfaces" },
+    memory: { type: "string", short: "m", once: "memory" },
     switch: { type: "string", short: "n", multiple: true },
-    cdrom: { type: "string", short: "r" },
-    template: { type: "string", short: "t" },
-    initrd: { type: "string" },
-    cmdline: { type: "string" },
-    cpus: { type: "string" },
+    cdrom: { type: "string", short: "r", once: "iso image" },
+    template: { type: "string", short: "t", once: "template" },
+    initrd: { type: "string", once: "initrd" },
+    cmdline: { type: "string", once: "kernel command line" },
+    cpus: { type: "string", once: "cpus" },
   }, [1, 1]);
   const bootDevice = v.bootdev === undefined ? null : v.bootdev as string;
   if (bootDevice !== null && bootDevice !== "disk" && bootDevice !== "cdrom" && bootDevice !== "net") {
