@@ -2,8 +2,8 @@
  * `deno task bundle`: writes each bundle of src/build/bundles.ts (`deno bundle` of its entry module) into
  * build/bundles/, then the manifest that lists the source modules they came from. The manifest is removed
  * first and written last, so an interrupted build leaves bundles that are not used; each bundle is renamed
- * into place whole. vmd runs without them
- * (from the TypeScript sources); with them, VM processes and `vmd run` start faster.
+ * into place whole. vmd runs without them (from the TypeScript sources); with them, VM processes and
+ * `vmd run` start faster.
  *
  * @module
  */

@@ -41,15 +41,23 @@ export const RUNNING_BUNDLED: boolean = here.pathname.endsWith(".js");
 /** The program's root directory (where `cli.ts` is), from this module or from a bundle: both are two deep. */
 export const PROGRAM_ROOT: URL = new URL("../../", here);
 
+/** The bundles' directory, relative to the program root. */
+export const BUNDLE_PATH = "build/bundles";
+
 /** The bundles' directory. */
-export const BUNDLE_DIR: URL = new URL("build/bundles/", PROGRAM_ROOT);
+export const BUNDLE_DIR: URL = new URL(`${BUNDLE_PATH}/`, PROGRAM_ROOT);
 
 /** The manifest's file name in {@linkcode BUNDLE_DIR}. */
 export const MANIFEST_NAME = "manifest.json";
 
-/** The URL of bundle `name` (`vm-process.js` is VM_PROCESS_BUNDLE in src/vmd/vm_process_command.ts). */
+/** The file name of bundle `name`. */
+export function bundleFile(name: BundleName): string {
+  return `${name}.js`;
+}
+
+/** The URL of bundle `name`. */
 export function bundleUrl(name: BundleName, dir: URL = BUNDLE_DIR): URL {
-  return new URL(`${name}.js`, dir);
+  return new URL(bundleFile(name), dir);
 }
 
 /** What `deno task bundle` records: the Deno that built the bundles and each source module's size and mtime. */
@@ -72,7 +80,7 @@ export const BUNDLES_ENV = "VMD_BUNDLES";
  */
 export function bundleProblem(
   root: URL = PROGRAM_ROOT,
-  dir: URL = new URL("build/bundles/", root),
+  dir: URL = new URL(`${BUNDLE_PATH}/`, root),
 ): string | null {
   if (Deno.env.get(BUNDLES_ENV) === "off") return `turned off (${BUNDLES_ENV}=off)`;
   let manifest: BundleManifest;
@@ -91,7 +99,7 @@ export function bundleProblem(
     try {
       Deno.statSync(bundleUrl(name, dir));
     } catch {
-      return `${name}.js is missing`;
+      return `${bundleFile(name)} is missing`;
     }
   }
   for (const [path, recorded] of Object.entries(manifest.inputs)) {
@@ -111,6 +119,6 @@ export function bundleProblem(
 /** Where vmd's VM processes and `vmd run` load their code from, in words, for logs and benchmarks. */
 export function bundleSummary(problem: string | null = bundleProblem()): string {
   return problem === null
-    ? "from the bundles in build/bundles"
+    ? `from the bundles in ${BUNDLE_PATH}`
     : `from the TypeScript sources: bundles ${problem} (\`deno task bundle\` builds them)`;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { LIBC_CANDIDATES } from "../../ffi/libc.ts";
-import { bundleUrl, isBundleName, PROGRAM_ROOT, RUNNING_BUNDLED } from "../build/bundles.ts";
+import { BUNDLE_PATH, bundleUrl, isBundleName, PROGRAM_ROOT, RUNNING_BUNDLED } from "../build/bundles.ts";
 
 /** A Deno permission name. */
 export type PermissionName = "read" | "write" | "net" | "env" | "run" | "ffi" | "sys" | "import";
@@ -95,7 +95,7 @@ export const POLICY: readonly PolicyRow[] = [
           ...LIBC_CANDIDATES,
           ...(ctx.programRoot === undefined
             ? []
-            : [`${ctx.programRoot}/src`, `${ctx.programRoot}/ffi`, `${ctx.programRoot}/build/bundles`]),
+            : [`${ctx.programRoot}/src`, `${ctx.programRoot}/ffi`, `${ctx.programRoot}/${BUNDLE_PATH}`]),
         ],
         reason:
           "/dev/kvm, libc's path (to find it), the program's modules or their bundles (its workers are " +

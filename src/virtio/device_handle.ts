@@ -100,9 +100,6 @@ export class DeviceHandle {
   #worker: Worker | undefined;
   #late: { readonly url: string; started?: Promise<void> } | undefined;
   readonly #w: Int32Array;
-  readonly #gsi: number;
-  readonly #irqLine: (gsi: number, level: 0 | 1) => void;
-  readonly #msix: MsixDelivery | undefined;
   readonly #msixCtrl: Uint8Array | undefined;
   #pending: ((m: FromDeviceMessage) => void) | undefined;
   #failure: string | undefined;
@@ -113,9 +110,6 @@ export class DeviceHandle {
     this.label = o.label;
     this.#o = o;
     this.#w = new Int32Array(o.state, 0, DEVICE_CONFIG_OFFSET / 4);
-    this.#gsi = o.gsi;
-    this.#irqLine = o.irqLine;
-    this.#msix = o.msix;
     this.#msixCtrl = o.msix === undefined ? undefined : new Uint8Array(o.msix.config, o.msix.cap + 2, 2);
   }
 
@@ -305,7 +299,7 @@ export class DeviceHandle {
         const bit = 1 << v;
         if ((pending & bit) === 0 || (Atomics.load(w, msixWord(v, 3)) & 1) !== 0) continue;
         Atomics.and(w, W.PENDING_VECTORS, ~bit);
-        this.#msix!.signal(
+        this.#o.msix!.signal(
           Atomics.load(w, msixWord(v, 0)) >>> 0,
           Atomics.load(w, msixWord(v, 1)) >>> 0,
           Atomics.load(w, msixWord(v, 2)) >>> 0,
@@ -316,7 +310,7 @@ export class DeviceHandle {
     Atomics.store(w, W.PENDING_VECTORS, 0);
     if (Atomics.load(w, W.ISR) !== 0 && Atomics.load(w, W.IRQ_ASSERTED) === 0) {
       Atomics.store(w, W.IRQ_ASSERTED, 1);
-      this.#irqLine(this.#gsi, 1);
+      this.#o.irqLine(this.#o.gsi, 1);
     }
   }
 

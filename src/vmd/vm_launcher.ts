@@ -19,8 +19,6 @@ import { v8FlagsArg } from "./v8_flags.ts";
 import { VM_PROCESS_COMMAND } from "./vm_process_command.ts";
 import { bundleProblem, bundleUrl, PROGRAM_ROOT } from "../build/bundles.ts";
 
-const root = PROGRAM_ROOT;
-
 /**
  * The `deno` arguments that start a VM process whose descriptor channel is fd `channelFd`: its bundle while
  * the bundles are fresh (src/build/bundles.ts), else `cli.ts vm-process`.
@@ -28,18 +26,18 @@ const root = PROGRAM_ROOT;
 export function vmProcessArgs(channelFd: number, bundled: boolean = bundleProblem() === null): string[] {
   const flags = processFlags("vm", {
     libcPath: resolveLibcPath(),
-    programRoot: root.pathname.replace(/\/$/, ""),
+    programRoot: PROGRAM_ROOT.pathname.replace(/\/$/, ""),
   });
   return [
     "run",
     "--no-prompt",
     "--config",
-    new URL("deno.json", root).pathname,
+    new URL("deno.json", PROGRAM_ROOT).pathname,
     ...flags,
     v8FlagsArg(), // see v8_flags.ts
     ...(bundled
       ? [bundleUrl("vm-process").pathname]
-      : [new URL("cli.ts", root).pathname, VM_PROCESS_COMMAND]),
+      : [new URL("cli.ts", PROGRAM_ROOT).pathname, VM_PROCESS_COMMAND]),
     String(channelFd),
   ];
 }

@@ -133,9 +133,9 @@ export async function vmProcessMain(args: readonly string[]): Promise<number> {
     return 1;
   }
   // While it waits for a VM (nothing here depends on which): the isolates of a vCPU worker (most VMs have
-  // one) and, from sources, of the virtio-rng worker (every VM has one) load their modules; the KVM VM with its irqchip
-  // and PIT is created (prepareVmPlatform); the channel's sender is checked, the libc bindings are opened
-  // and the seccomp program is compiled.
+  // one) and, from sources, of the virtio-rng worker (every VM has one) load their modules; the KVM VM with
+  // its irqchip and PIT is created (prepareVmPlatform); the channel's sender is checked, the libc bindings
+  // are opened and the seccomp program is compiled.
   const policy = { libcPath: resolveLibcPath() };
   prewarmVcpuWorkers(1, policy);
   // virtio-rng starts at DRIVER_OK from its bundle, read now, when this process runs from bundles

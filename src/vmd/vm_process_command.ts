@@ -5,18 +5,16 @@
  *
  * @module
  */
+import { BUNDLE_PATH, bundleFile } from "../build/bundles.ts";
 
 /** The internal subcommand that runs the VM-process role. */
 export const VM_PROCESS_COMMAND = "vm-process";
-
-/** The file name of the VM process's bundle (src/build/bundles.ts), which it runs instead while fresh. */
-export const VM_PROCESS_BUNDLE = "vm-process.js";
 
 /**
  * True if `argv` (a process's command line) is a VM process's: `cli.ts vm-process <fd>` or its bundle
  * (`build/bundles/vm-process.js <fd>`).
  */
 export function isVmProcessArgv(argv: readonly string[]): boolean {
-  return argv.includes(VM_PROCESS_COMMAND) ||
-    argv.some((a) => a.endsWith(`/build/bundles/${VM_PROCESS_BUNDLE}`));
+  const bundle = `/${BUNDLE_PATH}/${bundleFile("vm-process")}`;
+  return argv.includes(VM_PROCESS_COMMAND) || argv.some((a) => a.endsWith(bundle));
 }
